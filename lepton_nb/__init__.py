@@ -1,0 +1,65 @@
+"""lepton_nb: a Jupyter-native platform for distributed training, compression and notebook jobs.
+
+Importing this package starts nothing and imports neither torch nor dask: every public name is
+resolved lazily on first use, so ``import lepton_nb`` stays cheap in a kernel and in workers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    "launch_cluster": "lepton_nb.cluster",
+    "connect": "lepton_nb.cluster",
+    "Cluster": "lepton_nb.cluster",
+    "ClusterWidget": "lepton_nb.widgets.cluster",
+    "fit": "lepton_nb.train",
+    "run": "lepton_nb.train",
+    "FitResult": "lepton_nb.train",
+    "Callback": "lepton_nb.train.callbacks",
+    "LossCurve": "lepton_nb.widgets.loss_curve",
+    "CompressionExplorer": "lepton_nb.widgets.explorer",
+    "record": "lepton_nb.jobs.record",
+    "LeptonError": "lepton_nb.errors",
+}
+_SUBMODULES = {"cluster", "train", "compress", "jobs", "datasets", "models", "widgets", "errors"}
+
+__all__ = [*_LAZY, *sorted(_SUBMODULES), "__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lepton_nb import cluster, compress, datasets, errors, jobs, models, train, widgets
+    from lepton_nb.cluster import Cluster, connect, launch_cluster
+    from lepton_nb.errors import LeptonError
+    from lepton_nb.jobs.record import record
+    from lepton_nb.train import FitResult, fit, run
+    from lepton_nb.train.callbacks import Callback
+    from lepton_nb.widgets.cluster import ClusterWidget
+    from lepton_nb.widgets.explorer import CompressionExplorer
+    from lepton_nb.widgets.loss_curve import LossCurve
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"lepton_nb.{name}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lepton_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "lepton_nb.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "lepton-nb"}]

@@ -1,0 +1,17 @@
+"""Launch or connect to Dask clusters (CPU or GPU) from a notebook."""
+
+from lepton_nb.cluster._gpu import GPUInfo, detect_gpus
+from lepton_nb.cluster._handle import Cluster
+from lepton_nb.cluster._launch import CLUSTER_KINDS, connect, launch_cluster
+from lepton_nb.cluster._profiles import get_profile, list_profiles
+
+__all__ = [
+    "CLUSTER_KINDS",
+    "Cluster",
+    "GPUInfo",
+    "connect",
+    "detect_gpus",
+    "get_profile",
+    "launch_cluster",
+    "list_profiles",
+]

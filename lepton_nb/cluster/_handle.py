@@ -1,0 +1,162 @@
+"""The Cluster handle: one object for a launched or connected Dask cluster."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+from lepton_nb.errors import ClusterError, ConfigError
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from distributed.deploy import Cluster as DaskCluster
+
+
+class Cluster:
+    """A Dask cluster with its client.
+
+    Launch one with :func:`lepton_nb.launch_cluster` or attach to a running scheduler with
+    :func:`lepton_nb.connect`.  Use it as a context manager to close it (and, if lepton_nb
+    launched it, its workers) at the end.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        cluster: DaskCluster | None = None,
+        kind: str = "remote",
+        gpu: bool | None = None,
+    ) -> None:
+        self._client: Client | None = client
+        self._cluster = cluster
+        self.kind = kind
+        self.gpu = gpu
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._client is None or self._client.status in ("closed", "closing")
+
+    @property
+    def client(self) -> Client:
+        if self._client is None or self.closed:
+            raise ClusterError(
+                "this cluster is closed; launch a new one with lepton_nb.launch_cluster() "
+                "or connect again with lepton_nb.connect(address)"
+            )
+        return self._client
+
+    @property
+    def owned(self) -> bool:
+        """True when lepton_nb started the workers (so it may scale and stop them)."""
+        return self._cluster is not None
+
+    @property
+    def scheduler_address(self) -> str:
+        return str(self.client.scheduler.address)
+
+    @property
+    def dashboard_link(self) -> str | None:
+        try:
+            return str(self.client.dashboard_link)
+        except (KeyError, AttributeError):  # scheduler without a dashboard
+            return None
+
+    @property
+    def workers(self) -> list[dict[str, Any]]:
+        """One dict per worker: address, host, name, nthreads, memory_limit and GPU fields."""
+        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        rows = []
+        for addr, w in sorted(info.items()):
+            # distributed's workers report NVML's one-time GPU info at registration
+            gpu = w.get("gpu") or {}
+            rows.append(
+                {
+                    "address": addr,
+                    "host": w.get("host"),
+                    "name": str(w.get("name")),
+                    "nthreads": w.get("nthreads"),
+                    "memory_limit": w.get("memory_limit"),
+                    "gpu_name": gpu.get("name"),
+                    "gpu_memory": gpu.get("memory-total"),
+                }
+            )
+        return rows
+
+    def wait_for_workers(self, n: int, timeout: float = 60) -> None:
+        try:
+            self.client.wait_for_workers(n, timeout=timeout)
+        except TimeoutError as e:
+            raise ClusterError(
+                f"only {len(self.workers)} of {n} workers arrived within {timeout} s; "
+                "check the workers' logs or lower n"
+            ) from e
+
+    # -- control ---------------------------------------------------------------------------
+    def _owned_cluster(self, action: str) -> DaskCluster:
+        if self._cluster is None:
+            raise ClusterError(
+                f"cannot {action} a cluster you connected to at {self.scheduler_address}; "
+                "scale it with the tool that started it (dask CLI, dask-kubernetes, "
+                "dask-jobqueue, dask-gateway), or pass that cluster object to connect()"
+            )
+        return self._cluster
+
+    def scale(self, n: int) -> None:
+        if not isinstance(n, int) or n < 0:
+            raise ConfigError(f"scale(n) needs a whole number of workers >= 0, got {n!r}")
+        self._owned_cluster("scale").scale(n)
+
+    def adapt(self, minimum: int = 0, maximum: int = 4, **kwargs: Any) -> None:
+        if minimum < 0 or maximum < minimum:
+            raise ConfigError(
+                f"adapt needs 0 <= minimum <= maximum, got minimum={minimum}, maximum={maximum}"
+            )
+        self._owned_cluster("adapt").adapt(minimum=minimum, maximum=maximum, **kwargs)
+
+    def close(self) -> None:
+        """Close the client and, if lepton_nb launched it, the scheduler and workers."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- display ---------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"<lepton_nb.Cluster kind={self.kind} closed>"
+        return (
+            f"<lepton_nb.Cluster kind={self.kind} scheduler={self.scheduler_address} "
+            f"workers={len(self.workers)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        if self.closed:
+            return "<b>lepton_nb cluster</b> (closed)"
+        from lepton_nb.widgets._cluster_table import workers_table_html
+
+        link = self.dashboard_link
+        dash = f'<a href="{html.escape(link)}" target="_blank">{html.escape(link)}</a>' if link else "-"
+        return (
+            f"<div><b>lepton_nb cluster</b> ({html.escape(self.kind)}) &middot; scheduler "
+            f"<code>{html.escape(self.scheduler_address)}</code> &middot; dashboard {dash}"
+            f"{workers_table_html(self.workers)}</div>"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # A live widget while a frontend is attached, and an HTML table that survives saving.
+        bundle: dict[str, Any] = {"text/plain": repr(self), "text/html": self._repr_html_()}
+        if not self.closed:
+            from lepton_nb.widgets.cluster import ClusterWidget
+
+            widget_bundle = ClusterWidget(self)._repr_mimebundle_() or {}
+            widget_bundle.pop("text/plain", None)
+            bundle.update(widget_bundle)
+        return bundle

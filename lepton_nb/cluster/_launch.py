@@ -1,0 +1,221 @@
+"""launch_cluster / connect, with a registry of cluster kinds."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, Literal
+
+from lepton_nb._registry import Registry
+from lepton_nb.cluster._gpu import detect_gpus
+from lepton_nb.cluster._handle import Cluster
+from lepton_nb.cluster._profiles import get_profile
+from lepton_nb.errors import ClusterError, ConfigError, GPUUnavailableError
+
+log = logging.getLogger("lepton_nb.cluster")
+
+GPUChoice = bool | Literal["auto"]
+ClusterFactory = Callable[..., Cluster]
+CLUSTER_KINDS: Registry[ClusterFactory] = Registry("cluster kind")
+
+_SCHEMES = ("tcp", "tls", "ws", "wss", "inproc", "ucx")
+_ADDRESS = re.compile(r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>\d+)/?$")
+
+
+def _local_cluster(
+    n_workers: int | None,
+    threads_per_worker: int | None,
+    memory_limit: str | float | None,
+    host: str,
+    dashboard_address: str,
+    security: Any,
+    **kwargs: Any,
+) -> Cluster:
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker,
+        memory_limit=memory_limit,
+        processes=True,
+        host=host,
+        dashboard_address=dashboard_address,
+        security=security,
+        **kwargs,
+    )
+    return Cluster(Client(cluster, security=security), cluster, kind="local", gpu=False)
+
+
+def _local_cuda_cluster(
+    n_workers: int | None,
+    threads_per_worker: int | None,
+    memory_limit: str | float | None,
+    host: str,
+    dashboard_address: str,
+    security: Any,
+    **kwargs: Any,
+) -> Cluster:
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError as e:
+        raise ClusterError(
+            "GPUs were found but dask-cuda is not importable "
+            f"({e}); install it with: pip install 'lepton-nb[gpu]'"
+        ) from e
+    from distributed import Client
+
+    cluster = LocalCUDACluster(
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker or 1,
+        memory_limit=memory_limit,
+        host=host,
+        dashboard_address=dashboard_address,
+        security=security,
+        **kwargs,
+    )
+    return Cluster(Client(cluster, security=security), cluster, kind="local-cuda", gpu=True)
+
+
+CLUSTER_KINDS.add("local", _local_cluster)
+CLUSTER_KINDS.add("local-cuda", _local_cuda_cluster)
+
+
+def _resolve_gpu(gpu: GPUChoice) -> bool:
+    if gpu not in (True, False, "auto"):
+        raise ConfigError(f"gpu must be True, False or 'auto', got {gpu!r}")
+    if gpu is False:
+        return False
+    found = detect_gpus()
+    if found:
+        return True
+    if gpu is True:
+        raise GPUUnavailableError(
+            "gpu=True but no NVIDIA GPU is visible (NVML and nvidia-smi found none; check "
+            "the driver and CUDA_VISIBLE_DEVICES), or pass gpu='auto' to fall back to CPU"
+        )
+    log.info("no GPU found: launching a CPU cluster (LocalCluster)")
+    return False
+
+
+def launch_cluster(
+    n_workers: int | None = None,
+    threads_per_worker: int | None = None,
+    gpu: GPUChoice = "auto",
+    memory_limit: str | float | None = "auto",
+    profile: str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    dashboard_address: str | None = None,
+    secure: bool = False,
+    **kwargs: Any,
+) -> Cluster:
+    """Start a local Dask cluster: LocalCUDACluster (one GPU per worker) when GPUs are found,
+    otherwise a LocalCluster of worker processes.
+
+    Everything binds to ``host`` (127.0.0.1 by default); pass ``host="0.0.0.0"`` to expose it.
+    ``secure=True`` uses temporary TLS credentials, so plain-TCP clients are refused.
+    ``profile`` names settings under ``lepton.profiles`` in dask's config; explicit arguments
+    win over the profile's.
+    """
+    settings: dict[str, Any] = {}
+    if profile is not None:
+        settings = get_profile(profile)
+        if settings.get("kind", "local") == "remote" or "address" in settings:
+            return connect_profile(settings)
+    n_workers = n_workers if n_workers is not None else settings.get("n_workers")
+    threads_per_worker = threads_per_worker or settings.get("threads_per_worker")
+    if gpu == "auto" and "gpu" in settings:
+        gpu = settings["gpu"]
+    if memory_limit == "auto" and "memory_limit" in settings:
+        memory_limit = settings["memory_limit"]
+    secure = secure or bool(settings.get("secure", False))
+    for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+
+    use_gpu = _resolve_gpu(gpu)
+    kind = settings.get("kind") or ("local-cuda" if use_gpu else "local")
+    if kind == "local-cuda" and not use_gpu:
+        kind = "local"
+    security = None
+    if secure:
+        from distributed.security import Security
+
+        security = Security.temporary()
+    dashboard = dashboard_address or settings.get("dashboard_address") or f"{host}:8787"
+    try:
+        return CLUSTER_KINDS.get(kind)(
+            n_workers,
+            threads_per_worker,
+            memory_limit,
+            host,
+            dashboard,
+            security,
+            **kwargs,
+        )
+    except (OSError, TimeoutError) as e:
+        raise ClusterError(f"could not start a {kind} cluster on {host}: {e}") from e
+
+
+def _normalise_address(address: str) -> str:
+    if not isinstance(address, str) or not address.strip():
+        raise ConfigError(
+            f"a scheduler address must be a string like 'tcp://127.0.0.1:8786', got {address!r}"
+        )
+    m = _ADDRESS.match(address.strip())
+    if m is None:
+        raise ConfigError(
+            f"malformed scheduler address {address!r}: expected SCHEME://HOST:PORT, "
+            "e.g. 'tcp://127.0.0.1:8786' (the address `dask scheduler` prints)"
+        )
+    scheme = (m.group("scheme") or "tcp").lower()
+    if scheme not in _SCHEMES:
+        raise ConfigError(
+            f"unknown scheme {scheme!r} in scheduler address {address!r}; use one of "
+            f"{', '.join(s + '://' for s in _SCHEMES)}"
+        )
+    return f"{scheme}://{m.group('host')}:{m.group('port')}"
+
+
+def connect(address: Any, security: Any = None, timeout: float = 10) -> Cluster:
+    """Attach to a running Dask scheduler (dask CLI, dask-kubernetes, dask-jobqueue, ...).
+
+    ``address`` is ``'tcp://host:port'`` (or ``tls://`` with ``security``), or a dask
+    cluster object (e.g. a ``KubeCluster``), which then lets ``scale``/``adapt`` work too.
+    """
+    from distributed import Client
+
+    if hasattr(address, "scheduler_address") and hasattr(address, "scale"):
+        return Cluster(Client(address, security=security, timeout=timeout), address, kind="remote")
+    addr = _normalise_address(address)
+    if addr.startswith("tls://") and security is None:
+        raise ConfigError(
+            f"{addr} uses TLS: pass security=distributed.security.Security(tls_ca_file=..., "
+            "tls_client_cert=..., tls_client_key=..., require_encryption=True)"
+        )
+    try:
+        client = Client(addr, security=security, timeout=timeout)
+    except (OSError, TimeoutError) as e:
+        raise ClusterError(
+            f"could not reach a Dask scheduler at {addr} within {timeout} s ({e}). Check that "
+            "the scheduler is running (e.g. `dask scheduler --host 127.0.0.1`), that the "
+            "address and port are right, and that TLS settings match the scheduler's"
+        ) from e
+    return Cluster(client, None, kind="remote")
+
+
+def connect_profile(settings: dict[str, Any]) -> Cluster:
+    security = None
+    if settings.get("tls_ca_file"):
+        from distributed.security import Security
+
+        security = Security(
+            tls_ca_file=settings["tls_ca_file"],
+            tls_client_cert=settings.get("tls_client_cert"),
+            tls_client_key=settings.get("tls_client_key"),
+            require_encryption=True,
+        )
+    if "address" not in settings:
+        raise ConfigError("a remote profile needs an 'address' key (e.g. tcp://host:8786)")
+    return connect(settings["address"], security=security, timeout=settings.get("timeout", 10))

@@ -1,0 +1,95 @@
+"""connect() to a real `dask scheduler` + `dask worker` started as separate processes."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import lepton_nb as ln
+from lepton_nb.errors import ClusterError, ConfigError
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _dask_cli() -> list[str]:
+    exe = shutil.which("dask")
+    return [exe] if exe else [sys.executable, "-m", "dask"]
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    procs = [
+        subprocess.Popen(
+            [*_dask_cli(), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+             "--dashboard-address", "127.0.0.1:0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        procs.append(
+            subprocess.Popen(
+                [*_dask_cli(), "worker", addr, "--nthreads", "1", "--host", "127.0.0.1",
+                 "--no-dashboard"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )
+        yield addr
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+def test_connect_to_cli_scheduler(scheduler: str) -> None:
+    with ln.connect(scheduler, timeout=20) as c:
+        c.wait_for_workers(1, timeout=60)
+        assert c.kind == "remote" and not c.owned
+        assert c.scheduler_address == scheduler
+        assert c.client.submit(pow, 2, 10).result() == 1024
+        assert c.workers[0]["host"] == "127.0.0.1"
+        with pytest.raises(ClusterError, match="cannot scale a cluster you connected to"):
+            c.scale(2)
+    # closing a connected cluster leaves the scheduler running
+    with ln.connect(scheduler.removeprefix("tcp://"), timeout=20) as again:
+        assert again.client.submit(abs, -3).result() == 3
+
+
+@pytest.mark.parametrize("bad", ["localhost", "foo://h:1"])
+def test_malformed_addresses(bad: str) -> None:
+    with pytest.raises(ConfigError, match=bad.split(":")[0]):
+        ln.connect(bad)
+
+
+def test_unreachable_scheduler_fails_within_timeout() -> None:
+    addr = f"tcp://127.0.0.1:{_free_port()}"
+    t0 = time.monotonic()
+    with pytest.raises(ClusterError) as err:
+        ln.connect(addr, timeout=2)
+    assert time.monotonic() - t0 < 15
+    assert addr in str(err.value) and "dask scheduler" in str(err.value)
+
+
+def test_tls_address_needs_security() -> None:
+    with pytest.raises(ConfigError, match="uses TLS: pass security="):
+        ln.connect("tls://127.0.0.1:1")
