@@ -28,7 +28,29 @@ _LAZY: dict[str, str] = {
 }
 _SUBMODULES = {"cluster", "train", "compress", "jobs", "datasets", "models", "widgets", "errors"}
 
-__all__ = [*_LAZY, *sorted(_SUBMODULES), "__version__"]
+__all__ = [
+    "Callback",
+    "Cluster",
+    "ClusterWidget",
+    "CompressionExplorer",
+    "FitResult",
+    "LeptonError",
+    "LossCurve",
+    "__version__",
+    "cluster",
+    "compress",
+    "connect",
+    "datasets",
+    "errors",
+    "fit",
+    "jobs",
+    "launch_cluster",
+    "models",
+    "record",
+    "run",
+    "train",
+    "widgets",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from lepton_nb import cluster, compress, datasets, errors, jobs, models, train, widgets

@@ -34,9 +34,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             known = ", ".join(repr(k) for k in sorted(self._items)) or "(none)"
-            raise NotFoundError(
-                f"unknown {self._what} {name!r}; choose one of: {known}"
-            ) from None
+            raise NotFoundError(f"unknown {self._what} {name!r}; choose one of: {known}") from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -19,7 +19,7 @@ from lepton_nb.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
-    from torch.utils.data import Dataset, TensorDataset
+    from torch.utils.data import TensorDataset
 
 _SPLIT_SEED = 20240601
 
@@ -91,8 +91,8 @@ class CharCorpus:
     text: str
     block_size: int
     chars: list[str] = field(init=False)
-    train: Dataset[tuple[torch.Tensor, torch.Tensor]] = field(init=False, repr=False)
-    val: Dataset[tuple[torch.Tensor, torch.Tensor]] = field(init=False, repr=False)
+    train: _CharWindows = field(init=False, repr=False)
+    val: _CharWindows = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         import torch
@@ -154,4 +154,4 @@ def text(block_size: int = 64, max_chars: int | None = None) -> CharCorpus:
     return CharCorpus(corpus, block_size)
 
 
-__all__ = ["Split", "CharCorpus", "mnist", "digits", "text"]
+__all__ = ["CharCorpus", "Split", "digits", "mnist", "text"]

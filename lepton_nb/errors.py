@@ -47,13 +47,13 @@ class NotFoundError(LeptonError, KeyError):
 
 
 __all__ = [
-    "LeptonError",
-    "ConfigError",
-    "ClusterError",
-    "GPUUnavailableError",
-    "TrainingError",
     "CheckpointError",
+    "ClusterError",
     "CompressionError",
+    "ConfigError",
+    "GPUUnavailableError",
     "JobError",
+    "LeptonError",
     "NotFoundError",
+    "TrainingError",
 ]

@@ -53,7 +53,10 @@ class Cluster:
 
     @property
     def scheduler_address(self) -> str:
-        return str(self.client.scheduler.address)
+        rpc = self.client.scheduler
+        if rpc is None:  # a client not yet started has no scheduler rpc
+            raise ClusterError("the client is not connected to a scheduler yet")
+        return str(rpc.address)
 
     @property
     def dashboard_link(self) -> str | None:
@@ -143,7 +146,11 @@ class Cluster:
         from lepton_nb.widgets._cluster_table import workers_table_html
 
         link = self.dashboard_link
-        dash = f'<a href="{html.escape(link)}" target="_blank">{html.escape(link)}</a>' if link else "-"
+        dash = (
+            f'<a href="{html.escape(link)}" target="_blank">{html.escape(link)}</a>'
+            if link
+            else "-"
+        )
         return (
             f"<div><b>lepton_nb cluster</b> ({html.escape(self.kind)}) &middot; scheduler "
             f"<code>{html.escape(self.scheduler_address)}</code> &middot; dashboard {dash}"

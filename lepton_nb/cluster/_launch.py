@@ -20,7 +20,9 @@ ClusterFactory = Callable[..., Cluster]
 CLUSTER_KINDS: Registry[ClusterFactory] = Registry("cluster kind")
 
 _SCHEMES = ("tcp", "tls", "ws", "wss", "inproc", "ucx")
-_ADDRESS = re.compile(r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>\d+)/?$")
+_ADDRESS = re.compile(
+    r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>\d+)/?$"
+)
 
 
 def _local_cluster(

@@ -28,16 +28,28 @@ class ClusterWidget(W.VBox):
         self.header = W.HTML()
         self.table = W.HTML()
         self.status = W.HTML()
-        self.n_workers = W.BoundedIntText(min=0, max=1024, description="workers", layout={"width": "160px"})
+        self.n_workers = W.BoundedIntText(
+            min=0, max=1024, description="workers", layout={"width": "160px"}
+        )
         self.scale_button = W.Button(description="Scale", icon="arrows-v")
-        self.minimum = W.BoundedIntText(value=1, min=0, max=1024, description="min", layout={"width": "130px"})
-        self.maximum = W.BoundedIntText(value=4, min=0, max=1024, description="max", layout={"width": "130px"})
+        self.minimum = W.BoundedIntText(
+            value=1, min=0, max=1024, description="min", layout={"width": "130px"}
+        )
+        self.maximum = W.BoundedIntText(
+            value=4, min=0, max=1024, description="max", layout={"width": "130px"}
+        )
         self.adapt_button = W.Button(description="Adapt", icon="magic")
         self.scale_button.on_click(lambda _: self._act(lambda: cluster.scale(self.n_workers.value)))
         self.adapt_button.on_click(
             lambda _: self._act(lambda: cluster.adapt(self.minimum.value, self.maximum.value))
         )
-        controls = [self.n_workers, self.scale_button, self.minimum, self.maximum, self.adapt_button]
+        controls = [
+            self.n_workers,
+            self.scale_button,
+            self.minimum,
+            self.maximum,
+            self.adapt_button,
+        ]
         for c in controls:
             c.disabled = not cluster.owned
         super().__init__(
@@ -72,7 +84,9 @@ class ClusterWidget(W.VBox):
         threads = sum(int(w.get("nthreads") or 0) for w in workers)
         memory = sum(int(w.get("memory_limit") or 0) for w in workers)
         link = self.cluster.dashboard_link
-        dash = f' &middot; <a href="{html.escape(link)}" target="_blank">dashboard</a>' if link else ""
+        dash = (
+            f' &middot; <a href="{html.escape(link)}" target="_blank">dashboard</a>' if link else ""
+        )
         self.header.value = (
             f"<b>{html.escape(self.cluster.kind)} cluster</b> &middot; "
             f"<code>{html.escape(self.cluster.scheduler_address)}</code> &middot; "

@@ -56,3 +56,8 @@ def test_registry_lists_known_names() -> None:
         reg.get("c")
     with pytest.raises(ValueError, match="already registered"):
         reg.add("a", 3)
+
+
+def test_all_matches_lazy_table() -> None:
+    expected = set(lepton_nb._LAZY) | lepton_nb._SUBMODULES | {"__version__"}
+    assert set(lepton_nb.__all__) == expected

@@ -34,9 +34,18 @@ def scheduler() -> Iterator[str]:
     addr = f"tcp://127.0.0.1:{port}"
     procs = [
         subprocess.Popen(
-            [*_dask_cli(), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--dashboard-address", "127.0.0.1:0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                *_dask_cli(),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                "127.0.0.1:0",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
     ]
     try:
@@ -48,9 +57,18 @@ def scheduler() -> Iterator[str]:
             time.sleep(0.2)
         procs.append(
             subprocess.Popen(
-                [*_dask_cli(), "worker", addr, "--nthreads", "1", "--host", "127.0.0.1",
-                 "--no-dashboard"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    *_dask_cli(),
+                    "worker",
+                    addr,
+                    "--nthreads",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         )
         yield addr

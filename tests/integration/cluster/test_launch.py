@@ -89,8 +89,16 @@ def test_bad_arguments_fail_before_starting() -> None:
 def test_profile_launch() -> None:
     import dask.config
 
-    with dask.config.set({"lepton.profiles.tiny": {"kind": "local", "n_workers": 1,
-                                                   "threads_per_worker": 1, "gpu": False}}):
+    with dask.config.set(
+        {
+            "lepton.profiles.tiny": {
+                "kind": "local",
+                "n_workers": 1,
+                "threads_per_worker": 1,
+                "gpu": False,
+            }
+        }
+    ):
         with ln.launch_cluster(profile="tiny", dashboard_address="127.0.0.1:0") as c:
             c.wait_for_workers(1)
             assert len(c.workers) == 1 and c.workers[0]["nthreads"] == 1

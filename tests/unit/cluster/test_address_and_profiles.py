@@ -58,7 +58,7 @@ def test_profile_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_profile_lists_known_ones() -> None:
-    with pytest.raises(ConfigError, match="known profiles: .*local-cpu"):
+    with pytest.raises(ConfigError, match=r"known profiles: .*local-cpu"):
         get_profile("nope")
 
 

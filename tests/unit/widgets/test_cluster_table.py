@@ -8,7 +8,9 @@ def test_fmt_bytes() -> None:
 
 
 def test_gpu_columns_only_when_a_worker_has_a_gpu() -> None:
-    cpu = [{"address": "tcp://127.0.0.1:1", "host": "127.0.0.1", "nthreads": 2, "memory_limit": 2**30}]
+    cpu = [
+        {"address": "tcp://127.0.0.1:1", "host": "127.0.0.1", "nthreads": 2, "memory_limit": 2**30}
+    ]
     assert "GPU" not in workers_table_html(cpu)
     gpu = [dict(cpu[0], gpu_name="NVIDIA H200", gpu_memory=141 * 2**30)]
     html = workers_table_html(gpu)
