@@ -1,0 +1,51 @@
+import React from 'react';
+import { formatDuration, formatKeyValues, isActive, jobDuration } from '../logic';
+import type { IJob } from '../service';
+
+export interface IJobActions {
+  openOutput: (path: string) => void;
+  rerun: (id: string) => void;
+  cancel: (id: string) => void;
+}
+
+/** The recorded values of a job, whatever the store calls the field. */
+function recorded(job: IJob): unknown {
+  return job['recorded'] ?? job['values'] ?? job['recorded_values'] ?? job['metrics'];
+}
+
+export function JobsSection(props: { jobs: IJob[]; actions: IJobActions; now: number }): JSX.Element {
+  if (props.jobs.length === 0) {
+    return <p className="lepton-empty">No jobs yet. Use “Run as job…” on a notebook.</p>;
+  }
+  return (
+    <ul className="lepton-Jobs">
+      {props.jobs.map(job => (
+        <li key={job.id} className={`lepton-Job lepton-status-${job.status}`} data-job-id={job.id}>
+          <div className="lepton-Job-header">
+            <span className="lepton-Job-status">{job.status}</span>
+            <span className="lepton-Job-notebook" title={String(job.notebook ?? '')}>
+              {String(job.notebook ?? '').split('/').pop()}
+            </span>
+            <span className="lepton-Job-duration">{formatDuration(jobDuration(job, props.now))}</span>
+          </div>
+          <div className="lepton-Job-params" title="parameters">
+            {formatKeyValues(job.parameters) || 'no parameters'}
+          </div>
+          {recorded(job) ? <div className="lepton-Job-values" title="recorded values">{formatKeyValues(recorded(job))}</div> : null}
+          {job.error ? <div className="lepton-Job-error">{String(job.error)}</div> : null}
+          <div className="lepton-Job-actions">
+            <button className="jp-Button jp-mod-styled lepton-open-output" disabled={!job.output_path} onClick={() => job.output_path && props.actions.openOutput(job.output_path)}>
+              Open output
+            </button>
+            <button className="jp-Button jp-mod-styled lepton-rerun" disabled={isActive(job.status)} onClick={() => props.actions.rerun(job.id)}>
+              Rerun
+            </button>
+            <button className="jp-Button jp-mod-styled jp-mod-warn lepton-cancel" disabled={!isActive(job.status)} onClick={() => props.actions.cancel(job.id)}>
+              Cancel
+            </button>
+          </div>
+        </li>
+      ))}
+    </ul>
+  );
+}

@@ -1,0 +1,130 @@
+/**
+ * Every HTTP call of the frontend, against `{base_url}lepton/api/`.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+import { errorFromResponse, parseSuccess } from './errors';
+
+export interface IWorker {
+  address: string;
+  host: string | null;
+  nthreads: number | null;
+  memory_limit: number | null;
+  gpu_name: string | null;
+  gpu_memory: number | null;
+}
+
+export interface ICluster {
+  id: string;
+  kind: string;
+  status: 'running' | 'closed';
+  scheduler_address: string | null;
+  dashboard_link: string | null;
+  n_workers: number;
+  threads: number;
+  memory: number;
+  gpus: number;
+  workers: IWorker[];
+  options: Record<string, unknown>;
+  created: number;
+}
+
+export interface ILaunchOptions {
+  n_workers?: number;
+  threads_per_worker?: number;
+  gpu?: 'auto' | 'on' | 'off';
+  profile?: string;
+}
+
+/** A job record; the server passes the jobs store's fields through. */
+export interface IJob {
+  id: string;
+  status: string;
+  notebook?: string;
+  parameters?: Record<string, unknown>;
+  output_path?: string | null;
+  error?: string | null;
+  [key: string]: unknown;
+}
+
+export interface IJobFilter {
+  status?: string;
+  notebook?: string;
+  limit?: number;
+}
+
+export interface ILeptonService {
+  listClusters(): Promise<ICluster[]>;
+  launchCluster(options: ILaunchOptions): Promise<ICluster>;
+  getCluster(id: string): Promise<ICluster>;
+  scaleCluster(id: string, nWorkers: number): Promise<ICluster>;
+  adaptCluster(id: string, minimum: number, maximum: number): Promise<ICluster>;
+  stopCluster(id: string): Promise<ICluster>;
+  listJobs(filter?: IJobFilter): Promise<IJob[]>;
+  submitJob(notebook: string, parameters: Record<string, unknown>): Promise<IJob>;
+  getJob(id: string): Promise<IJob>;
+  cancelJob(id: string): Promise<IJob>;
+  rerunJob(id: string): Promise<IJob>;
+}
+
+export class LeptonService implements ILeptonService {
+  constructor(private readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}
+
+  listClusters(): Promise<ICluster[]> {
+    return this.request('clusters');
+  }
+  launchCluster(options: ILaunchOptions): Promise<ICluster> {
+    return this.request('clusters', 'POST', options);
+  }
+  getCluster(id: string): Promise<ICluster> {
+    return this.request(`clusters/${encodeURIComponent(id)}`);
+  }
+  scaleCluster(id: string, nWorkers: number): Promise<ICluster> {
+    return this.request(`clusters/${encodeURIComponent(id)}`, 'PATCH', { n_workers: nWorkers });
+  }
+  adaptCluster(id: string, minimum: number, maximum: number): Promise<ICluster> {
+    return this.request(`clusters/${encodeURIComponent(id)}`, 'PATCH', { adapt: { minimum, maximum } });
+  }
+  stopCluster(id: string): Promise<ICluster> {
+    return this.request(`clusters/${encodeURIComponent(id)}`, 'DELETE');
+  }
+  listJobs(filter: IJobFilter = {}): Promise<IJob[]> {
+    const query = Object.entries(filter)
+      .filter(([, v]) => v !== undefined && v !== '')
+      .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+      .join('&');
+    return this.request(query ? `jobs?${query}` : 'jobs');
+  }
+  submitJob(notebook: string, parameters: Record<string, unknown>): Promise<IJob> {
+    return this.request('jobs', 'POST', { notebook, parameters });
+  }
+  getJob(id: string): Promise<IJob> {
+    return this.request(`jobs/${encodeURIComponent(id)}`);
+  }
+  cancelJob(id: string): Promise<IJob> {
+    return this.request(`jobs/${encodeURIComponent(id)}`, 'DELETE');
+  }
+  rerunJob(id: string): Promise<IJob> {
+    return this.request(`jobs/${encodeURIComponent(id)}/rerun`, 'POST');
+  }
+
+  private async request<T>(path: string, method = 'GET', body?: unknown): Promise<T> {
+    const url = URLExt.join(this.settings.baseUrl, 'lepton', 'api', path);
+    const init: RequestInit = { method };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers = { 'Content-Type': 'application/json' };
+    }
+    let response: Response;
+    try {
+      response = await ServerConnection.makeRequest(url, init, this.settings);
+    } catch (error) {
+      throw new ServerConnection.NetworkError(error as TypeError);
+    }
+    const text = await response.text();
+    if (!response.ok) {
+      throw errorFromResponse(response.status, response.statusText, text);
+    }
+    return parseSuccess<T>(text);
+  }
+}

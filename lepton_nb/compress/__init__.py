@@ -1,0 +1,36 @@
+"""Model compression with measured trade-offs: quantize, prune, distill, report, sensitivity.
+
+>>> from lepton_nb import compress
+>>> q = compress.quantize(model, method="dynamic-int8")
+>>> compress.report({"fp32": model, "int8": q}, test_data)
+"""
+
+from lepton_nb.compress.distill import DistillConfig, distill, kd_loss
+from lepton_nb.compress.io import load, save
+from lepton_nb.compress.methods import METHODS, Variant, make_variant
+from lepton_nb.compress.prune import SCOPES, PruneConfig, prune
+from lepton_nb.compress.quantize import QUANTIZERS, QuantizeConfig, quantize
+from lepton_nb.compress.report import ReportConfig, report, to_html
+from lepton_nb.compress.sensitivity import PERTURBATIONS, sensitivity
+
+__all__ = [
+    "METHODS",
+    "PERTURBATIONS",
+    "QUANTIZERS",
+    "SCOPES",
+    "DistillConfig",
+    "PruneConfig",
+    "QuantizeConfig",
+    "ReportConfig",
+    "Variant",
+    "distill",
+    "kd_loss",
+    "load",
+    "make_variant",
+    "prune",
+    "quantize",
+    "report",
+    "save",
+    "sensitivity",
+    "to_html",
+]

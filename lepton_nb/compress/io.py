@@ -1,0 +1,155 @@
+"""Save and load compressed models (architecture + weights) without unpickling code.
+
+The file holds the original class's import path, its constructor kwargs, the recipe of
+structural steps and the state dict.  :func:`load` rebuilds the skeleton by replaying the recipe
+on a fresh instance and reads every tensor with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lepton_nb._registry import Registry
+from lepton_nb.compress._recipe import arch_of, recipe_of
+from lepton_nb.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+FORMAT = "lepton-compressed/1"
+
+Replay = Any  # Callable[[nn.Module, dict], nn.Module]
+REPLAYS: Registry[Replay] = Registry("recipe step")
+
+
+def save(model: nn.Module, path: str | Path, init_kwargs: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (compressed or not) to ``path``; ``init_kwargs`` rebuild its class."""
+    import torch
+
+    arch = arch_of(model)
+    if init_kwargs is not None:
+        arch["kwargs"] = dict(init_kwargs)
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "arch": arch,
+        "recipe": recipe_of(model),
+        "state_dict": model.state_dict(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return path
+
+
+def _skeleton(arch: dict[str, Any]) -> nn.Module:
+    try:
+        cls = getattr(importlib.import_module(arch["module"]), arch["qualname"])
+    except (ImportError, AttributeError) as e:
+        raise CheckpointError(
+            f"cannot import the model class {arch['module']}.{arch['qualname']} ({e}); make it "
+            "importable in this environment, or pass model=<a fresh instance> to load()"
+        ) from e
+    try:
+        return cls(**arch.get("kwargs", {}))
+    except TypeError as e:
+        raise CheckpointError(
+            f"cannot build {arch['qualname']} without arguments ({e}); save with "
+            "init_kwargs={...} or pass model=<a fresh instance> to load()"
+        ) from e
+
+
+def load(path: str | Path, model: nn.Module | None = None) -> nn.Module:
+    """Rebuild a model written by :func:`save` (safe: tensors only, no pickled code).
+
+    ``model`` is a fresh, uncompressed instance of the original architecture; by default it is
+    built from the recorded class path and kwargs.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no compressed model at {path}; check the path")
+    try:
+        payload = torch.load(path, weights_only=True, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        raise CheckpointError(
+            f"{path} is not a safe lepton_nb model file ({e}); write it with compress.save()"
+        ) from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a {FORMAT} file; write it with compress.save()")
+    net = model if model is not None else _skeleton(payload["arch"])
+    net.eval()
+    for step in payload["recipe"]:
+        net = REPLAYS.get(step["kind"])(net, step)
+    object.__setattr__(net, "_lepton_arch", payload["arch"])
+    object.__setattr__(net, "_lepton_recipe", list(payload["recipe"]))
+    missing, unexpected = net.load_state_dict(payload["state_dict"], strict=False, assign=True)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not match the rebuilt model (missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}); pass model=<a fresh instance of the original class>"
+        )
+    return net.eval()
+
+
+@REPLAYS.register("prune")
+def _replay_prune(net: nn.Module, step: dict[str, Any]) -> nn.Module:
+    import torch
+    from torch import nn
+
+    if not step.get("structured"):
+        return net  # same shapes; the zeros come with the state dict
+    modules = dict(net.named_modules())
+    for name, attrs in step["attributions"].items():
+        for attr, value in attrs.items():
+            setattr(modules[name], attr, tuple(value) if isinstance(value, list) else value)
+    for key, shape in step["shapes"].items():
+        owner, _, leaf = key.rpartition(".")
+        mod = modules[owner]
+        if leaf in mod._parameters and mod._parameters[leaf] is not None:
+            mod._parameters[leaf] = nn.Parameter(torch.empty(shape))
+        elif leaf in mod._buffers and mod._buffers[leaf] is not None:
+            mod._buffers[leaf] = torch.empty(shape, dtype=mod._buffers[leaf].dtype)
+    return net
+
+
+@REPLAYS.register("distill")
+def _replay_distill(net: nn.Module, step: dict[str, Any]) -> nn.Module:
+    return net  # distillation changes weights only
+
+
+@REPLAYS.register("quantize")
+def _replay_quantize(net: nn.Module, step: dict[str, Any]) -> nn.Module:
+    import torch
+    from torch import nn
+
+    from lepton_nb.compress.quantize import (
+        apply_weight_only,
+        convert_static,
+        prepare_static,
+        quiet_deprecations,
+    )
+
+    method = step["method"]
+    if method == "dynamic-int8":
+        with quiet_deprecations():
+            from torch.ao.quantization import quantize_dynamic
+
+            return quantize_dynamic(net, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)
+    if method == "static-int8":
+        x = torch.zeros(step["example_shape"])
+        prepared = prepare_static(net, x, step["per_channel"])
+        with torch.no_grad():
+            prepared(x)  # observers need one pass; the loaded state dict sets the real qparams
+        return convert_static(prepared)
+    if method == "weight-only-int8":
+        apply_weight_only(net)
+        return net
+    raise ConfigError(f"cannot rebuild quantization method {method!r}")
+
+
+__all__ = ["FORMAT", "REPLAYS", "load", "save"]

@@ -1,0 +1,139 @@
+"""ClusterManager: the Dask clusters that belong to this Jupyter server process.
+
+Synchronous and Tornado-free on purpose: the handlers call it from a thread pool, and tests can
+drive it directly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lepton_nb.errors import ClusterError, NotFoundError
+from lepton_nb.server.models import ClusterInfo, ClusterPatch, LaunchRequest, WorkerInfo
+
+
+@dataclass
+class _Entry:
+    id: str
+    cluster: Any  # lepton_nb.cluster.Cluster (imported lazily: dask is heavy)
+    options: dict[str, Any]
+    created: float = field(default_factory=time.time)
+
+
+def _default_launcher(**kwargs: Any) -> Any:
+    from lepton_nb.cluster import launch_cluster
+
+    # Port 0: several servers (and test runs) on one host must not fight over :8787.
+    return launch_cluster(host="127.0.0.1", dashboard_address="127.0.0.1:0", **kwargs)
+
+
+class ClusterManager:
+    """Launch, list, scale, adapt and stop clusters owned by this process."""
+
+    def __init__(self, launcher: Callable[..., Any] | None = None) -> None:
+        self._launch = launcher or _default_launcher
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def launch(self, request: LaunchRequest) -> ClusterInfo:
+        cluster = self._launch(
+            n_workers=request.n_workers,
+            threads_per_worker=request.threads_per_worker,
+            gpu=request.gpu_arg(),
+            profile=request.profile,
+        )
+        if request.n_workers:
+            # Report the workers the user asked for, not an empty list from mid-startup.
+            cluster.wait_for_workers(request.n_workers, timeout=120)
+        entry = _Entry(uuid.uuid4().hex[:12], cluster, request.model_dump())
+        with self._lock:
+            self._entries[entry.id] = entry
+        return self._info(entry)
+
+    def list(self) -> list[ClusterInfo]:
+        with self._lock:
+            entries = list(self._entries.values())
+        return [self._info(e) for e in sorted(entries, key=lambda e: e.created)]
+
+    def get(self, cluster_id: str) -> ClusterInfo:
+        return self._info(self._entry(cluster_id))
+
+    def patch(self, cluster_id: str, patch: ClusterPatch) -> ClusterInfo:
+        entry = self._entry(cluster_id)
+        self._require_open(entry)
+        if patch.adapt is not None:
+            entry.cluster.adapt(minimum=patch.adapt.minimum, maximum=patch.adapt.maximum)
+            entry.options["adapt"] = patch.adapt.model_dump()
+        else:
+            assert patch.n_workers is not None  # guaranteed by ClusterPatch
+            entry.cluster.scale(patch.n_workers)
+            entry.options.pop("adapt", None)
+            entry.options["n_workers"] = patch.n_workers
+        return self._info(entry)
+
+    def stop(self, cluster_id: str) -> ClusterInfo:
+        with self._lock:
+            entry = self._entries.pop(cluster_id, None)
+        if entry is None:
+            raise self._missing(cluster_id)
+        info = self._info(entry)
+        entry.cluster.close()
+        return info.model_copy(update={"status": "closed", "workers": [], "n_workers": 0})
+
+    def close_all(self) -> None:
+        """Stop every cluster (server shutdown): workers must not outlive the server."""
+        with self._lock:
+            entries, self._entries = list(self._entries.values()), {}
+        for entry in entries:
+            entry.cluster.close()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _entry(self, cluster_id: str) -> _Entry:
+        with self._lock:
+            entry = self._entries.get(cluster_id)
+        if entry is None:
+            raise self._missing(cluster_id)
+        return entry
+
+    def _missing(self, cluster_id: str) -> NotFoundError:
+        known = ", ".join(sorted(self._entries)) or "none"
+        return NotFoundError(
+            f"no cluster {cluster_id!r} in this server (running: {known}); "
+            "list them with GET lepton/api/clusters"
+        )
+
+    @staticmethod
+    def _require_open(entry: _Entry) -> None:
+        if entry.cluster.closed:
+            raise ClusterError(
+                f"cluster {entry.id} is closed; stop it (DELETE) and launch a new one"
+            )
+
+    @staticmethod
+    def _info(entry: _Entry) -> ClusterInfo:
+        c = entry.cluster
+        if c.closed:
+            return ClusterInfo(
+                id=entry.id, kind=c.kind, status="closed", options=entry.options,
+                created=entry.created,
+            )
+        workers = [WorkerInfo(**w) for w in c.workers]
+        return ClusterInfo(
+            id=entry.id,
+            kind=c.kind,
+            status="running",
+            scheduler_address=c.scheduler_address,
+            dashboard_link=c.dashboard_link,
+            n_workers=len(workers),
+            threads=sum(w.nthreads or 0 for w in workers),
+            memory=sum(w.memory_limit or 0 for w in workers),
+            gpus=sum(1 for w in workers if w.gpu_name),
+            workers=workers,
+            options=entry.options,
+            created=entry.created,
+        )

@@ -1,0 +1,185 @@
+"""Thin Tornado handlers: parse and validate at the edge, call a manager off the loop, reply JSON.
+
+Every method is ``@tornado.web.authenticated`` then ``@authorized`` (resource ``lepton``: GET is
+a read, everything else a write), so a server's authorizer can make the API read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import tornado.web
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from pydantic import BaseModel, ValidationError
+
+from lepton_nb.errors import ConfigError, LeptonError, NotFoundError
+from lepton_nb.server._paths import PathOutsideRootError
+from lepton_nb.server.clusters import ClusterManager
+from lepton_nb.server.jobs import JobManager
+from lepton_nb.server.models import ClusterPatch, JobFilter, JobSubmit, LaunchRequest
+
+M = TypeVar("M", bound=BaseModel)
+AUTH_RESOURCE = "lepton"
+
+
+def _status_for(error: LeptonError) -> int:
+    if isinstance(error, PathOutsideRootError):
+        return 403
+    if isinstance(error, NotFoundError):
+        return 404
+    if isinstance(error, ConfigError):
+        return 400
+    return 409  # the request was well-formed but conflicts with the current state
+
+
+class LeptonHandler(APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def clusters(self) -> ClusterManager:
+        return self.settings["lepton_clusters"]  # type: ignore[no-any-return]
+
+    @property
+    def jobs(self) -> JobManager:
+        return self.settings["lepton_jobs"]  # type: ignore[no-any-return]
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking manager work in the extension's pool, never on the event loop."""
+        pool: ThreadPoolExecutor = self.settings["lepton_pool"]
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    def body(self, model: type[M]) -> M:
+        try:
+            raw = json.loads(self.request.body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"the request body is not valid JSON: {e}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError("the request body must be a JSON object")
+        return self._validate(model, raw)
+
+    @staticmethod
+    def _validate(model: type[M], raw: dict[str, Any]) -> M:
+        try:
+            return model.model_validate(raw)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+                for err in e.errors()
+            )
+            raise ConfigError(f"invalid {model.__name__}: {problems}") from None
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
+        elif isinstance(data, list):
+            data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Domain errors carry a message meant for the user; anything else is logged here and
+        # answered without a traceback.
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, LeptonError):
+            status, name, message = _status_for(exc), type(exc).__name__, str(exc)
+        elif isinstance(exc, tornado.web.HTTPError):
+            status, name = exc.status_code, "HTTPError"
+            message = exc.log_message or exc.reason or f"HTTP {exc.status_code}"
+        else:
+            status, name = status_code, "InternalError"
+            message = "internal error; see the server log"
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": name, "message": message}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, LeptonError):
+            self.log.info("lepton API %s: %s", type(value).__name__, value)
+        else:
+            super().log_exception(typ, value, tb)
+
+
+class ClustersHandler(LeptonHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.call(self.clusters.list))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        request = self.body(LaunchRequest)
+        self.reply(await self.call(self.clusters.launch, request), status=201)
+
+
+class ClusterHandler(LeptonHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, cluster_id: str) -> None:
+        self.reply(await self.call(self.clusters.get, cluster_id))
+
+    @tornado.web.authenticated
+    @authorized
+    async def patch(self, cluster_id: str) -> None:
+        patch = self.body(ClusterPatch)
+        self.reply(await self.call(self.clusters.patch, cluster_id, patch))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, cluster_id: str) -> None:
+        self.reply(await self.call(self.clusters.stop, cluster_id))
+
+
+class JobsHandler(LeptonHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        query = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        filters = self._validate(JobFilter, query)
+        self.reply(await self.call(self.jobs.list, filters))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        request = self.body(JobSubmit)
+        self.reply(await self.call(self.jobs.submit, request), status=202)
+
+
+class JobHandler(LeptonHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        self.reply(await self.call(self.jobs.get, job_id))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, job_id: str) -> None:
+        self.reply(await self.call(self.jobs.cancel, job_id))
+
+
+class JobRerunHandler(LeptonHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, job_id: str) -> None:
+        self.reply(await self.call(self.jobs.rerun, job_id), status=202)
+
+
+_ID = r"(?P<{}>[A-Za-z0-9_.\-]+)"
+
+
+def routes(base_url: str) -> list[tuple[str, type[LeptonHandler]]]:
+    api = url_path_join(base_url, "lepton", "api")
+    return [
+        (url_path_join(api, "clusters") + "/?", ClustersHandler),
+        (url_path_join(api, "clusters", _ID.format("cluster_id")) + "/?", ClusterHandler),
+        (url_path_join(api, "jobs") + "/?", JobsHandler),
+        (url_path_join(api, "jobs", _ID.format("job_id"), "rerun") + "/?", JobRerunHandler),
+        (url_path_join(api, "jobs", _ID.format("job_id")) + "/?", JobHandler),
+    ]

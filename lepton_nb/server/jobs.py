@@ -1,0 +1,193 @@
+"""JobManager: notebook jobs submitted through the server, run off the event loop.
+
+lepton_nb.jobs does the real work (papermill + the SQLite provenance store); this manager adds
+what a server needs on top: notebook paths confined to the root, outputs written under the root
+so the file browser can open them, and submission that returns at once while the notebook runs
+in a background thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lepton_nb.errors import JobError, NotFoundError
+from lepton_nb.server._paths import confine, relative
+from lepton_nb.server.models import JobFilter, JobSubmit
+
+OUTPUT_DIR = "lepton-outputs"
+
+
+def _jobs_api() -> Any:
+    from lepton_nb import jobs
+
+    missing = [n for n in ("run", "list", "get", "cancel") if not hasattr(jobs, n)]
+    if missing:
+        raise JobError(
+            f"lepton_nb.jobs lacks {', '.join(missing)}: this install has no job runner; "
+            "reinstall lepton-nb"
+        )
+    return jobs
+
+
+def record_to_dict(record: Any) -> dict[str, Any]:
+    """A JobRecord (pydantic, dataclass or dict) as a JSON-safe dict."""
+    if hasattr(record, "model_dump"):
+        data = record.model_dump(mode="json")
+    elif dataclasses.is_dataclass(record) and not isinstance(record, type):
+        data = dataclasses.asdict(record)
+    elif isinstance(record, dict):
+        data = dict(record)
+    else:
+        data = dict(vars(record))
+    return dict(json.loads(json.dumps(data, default=str)))
+
+
+@dataclasses.dataclass
+class _Pending:
+    """A submission whose record the jobs store has not produced yet."""
+
+    id: str
+    notebook: str
+    parameters: dict[str, Any]
+    output: str
+    submitted: float
+    future: Future[Any] | None = None
+    status: str = "queued"
+    error: str | None = None
+    record_id: str | None = None
+
+
+class JobManager:
+    def __init__(self, root_dir: str | Path, max_parallel: int = 1) -> None:
+        self.root = Path(root_dir).expanduser().resolve()
+        self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="lepton-job")
+        self._pending: dict[str, _Pending] = {}
+        self._lock = threading.Lock()
+
+    # -- queries ---------------------------------------------------------------------------
+    def list(self, filters: JobFilter | None = None) -> list[dict[str, Any]]:
+        filters = filters or JobFilter()
+        rows = [self._present(record_to_dict(r)) for r in _jobs_api().list()]
+        seen = {r["id"] for r in rows}
+        with self._lock:
+            pending = [p for p in self._pending.values() if p.record_id not in seen]
+        rows += [self._pending_row(p) for p in pending if p.id not in seen]
+        if filters.status:
+            rows = [r for r in rows if r.get("status") == filters.status]
+        if filters.notebook:
+            rows = [r for r in rows if filters.notebook in str(r.get("notebook") or "")]
+        rows.sort(key=lambda r: str(r.get("started") or r.get("submitted") or ""), reverse=True)
+        return rows[: filters.limit]
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        with self._lock:
+            pending = self._pending.get(job_id)
+        if pending is not None:
+            if pending.record_id is None:
+                return self._pending_row(pending)
+            job_id = pending.record_id
+        try:
+            return self._present(record_to_dict(_jobs_api().get(job_id)))
+        except KeyError as e:  # NotFoundError is a KeyError; keep one message shape
+            raise NotFoundError(
+                f"no job {job_id!r}; list jobs with GET lepton/api/jobs"
+            ) from e
+
+    # -- commands --------------------------------------------------------------------------
+    def submit(self, request: JobSubmit) -> dict[str, Any]:
+        notebook = confine(self.root, request.notebook)
+        if request.output:
+            output = confine(self.root, request.output, must_exist=False)
+        else:
+            output = self._default_output(notebook)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        return self._start(notebook, request.parameters, output)
+
+    def _default_output(self, notebook: Path) -> Path:
+        # Under the root, so the output opens from the file browser.
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return self.root / OUTPUT_DIR / f"{notebook.stem}-{stamp}-{uuid.uuid4().hex[:6]}.ipynb"
+
+    def rerun(self, job_id: str) -> dict[str, Any]:
+        original = self.get(job_id)
+        if original.get("status") in ("queued", "running") and original["id"].startswith("srv-"):
+            raise NotFoundError(f"job {job_id!r} has no record yet; wait for it to start")
+        notebook = confine(self.root, str(original.get("notebook_abs") or original["notebook"]))
+        output = self._default_output(notebook)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        return self._start(notebook, dict(original.get("parameters") or {}), output)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        with self._lock:
+            pending = self._pending.get(job_id)
+        if pending is not None and pending.future is not None and pending.future.cancel():
+            pending.status = "cancelled"
+            return self._pending_row(pending)
+        record_id = pending.record_id if pending is not None else job_id
+        if record_id is None:
+            raise NotFoundError(f"job {job_id!r} is starting; cancel it again in a moment")
+        self.get(record_id)  # 404 before touching the store
+        return self._present(record_to_dict(_jobs_api().cancel(record_id)))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- internals -------------------------------------------------------------------------
+    def _start(self, notebook: Path, parameters: dict[str, Any], output: Path) -> dict[str, Any]:
+        pending = _Pending(
+            id="srv-" + uuid.uuid4().hex[:12],
+            notebook=str(notebook),
+            parameters=parameters,
+            output=str(output),
+            submitted=time.time(),
+        )
+        with self._lock:
+            self._pending[pending.id] = pending
+        pending.future = self._pool.submit(self._execute, pending)
+        return self._pending_row(pending)
+
+    def _execute(self, pending: _Pending) -> None:
+        pending.status = "running"
+        run = _jobs_api().run
+        kwargs: dict[str, Any] = {"parameters": pending.parameters, "output": pending.output}
+        if "job_id" in inspect.signature(run).parameters:
+            kwargs["job_id"] = pending.id
+        try:
+            record = run(pending.notebook, **kwargs)
+        except Exception as e:  # noqa: BLE001 - recorded and shown in the job list
+            pending.status, pending.error = "failed", f"{type(e).__name__}: {e}"
+            rid = getattr(e, "job_id", None) or getattr(getattr(e, "record", None), "id", None)
+            pending.record_id = str(rid) if rid else None
+            return
+        pending.record_id = str(record_to_dict(record)["id"])
+        pending.status = "done"
+
+    def _pending_row(self, p: _Pending) -> dict[str, Any]:
+        return {
+            "id": p.id,
+            "status": p.status,
+            "notebook": relative(self.root, p.notebook) or p.notebook,
+            "parameters": p.parameters,
+            "output_path": relative(self.root, p.output),
+            "submitted": p.submitted,
+            "error": p.error,
+            "record_id": p.record_id,
+        }
+
+    def _present(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Add root-relative paths so the frontend can open the notebook and its output."""
+        nb = row.get("notebook") or row.get("notebook_path")
+        out = row.get("output") or row.get("output_path")
+        if nb:
+            row["notebook_abs"] = str(nb)
+            row["notebook"] = relative(self.root, nb) or str(nb)
+        row["output_path"] = relative(self.root, out) if out else None
+        return row

@@ -1,0 +1,105 @@
+"""Pydantic models for the REST edge: request bodies in, JSON-safe dicts out.
+
+Bodies are validated strictly (unknown fields are rejected) so a typo in a client surfaces as a
+400 that names the field, instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+GPUMode = Literal["auto", "on", "off"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LaunchRequest(_Strict):
+    """POST clusters: what to launch."""
+
+    n_workers: int | None = Field(default=None, ge=1, le=256)
+    threads_per_worker: int | None = Field(default=None, ge=1, le=256)
+    gpu: GPUMode = "auto"
+    profile: str | None = Field(default=None, min_length=1, max_length=200)
+
+    def gpu_arg(self) -> bool | Literal["auto"]:
+        return {"auto": "auto", "on": True, "off": False}[self.gpu]  # type: ignore[return-value]
+
+
+class AdaptRequest(_Strict):
+    minimum: int = Field(default=0, ge=0)
+    maximum: int = Field(default=4, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptRequest:
+        if self.maximum < self.minimum:
+            raise ValueError(
+                f"adapt needs minimum <= maximum, got minimum={self.minimum}, "
+                f"maximum={self.maximum}"
+            )
+        return self
+
+
+class ClusterPatch(_Strict):
+    """PATCH clusters/{id}: either a fixed size or an adaptive range."""
+
+    n_workers: int | None = Field(default=None, ge=0, le=256)
+    adapt: AdaptRequest | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ClusterPatch:
+        if (self.n_workers is None) == (self.adapt is None):
+            raise ValueError(
+                'send exactly one of {"n_workers": N} (scale) or '
+                '{"adapt": {"minimum": A, "maximum": B}} (adapt)'
+            )
+        return self
+
+
+class WorkerInfo(BaseModel):
+    address: str
+    host: str | None = None
+    name: str | None = None
+    nthreads: int | None = None
+    memory_limit: int | None = None
+    gpu_name: str | None = None
+    gpu_memory: int | None = None
+
+
+class ClusterInfo(BaseModel):
+    id: str
+    kind: str
+    status: Literal["running", "closed"]
+    scheduler_address: str | None = None
+    dashboard_link: str | None = None
+    n_workers: int = 0
+    threads: int = 0
+    memory: int = 0
+    gpus: int = 0
+    workers: list[WorkerInfo] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+    created: float
+
+
+class JobSubmit(_Strict):
+    """POST jobs: a notebook (relative to the server root) and its parameters."""
+
+    notebook: str = Field(min_length=1, max_length=4096)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    output: str | None = Field(default=None, min_length=1, max_length=4096)
+
+
+class JobFilter(_Strict):
+    """Query-string filters for GET jobs."""
+
+    status: str | None = None
+    notebook: str | None = None
+    limit: int = Field(default=100, ge=1, le=10_000)
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str

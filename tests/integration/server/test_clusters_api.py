@@ -1,0 +1,97 @@
+"""The clusters routes against a real Jupyter server and real Dask clusters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def jp_server_config(tmp_home: Any) -> dict[str, Any]:
+    return {"ServerApp": {"jpserver_extensions": {"lepton_nb": True}}}
+
+
+async def _json(jp_fetch: Any, *parts: str, **kw: Any) -> tuple[int, Any]:
+    try:
+        r = await jp_fetch("lepton", "api", *parts, request_timeout=180, **kw)
+    except HTTPClientError as e:
+        assert e.response is not None
+        return e.code, json.loads(e.response.body)
+    return r.code, json.loads(r.body)
+
+
+async def test_cluster_lifecycle(jp_fetch: Any, jp_serverapp: Any) -> None:
+    code, listed = await _json(jp_fetch, "clusters")
+    assert (code, listed) == (200, [])
+
+    body = json.dumps({"n_workers": 1, "threads_per_worker": 1, "gpu": "off"})
+    code, info = await _json(jp_fetch, "clusters", method="POST", body=body)
+    assert code == 201, info
+    cid = info["id"]
+    try:
+        assert info["status"] == "running"
+        assert info["scheduler_address"].startswith("tcp://127.0.0.1:")
+        assert info["n_workers"] == 1 and info["threads"] == 1 and info["gpus"] == 0
+        assert info["memory"] > 0 and info["workers"][0]["address"].startswith("tcp://127.0.0.1")
+        assert info["dashboard_link"].startswith("http://127.0.0.1:")
+
+        code, listed = await _json(jp_fetch, "clusters")
+        assert code == 200 and [c["id"] for c in listed] == [cid]
+
+        code, scaled = await _json(
+            jp_fetch, "clusters", cid, method="PATCH", body=json.dumps({"n_workers": 2})
+        )
+        assert code == 200 and scaled["options"]["n_workers"] == 2
+        manager = jp_serverapp.web_app.settings["lepton_clusters"]
+        manager._entry(cid).cluster.wait_for_workers(2, timeout=60)
+        code, got = await _json(jp_fetch, "clusters", cid)
+        assert code == 200 and got["n_workers"] == 2 and got["threads"] == 2
+
+        adapt = json.dumps({"adapt": {"minimum": 1, "maximum": 2}})
+        code, adapted = await _json(jp_fetch, "clusters", cid, method="PATCH", body=adapt)
+        assert code == 200 and adapted["options"]["adapt"] == {"minimum": 1, "maximum": 2}
+
+        bad = json.dumps({"n_workers": 1, "adapt": {"minimum": 0, "maximum": 1}})
+        code, err = await _json(jp_fetch, "clusters", cid, method="PATCH", body=bad)
+        assert code == 400 and err["error"] == "ConfigError" and "exactly one" in err["message"]
+    finally:
+        code, stopped = await _json(jp_fetch, "clusters", cid, method="DELETE")
+    assert code == 200 and stopped["status"] == "closed"
+    code, err = await _json(jp_fetch, "clusters", cid)
+    assert code == 404 and err["error"] == "NotFoundError" and "traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        (json.dumps({"n_workers": 0}), "n_workers"),
+        (json.dumps({"gpu": "maybe"}), "gpu"),
+        (json.dumps({"workers": 2}), "workers"),
+    ],
+)
+async def test_launch_rejects_bad_bodies(jp_fetch: Any, body: str, field: str) -> None:
+    code, err = await _json(jp_fetch, "clusters", method="POST", body=body)
+    assert code == 400
+    assert err["error"] == "ConfigError" and field in err["message"]
+    assert "Traceback" not in json.dumps(err)
+
+
+async def test_unknown_profile_is_a_400_with_known_names(jp_fetch: Any) -> None:
+    body = json.dumps({"profile": "no-such-profile", "gpu": "off"})
+    code, err = await _json(jp_fetch, "clusters", method="POST", body=body)
+    assert code == 400 and "no-such-profile" in err["message"] and "local-cpu" in err["message"]
+
+
+async def test_unknown_cluster_ids(jp_fetch: Any) -> None:
+    for method, body in (("GET", None), ("PATCH", '{"n_workers": 1}'), ("DELETE", None)):
+        code, err = await _json(jp_fetch, "clusters", "deadbeef", method=method, body=body)
+        assert code == 404, (method, err)
+        assert "deadbeef" in err["message"] and set(err) == {"error", "message"}
