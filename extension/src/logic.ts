@@ -10,7 +10,7 @@ export interface IParsedParameters {
   skipped: string[];
 }
 
-const ASSIGN = /^([A-Za-z_][A-Za-z0-9_]*)\s*(?::\s*[^=]+)?=\s*(.+)$/;
+const ASSIGN = /^([A-Za-z_][A-Za-z0-9_]*)\s*(?::\s*[^=]+)?=(?!=)\s*(.+)$/;
 
 /** Strip a trailing `# comment` that is not inside a string literal. */
 export function stripComment(line: string): string {

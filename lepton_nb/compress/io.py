@@ -8,8 +8,9 @@ on a fresh instance and reads every tensor with ``torch.load(weights_only=True)`
 from __future__ import annotations
 
 import importlib
+import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lepton_nb._registry import Registry
 from lepton_nb.compress._recipe import arch_of, recipe_of
@@ -24,23 +25,36 @@ Replay = Any  # Callable[[nn.Module, dict], nn.Module]
 REPLAYS: Registry[Replay] = Registry("recipe step")
 
 
-def save(model: nn.Module, path: str | Path, init_kwargs: dict[str, Any] | None = None) -> Path:
+def save(
+    model: nn.Module, path: str | Path | BinaryIO, init_kwargs: dict[str, Any] | None = None
+) -> Path | BinaryIO:
     """Write ``model`` (compressed or not) to ``path``; ``init_kwargs`` rebuild its class."""
     import torch
 
     arch = arch_of(model)
     if init_kwargs is not None:
         arch["kwargs"] = dict(init_kwargs)
-    path = Path(path)
     payload = {
         "format": FORMAT,
         "arch": arch,
         "recipe": recipe_of(model),
         "state_dict": model.state_dict(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(path, str | Path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
     return path
+
+
+def to_bytes(model: nn.Module) -> bytes:
+    buf = io.BytesIO()
+    save(model, buf)
+    return buf.getvalue()
+
+
+def from_bytes(data: bytes, model: nn.Module | None = None) -> nn.Module:
+    return load(io.BytesIO(data), model=model)
 
 
 def _skeleton(arch: dict[str, Any]) -> nn.Module:
@@ -60,7 +74,7 @@ def _skeleton(arch: dict[str, Any]) -> nn.Module:
         ) from e
 
 
-def load(path: str | Path, model: nn.Module | None = None) -> nn.Module:
+def load(path: str | Path | BinaryIO, model: nn.Module | None = None) -> nn.Module:
     """Rebuild a model written by :func:`save` (safe: tensors only, no pickled code).
 
     ``model`` is a fresh, uncompressed instance of the original architecture; by default it is
@@ -70,8 +84,9 @@ def load(path: str | Path, model: nn.Module | None = None) -> nn.Module:
 
     import torch
 
-    path = Path(path)
-    if not path.is_file():
+    if isinstance(path, str | Path):
+        path = Path(path)
+    if isinstance(path, Path) and not path.is_file():
         raise CheckpointError(f"no compressed model at {path}; check the path")
     try:
         payload = torch.load(path, weights_only=True, map_location="cpu")
@@ -87,11 +102,15 @@ def load(path: str | Path, model: nn.Module | None = None) -> nn.Module:
         net = REPLAYS.get(step["kind"])(net, step)
     object.__setattr__(net, "_lepton_arch", payload["arch"])
     object.__setattr__(net, "_lepton_recipe", list(payload["recipe"]))
-    missing, unexpected = net.load_state_dict(payload["state_dict"], strict=False, assign=True)
+    fix = "save with init_kwargs={...} or pass model=<a fresh instance of the original class>"
+    try:
+        missing, unexpected = net.load_state_dict(payload["state_dict"], strict=False, assign=True)
+    except RuntimeError as e:  # size mismatches: the skeleton was built with other arguments
+        raise CheckpointError(f"{path} does not match the rebuilt model ({e}); {fix}") from e
     if missing or unexpected:
         raise CheckpointError(
             f"{path} does not match the rebuilt model (missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}); pass model=<a fresh instance of the original class>"
+            f"{unexpected[:5]}); {fix}"
         )
     return net.eval()
 
@@ -111,9 +130,10 @@ def _replay_prune(net: nn.Module, step: dict[str, Any]) -> nn.Module:
         owner, _, leaf = key.rpartition(".")
         mod = modules[owner]
         if leaf in mod._parameters and mod._parameters[leaf] is not None:
-            mod._parameters[leaf] = nn.Parameter(torch.empty(shape))
+            # small random values, not empty(): a static-int8 replay runs observers over them
+            mod._parameters[leaf] = nn.Parameter(torch.randn(shape) * 0.01)
         elif leaf in mod._buffers and mod._buffers[leaf] is not None:
-            mod._buffers[leaf] = torch.empty(shape, dtype=mod._buffers[leaf].dtype)
+            mod._buffers[leaf] = torch.zeros(shape, dtype=mod._buffers[leaf].dtype)
     return net
 
 
@@ -141,7 +161,7 @@ def _replay_quantize(net: nn.Module, step: dict[str, Any]) -> nn.Module:
 
             return quantize_dynamic(net, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)
     if method == "static-int8":
-        x = torch.zeros(step["example_shape"])
+        x = torch.randn(step["example_shape"])
         prepared = prepare_static(net, x, step["per_channel"])
         with torch.no_grad():
             prepared(x)  # observers need one pass; the loaded state dict sets the real qparams
@@ -152,4 +172,4 @@ def _replay_quantize(net: nn.Module, step: dict[str, Any]) -> nn.Module:
     raise ConfigError(f"cannot rebuild quantization method {method!r}")
 
 
-__all__ = ["FORMAT", "REPLAYS", "load", "save"]
+__all__ = ["FORMAT", "REPLAYS", "from_bytes", "load", "save", "to_bytes"]

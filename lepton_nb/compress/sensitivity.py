@@ -51,10 +51,22 @@ def _quantize_layer(layer: nn.Module, level: float) -> None:
 def _one_variant(
     model: nn.Module, layer: str, method: str, level: float, eval_data: Any
 ) -> dict[str, Any]:
-    variant = copy.deepcopy(model).eval()
+    from lepton_nb.compress._wire import unpack
+
+    variant = copy.deepcopy(unpack(model)).eval()
     PERTURBATIONS.get(method)(dict(variant.named_modules())[layer], level)
     acc = accuracy(variant, eval_data)
-    return {"layer": layer, "method": method, "level": level, "accuracy": acc}
+    return {"layer": layer, "method": method, "level": level, "accuracy": acc, "worker": _where()}
+
+
+def _where() -> str:
+    """The Dask worker running this variant, or "local"."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return "local"
 
 
 def sensitivity(
@@ -67,7 +79,7 @@ def sensitivity(
 ) -> pd.DataFrame:
     """Accuracy when each layer alone is perturbed by ``method`` at each of ``levels``.
 
-    Returns a DataFrame with ``layer``, ``method``, ``level``, ``accuracy`` and
+    Returns a DataFrame with ``layer``, ``method``, ``level``, ``accuracy``, ``worker`` and
     ``accuracy_drop`` (points below the unperturbed model).  With ``cluster`` every variant is
     a task on it; without, they run here one after another.
     """
@@ -88,7 +100,9 @@ def sensitivity(
         rows = [_one_variant(model, la, method, lv, eval_data) for la, lv in jobs]
     else:
         client = getattr(cluster, "client", cluster)
-        m_fut, d_fut = client.scatter([model, eval_data], broadcast=True)
+        from lepton_nb.compress._wire import pack
+
+        m_fut, d_fut = client.scatter([pack(model), eval_data], broadcast=True)
         futures = [
             client.submit(_one_variant, m_fut, la, method, lv, d_fut, pure=False)
             for la, lv in jobs

@@ -141,7 +141,12 @@ class JobsHandler(LeptonHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        query = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        # Only the known filters: JupyterLab adds a cache-busting timestamp to every GET.
+        query = {
+            k: self.get_query_argument(k)
+            for k in JobFilter.model_fields
+            if k in self.request.query_arguments
+        }
         filters = self._validate(JobFilter, query)
         self.reply(await self.call(self.jobs.list, filters))
 

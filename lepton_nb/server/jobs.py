@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from lepton_nb.errors import JobError, NotFoundError
+from lepton_nb.errors import ConfigError, JobError, NotFoundError
 from lepton_nb.server._paths import confine, relative
 from lepton_nb.server.models import JobFilter, JobSubmit
 
@@ -63,6 +63,7 @@ class _Pending:
     status: str = "queued"
     error: str | None = None
     record_id: str | None = None
+    rerun_of: str | None = None
 
 
 class JobManager:
@@ -84,70 +85,82 @@ class JobManager:
             rows = [r for r in rows if r.get("status") == filters.status]
         if filters.notebook:
             rows = [r for r in rows if filters.notebook in str(r.get("notebook") or "")]
-        rows.sort(key=lambda r: str(r.get("started") or r.get("submitted") or ""), reverse=True)
+        rows.sort(key=lambda r: float(r.get("created") or r.get("submitted") or 0), reverse=True)
         return rows[: filters.limit]
 
     def get(self, job_id: str) -> dict[str, Any]:
-        with self._lock:
-            pending = self._pending.get(job_id)
-        if pending is not None:
-            if pending.record_id is None:
-                return self._pending_row(pending)
-            job_id = pending.record_id
         try:
             return self._present(record_to_dict(_jobs_api().get(job_id)))
-        except KeyError as e:  # NotFoundError is a KeyError; keep one message shape
-            raise NotFoundError(
-                f"no job {job_id!r}; list jobs with GET lepton/api/jobs"
-            ) from e
+        except KeyError as e:  # NotFoundError is a KeyError
+            with self._lock:
+                pending = self._pending.get(job_id)
+            if pending is not None:  # submitted here, not in the store yet
+                return self._pending_row(pending)
+            raise NotFoundError(f"no job {job_id!r}; list jobs with GET lepton/api/jobs") from e
 
     # -- commands --------------------------------------------------------------------------
     def submit(self, request: JobSubmit) -> dict[str, Any]:
         notebook = confine(self.root, request.notebook)
-        if request.output:
-            output = confine(self.root, request.output, must_exist=False)
-        else:
-            output = self._default_output(notebook)
+        output = (
+            confine(self.root, request.output, must_exist=False)
+            if request.output
+            else self._default_output(notebook)
+        )
+        self._validate(notebook, request.parameters)
         output.parent.mkdir(parents=True, exist_ok=True)
         return self._start(notebook, request.parameters, output)
+
+    def rerun(self, job_id: str) -> dict[str, Any]:
+        original = self.get(job_id)
+        if original.get("record_id") is None and original.get("status") in ("queued", "running"):
+            raise JobError(f"job {job_id!r} has not started yet; rerun it once it has a record")
+        # The original notebook may live outside this server's root (a job from the CLI).
+        notebook = confine(self.root, str(original.get("notebook_abs") or original["notebook"]))
+        output = self._default_output(notebook)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        return self._start(notebook, dict(original.get("parameters") or {}), output,
+                           rerun_of=str(original["id"]))
 
     def _default_output(self, notebook: Path) -> Path:
         # Under the root, so the output opens from the file browser.
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return self.root / OUTPUT_DIR / f"{notebook.stem}-{stamp}-{uuid.uuid4().hex[:6]}.ipynb"
 
-    def rerun(self, job_id: str) -> dict[str, Any]:
-        original = self.get(job_id)
-        if original.get("status") in ("queued", "running") and original["id"].startswith("srv-"):
-            raise NotFoundError(f"job {job_id!r} has no record yet; wait for it to start")
-        notebook = confine(self.root, str(original.get("notebook_abs") or original["notebook"]))
-        output = self._default_output(notebook)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        return self._start(notebook, dict(original.get("parameters") or {}), output)
+    @staticmethod
+    def _validate(notebook: Path, parameters: dict[str, Any]) -> None:
+        """Refuse unknown parameters now (400) rather than as a failed job later."""
+        from lepton_nb.jobs import params
+
+        try:
+            params.check_parameters(parameters, params.notebook_parameters(notebook), notebook)
+        except JobError as e:
+            raise ConfigError(str(e)) from None
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         with self._lock:
             pending = self._pending.get(job_id)
         if pending is not None and pending.future is not None and pending.future.cancel():
-            pending.status = "cancelled"
+            pending.status = "cancelled"  # still waiting for a runner thread: never started
             return self._pending_row(pending)
-        record_id = pending.record_id if pending is not None else job_id
-        if record_id is None:
-            raise NotFoundError(f"job {job_id!r} is starting; cancel it again in a moment")
-        self.get(record_id)  # 404 before touching the store
-        return self._present(record_to_dict(_jobs_api().cancel(record_id)))
+        self.get(job_id)  # a clean 404 for unknown ids
+        return self._present(record_to_dict(_jobs_api().cancel(job_id)))
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- internals -------------------------------------------------------------------------
-    def _start(self, notebook: Path, parameters: dict[str, Any], output: Path) -> dict[str, Any]:
+    def _start(
+        self, notebook: Path, parameters: dict[str, Any], output: Path, rerun_of: str | None = None
+    ) -> dict[str, Any]:
+        from lepton_nb.jobs.models import new_job_id
+
         pending = _Pending(
-            id="srv-" + uuid.uuid4().hex[:12],
+            id=new_job_id(),
             notebook=str(notebook),
             parameters=parameters,
             output=str(output),
             submitted=time.time(),
+            rerun_of=rerun_of,
         )
         with self._lock:
             self._pending[pending.id] = pending
@@ -158,17 +171,16 @@ class JobManager:
         pending.status = "running"
         run = _jobs_api().run
         kwargs: dict[str, Any] = {"parameters": pending.parameters, "output": pending.output}
+        # With job_id the store's record takes the id the client already holds.
         if "job_id" in inspect.signature(run).parameters:
             kwargs["job_id"] = pending.id
         try:
             record = run(pending.notebook, **kwargs)
-        except Exception as e:  # noqa: BLE001 - recorded and shown in the job list
+        except Exception as e:  # noqa: BLE001 - a worker thread: shown in the job list instead
             pending.status, pending.error = "failed", f"{type(e).__name__}: {e}"
-            rid = getattr(e, "job_id", None) or getattr(getattr(e, "record", None), "id", None)
-            pending.record_id = str(rid) if rid else None
             return
         pending.record_id = str(record_to_dict(record)["id"])
-        pending.status = "done"
+        pending.status = str(getattr(record, "status", "succeeded"))
 
     def _pending_row(self, p: _Pending) -> dict[str, Any]:
         return {
@@ -180,6 +192,7 @@ class JobManager:
             "submitted": p.submitted,
             "error": p.error,
             "record_id": p.record_id,
+            "rerun_of": p.rerun_of,
         }
 
     def _present(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -190,4 +203,11 @@ class JobManager:
             row["notebook_abs"] = str(nb)
             row["notebook"] = relative(self.root, nb) or str(nb)
         row["output_path"] = relative(self.root, out) if out else None
+        error = row.get("error")
+        if isinstance(error, dict):
+            row["error_info"] = error
+            where = f" in cell {error['cell_index']}" if error.get("cell_index") is not None else ""
+            what = f": {error['ename']}: {error.get('evalue')}" if error.get("ename") else ""
+            row["error"] = f"{error.get('reason', 'error')}{where}{what}"
+        row.setdefault("record_id", row.get("id"))
         return row

@@ -51,12 +51,23 @@ export function ClusterCard(props: { cluster: ICluster; actions: IClusterActions
         </tbody>
       </table>
       <div className="lepton-ClusterCard-row">
-        <input className="jp-mod-styled lepton-scale-n" type="number" min={0} value={size} onChange={e => setSize(Number(e.target.value))} />
+        <label>
+          workers
+          <input className="jp-mod-styled lepton-scale-n" type="number" min={0} value={size} onChange={e => setSize(Number(e.target.value))} />
+        </label>
         <button className="jp-Button jp-mod-styled lepton-scale" onClick={() => a.scale(c.id, size)}>
           Scale
         </button>
-        <input className="jp-mod-styled" type="number" min={0} value={min} onChange={e => setMin(Number(e.target.value))} aria-label="adapt minimum" />
-        <input className="jp-mod-styled" type="number" min={0} value={max} onChange={e => setMax(Number(e.target.value))} aria-label="adapt maximum" />
+      </div>
+      <div className="lepton-ClusterCard-row">
+        <label>
+          min
+          <input className="jp-mod-styled lepton-adapt-min" type="number" min={0} value={min} onChange={e => setMin(Number(e.target.value))} />
+        </label>
+        <label>
+          max
+          <input className="jp-mod-styled lepton-adapt-max" type="number" min={0} value={max} onChange={e => setMax(Number(e.target.value))} />
+        </label>
         <button className="jp-Button jp-mod-styled lepton-adapt" onClick={() => a.adapt(c.id, min, max)}>
           Adapt
         </button>

@@ -10,7 +10,7 @@ export interface IJobActions {
 
 /** The recorded values of a job, whatever the store calls the field. */
 function recorded(job: IJob): unknown {
-  return job['recorded'] ?? job['values'] ?? job['recorded_values'] ?? job['metrics'];
+  return job['records'] ?? job['recorded'] ?? job['values'] ?? job['recorded_values'] ?? job['metrics'];
 }
 
 export function JobsSection(props: { jobs: IJob[]; actions: IJobActions; now: number }): JSX.Element {
@@ -37,12 +37,15 @@ export function JobsSection(props: { jobs: IJob[]; actions: IJobActions; now: nu
             <button className="jp-Button jp-mod-styled lepton-open-output" disabled={!job.output_path} onClick={() => job.output_path && props.actions.openOutput(job.output_path)}>
               Open output
             </button>
-            <button className="jp-Button jp-mod-styled lepton-rerun" disabled={isActive(job.status)} onClick={() => props.actions.rerun(job.id)}>
-              Rerun
-            </button>
-            <button className="jp-Button jp-mod-styled jp-mod-warn lepton-cancel" disabled={!isActive(job.status)} onClick={() => props.actions.cancel(job.id)}>
-              Cancel
-            </button>
+            {isActive(job.status) ? (
+              <button className="jp-Button jp-mod-styled jp-mod-warn lepton-cancel" onClick={() => props.actions.cancel(job.id)}>
+                Cancel
+              </button>
+            ) : (
+              <button className="jp-Button jp-mod-styled lepton-rerun" onClick={() => props.actions.rerun(job.id)}>
+                Rerun
+              </button>
+            )}
           </div>
         </li>
       ))}

@@ -27,15 +27,20 @@ export function Sidebar(props: ISidebarProps): JSX.Element {
   const [launching, setLaunching] = useState(false);
   const [now, setNow] = useState(Date.now() / 1000);
 
+  // Clusters and jobs refresh independently: a failing jobs store must not hide the clusters.
   const refresh = useCallback(async () => {
-    try {
-      const [c, j] = await Promise.all([service.listClusters(), service.listJobs({ limit: 50 })]);
-      setClusters(c);
-      setJobs(j);
-      setNow(Date.now() / 1000);
-    } catch (e) {
-      setError(message(e));
+    const [c, j] = await Promise.allSettled([service.listClusters(), service.listJobs({ limit: 50 })]);
+    if (c.status === 'fulfilled') {
+      setClusters(c.value);
     }
+    if (j.status === 'fulfilled') {
+      setJobs(j.value);
+    }
+    const failed = [c, j].find(r => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (failed) {
+      setError(message(failed.reason));
+    }
+    setNow(Date.now() / 1000);
   }, [service]);
 
   useEffect(() => {

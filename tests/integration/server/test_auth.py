@@ -54,8 +54,9 @@ def jp_server_config(tmp_home: Any, request: pytest.FixtureRequest) -> dict[str,
     return {"ServerApp": app}
 
 
-async def _code(jp_fetch: Any, method: str, parts: tuple[str, ...], body: str | None,
-                **kw: Any) -> tuple[int, dict[str, Any]]:
+async def _code(
+    jp_fetch: Any, method: str, parts: tuple[str, ...], body: str | None, **kw: Any
+) -> tuple[int, dict[str, Any]]:
     if body is None and method in ("POST", "PATCH"):
         body = "{}"
     try:
@@ -91,8 +92,9 @@ async def test_loading_raises_no_auth_warning(jp_serverapp: Any, jp_fetch: Any) 
 
 
 @pytest.mark.parametrize(("method", "parts", "body"), ROUTES)
-async def test_unauthenticated_is_403(jp_fetch: Any, method: str, parts: tuple[str, ...],
-                                      body: str | None) -> None:
+async def test_unauthenticated_is_403(
+    jp_fetch: Any, method: str, parts: tuple[str, ...], body: str | None
+) -> None:
     code, _ = await _code(jp_fetch, method, parts, body, headers={"Authorization": ""})
     assert code == 403
 
@@ -104,8 +106,9 @@ def read_only() -> None:
 
 @pytest.mark.usefixtures("read_only")
 @pytest.mark.parametrize(("method", "parts", "body"), MUTATING)
-async def test_read_only_authorizer_denies_writes(jp_fetch: Any, method: str,
-                                                  parts: tuple[str, ...], body: str | None) -> None:
+async def test_read_only_authorizer_denies_writes(
+    jp_fetch: Any, method: str, parts: tuple[str, ...], body: str | None
+) -> None:
     code, _ = await _code(jp_fetch, method, parts, body)
     assert code == 403
 
@@ -124,10 +127,15 @@ async def _login_cookie(jp_fetch: Any, jp_serverapp: Any) -> tuple[str, str]:
     xsrf = cookies["_xsrf"].split("=", 1)[1]
     try:
         await jp_fetch(
-            "login", method="POST", follow_redirects=False, headers={
-                "Authorization": "", "Cookie": cookies["_xsrf"],
+            "login",
+            method="POST",
+            follow_redirects=False,
+            headers={
+                "Authorization": "",
+                "Cookie": cookies["_xsrf"],
                 "Content-Type": "application/x-www-form-urlencoded",
-            }, body=f"_xsrf={xsrf}&password={token}",
+            },
+            body=f"_xsrf={xsrf}&password={token}",
         )
     except HTTPClientError as e:  # a successful login answers with a redirect
         assert e.code == 302 and e.response is not None
@@ -139,18 +147,26 @@ async def _login_cookie(jp_fetch: Any, jp_serverapp: Any) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize(("method", "parts", "body"), MUTATING)
-async def test_cookie_write_without_xsrf_is_403(jp_fetch: Any, jp_serverapp: Any, method: str,
-                                                 parts: tuple[str, ...], body: str | None) -> None:
+async def test_cookie_write_without_xsrf_is_403(
+    jp_fetch: Any, jp_serverapp: Any, method: str, parts: tuple[str, ...], body: str | None
+) -> None:
     cookie, xsrf = await _login_cookie(jp_fetch, jp_serverapp)
     # The cookie alone authenticates reads...
-    code, _ = await _code(jp_fetch, "GET", ("clusters",), None,
-                          headers={"Authorization": "", "Cookie": cookie})
+    code, _ = await _code(
+        jp_fetch, "GET", ("clusters",), None, headers={"Authorization": "", "Cookie": cookie}
+    )
     assert code == 200
     # ...but a write without the X-XSRFToken header is refused before reaching the handler.
-    code, _ = await _code(jp_fetch, method, parts, body,
-                          headers={"Authorization": "", "Cookie": cookie})
+    code, _ = await _code(
+        jp_fetch, method, parts, body, headers={"Authorization": "", "Cookie": cookie}
+    )
     assert code == 403
     # With the header the same request reaches the handler (which then refuses "abc").
-    code, _ = await _code(jp_fetch, method, parts, '{"n_workers": 0}' if body else body,
-                          headers={"Authorization": "", "Cookie": cookie, "X-XSRFToken": xsrf})
+    code, _ = await _code(
+        jp_fetch,
+        method,
+        parts,
+        '{"n_workers": 0}' if body else body,
+        headers={"Authorization": "", "Cookie": cookie, "X-XSRFToken": xsrf},
+    )
     assert code in (400, 404, 409)

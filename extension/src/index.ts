@@ -1,0 +1,125 @@
+import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { CommandToolbarButton, runIcon } from '@jupyterlab/ui-components';
+import { LeptonApiError } from './errors';
+import { connectCode } from './logic';
+import { leptonIcon, LeptonPanel } from './panel';
+import { askRunJob } from './runJob';
+import { ILeptonService, LeptonService } from './service';
+import { CommandIDs, ILeptonServiceToken, PLUGIN_ID } from './tokens';
+
+function insertCode(tracker: INotebookTracker, code: string): boolean {
+  const panel = tracker.currentWidget;
+  if (!panel) {
+    return false;
+  }
+  NotebookActions.insertBelow(panel.content);
+  panel.content.activeCell?.model.sharedModel.setSource(code);
+  return true;
+}
+
+const plugin: JupyterFrontEndPlugin<ILeptonService> = {
+  id: PLUGIN_ID,
+  description: 'A Lepton sidebar for Dask clusters and notebook jobs.',
+  autoStart: true,
+  provides: ILeptonServiceToken,
+  requires: [INotebookTracker],
+  optional: [ILabShell, ILayoutRestorer, ICommandPalette, ISettingRegistry],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    shell: ILabShell | null,
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null,
+    settingRegistry: ISettingRegistry | null
+  ): ILeptonService => {
+    const service = new LeptonService();
+    const { commands } = app;
+    const insertConnect = (address: string): void => {
+      if (!insertCode(tracker, connectCode(address))) {
+        Notification.warning('Open a notebook first: the connect code goes into the active notebook.');
+      }
+    };
+    const panel = new LeptonPanel({
+      service,
+      pollMs: 3000,
+      defaultWorkers: 2,
+      openPath: path => void commands.execute('docmanager:open', { path }),
+      openDashboard: link => window.open(link, '_blank', 'noopener'),
+      insertConnectCode: insertConnect
+    });
+    app.shell.add(panel, 'left', { rank: 900 });
+    restorer?.add(panel, 'lepton-sidebar');
+
+    commands.addCommand(CommandIDs.openSidebar, {
+      label: 'Show Lepton Sidebar',
+      icon: leptonIcon,
+      execute: () => app.shell.activateById(panel.id)
+    });
+    commands.addCommand(CommandIDs.insertConnectCode, {
+      label: 'Insert Lepton Cluster Connect Code',
+      execute: args => insertConnect(String(args.address ?? ''))
+    });
+    commands.addCommand(CommandIDs.openDashboard, {
+      label: 'Open Dask Dashboard',
+      execute: args => void window.open(String(args.link), '_blank', 'noopener')
+    });
+    commands.addCommand(CommandIDs.openJobOutput, {
+      label: 'Open Job Output Notebook',
+      execute: args => commands.execute('docmanager:open', { path: String(args.path) })
+    });
+    commands.addCommand(CommandIDs.runAsJob, {
+      label: 'Run as Job…',
+      caption: 'Run this notebook as a reproducible lepton_nb job',
+      icon: runIcon,
+      isEnabled: () => tracker.currentWidget !== null,
+      execute: async () => {
+        const current = tracker.currentWidget;
+        if (!current) {
+          return;
+        }
+        try {
+          const request = await askRunJob(current);
+          if (!request) {
+            return;
+          }
+          const job = await service.submitJob(request.notebook, request.parameters);
+          Notification.success(`Job ${job.id} submitted for ${request.notebook}`, { autoClose: 4000 });
+          app.shell.activateById(panel.id);
+        } catch (error) {
+          const text = error instanceof LeptonApiError ? error.userMessage : String((error as Error).message ?? error);
+          Notification.error(`Run as job failed: ${text}`);
+        }
+      }
+    });
+    palette?.addItem({ command: CommandIDs.runAsJob, category: 'Lepton' });
+    palette?.addItem({ command: CommandIDs.openSidebar, category: 'Lepton' });
+
+    app.docRegistry.addWidgetExtension('Notebook', {
+      createNew: (nb: NotebookPanel) => {
+        const button = new CommandToolbarButton({ commands, id: CommandIDs.runAsJob, label: 'Run as job…' });
+        button.addClass('lepton-RunAsJobButton');
+        nb.toolbar.insertAfter('cellType', 'leptonRunAsJob', button);
+        return button;
+      }
+    });
+
+    if (settingRegistry) {
+      void settingRegistry.load(PLUGIN_ID).then(settings => {
+        const apply = (): void =>
+          panel.update_props({
+            pollMs: Math.max(500, settings.get('pollInterval').composite as number),
+            defaultWorkers: settings.get('defaultWorkers').composite as number
+          });
+        apply();
+        settings.changed.connect(apply);
+      });
+    }
+    void shell; // the panel lives in the left area of whichever shell is present
+    return service;
+  }
+};
+
+export default plugin;

@@ -1,0 +1,308 @@
+"""The ``lepton-nb`` command: run notebooks as jobs, sweep them on a cluster, inspect the store.
+
+Exit codes: 0 success, 1 a job failed or a LeptonError (message on stderr, no traceback),
+2 usage errors (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lepton_nb.errors import ConfigError, JobError, LeptonError
+
+_INT = re.compile(r"^[-+]?\d+$")
+
+
+def parse_value(text: str) -> Any:
+    """A ``-p`` value the way papermill's CLI reads it: True/False/None, ints, floats, else text.
+
+    Anything else (quotes, newlines, unicode, YAML-looking text) arrives as the literal string.
+    """
+    if text in ("True", "true"):
+        return True
+    if text in ("False", "false"):
+        return False
+    if text in ("None", "null"):
+        return None
+    if _INT.match(text):
+        return int(text)
+    if "\n" not in text and text.strip() == text:
+        try:
+            value = float(text)
+        except ValueError:
+            return text
+        if value == value and value not in (float("inf"), float("-inf")):
+            return value
+    return text
+
+
+def _load_yaml_params(text: str, where: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where} is not valid YAML: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where} must be a YAML mapping of name: value, got {type(data).__name__}"
+        )
+    return dict(data)
+
+
+def _collect_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for f in args.parameters_file or []:
+        path = Path(f)
+        if not path.is_file():
+            raise ConfigError(f"parameters file {f!r} does not exist")
+        params.update(_load_yaml_params(path.read_text(encoding="utf-8"), f"parameters file {f}"))
+    for y in args.parameters_yaml or []:
+        params.update(_load_yaml_params(y, "-y"))
+    for name, value in args.parameters or []:
+        params[name] = parse_value(value)
+    for name, value in args.parameters_raw or []:
+        params[name] = value
+    return params
+
+
+def _add_param_options(p: argparse.ArgumentParser, sweep: bool = False) -> None:
+    help_p = "a sweep axis: NAME V1,V2,..." if sweep else "a parameter (typed like papermill -p)"
+    p.add_argument(
+        "-p", "--parameters", nargs=2, action="append", metavar=("NAME", "VALUE"), help=help_p
+    )
+    p.add_argument(
+        "-r",
+        "--parameters-raw",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a parameter kept as a string",
+    )
+    p.add_argument(
+        "-y",
+        "--parameters-yaml",
+        action="append",
+        metavar="YAML",
+        help="parameters as a YAML mapping",
+    )
+    p.add_argument(
+        "-f",
+        "--parameters-file",
+        action="append",
+        metavar="FILE",
+        help="parameters from a YAML file",
+    )
+    p.add_argument("--kernel", help="kernel name (default: the notebook's)")
+    p.add_argument("--timeout", type=float, help="seconds before the job is stopped and failed")
+    p.add_argument("--cwd", help="working directory of the kernel (default: the notebook's)")
+    p.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lepton-nb", description=__doc__.split("\n")[0])
+    parser.add_argument("--store", help="job store path (default: $LEPTON_HOME/jobs.sqlite)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a notebook as a recorded papermill job")
+    run.add_argument("notebook")
+    run.add_argument("-o", "--output", help="executed notebook path")
+    run.add_argument("--seed", type=int, help="seed when the notebook has no seed parameter")
+    _add_param_options(run)
+
+    sw = sub.add_parser("sweep", help="run a parameter grid of a notebook on a Dask cluster")
+    sw.add_argument("notebook")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local cluster size (default 2)")
+    where.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    sw.add_argument("--output-dir", help="folder for the executed notebooks")
+    _add_param_options(sw, sweep=True)
+
+    jobs = sub.add_parser("jobs", help="list, show, rerun, compare or cancel recorded jobs")
+    jsub = jobs.add_subparsers(dest="action", required=True)
+    ls = jsub.add_parser("list", help="recorded jobs, newest first")
+    ls.add_argument("--notebook")
+    ls.add_argument("--status")
+    ls.add_argument("-n", "--limit", type=int, default=50)
+    show = jsub.add_parser("show", help="one job's full record (JSON)")
+    show.add_argument("id")
+    rerun = jsub.add_parser("rerun", help="run a job again with the same parameters and seed")
+    rerun.add_argument("id")
+    rerun.add_argument("-o", "--output")
+    cmp_ = jsub.add_parser("compare", help="two jobs side by side, differences flagged")
+    cmp_.add_argument("a")
+    cmp_.add_argument("b")
+    cmp_.add_argument("--all", action="store_true", help="also show rows that are equal")
+    cancel = jsub.add_parser("cancel", help="stop a queued or running job")
+    cancel.add_argument("id")
+
+    demo = sub.add_parser("demo", help="run the quickstart notebook as a job")
+    demo.add_argument("-o", "--output", help="executed notebook path")
+    demo.add_argument("--workers", type=int, default=2)
+    return parser
+
+
+def find_quickstart() -> Path:
+    """notebooks/01_quickstart.ipynb in the current directory, else next to the package."""
+    import lepton_nb
+
+    name = Path("notebooks") / "01_quickstart.ipynb"
+    candidates = [Path.cwd() / name, Path(lepton_nb.__file__).resolve().parents[1] / name]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise JobError(
+        "cannot find notebooks/01_quickstart.ipynb (looked in "
+        + ", ".join(str(c.parent) for c in candidates)
+        + "); run `lepton-nb demo` from a lepton_nb source checkout"
+    )
+
+
+def _report(rec: Any, out: Any = None) -> int:
+    out = out or sys.stdout
+    for w in rec.warnings:
+        print(f"note: {w}", file=sys.stderr)
+    if rec.status != "succeeded":
+        detail = rec.error.describe() if rec.error else rec.status
+        print(f"lepton-nb: job {rec.id} {rec.status}: {detail}", file=sys.stderr)
+        print(f"  executed notebook: {rec.output or '(none written)'}", file=sys.stderr)
+        return 1
+    print(f"job {rec.id} succeeded in {rec.duration_s:.1f}s", file=out)
+    print(f"  executed notebook: {rec.output}", file=out)
+    if rec.html:
+        print(f"  html: {rec.html}", file=out)
+    if rec.records:
+        print(f"  records: {json.dumps(rec.records, ensure_ascii=False)}", file=out)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from lepton_nb import jobs
+
+    rec = jobs.run(
+        args.notebook,
+        _collect_params(args),
+        output=args.output,
+        kernel=args.kernel,
+        timeout=args.timeout,
+        cwd=args.cwd,
+        store=args.store,
+        seed=args.seed,
+        html=not args.no_html,
+    )
+    return _report(rec)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from lepton_nb import jobs
+
+    grid: dict[str, Any] = {k: [v] for k, v in _collect_params_base(args).items()}
+    for name, values in args.parameters or []:
+        grid[name] = [parse_value(v) for v in values.split(",")]
+    if args.scheduler:
+        cluster: Any = args.scheduler
+        df = jobs.sweep(args.notebook, grid, cluster=cluster, **_sweep_kwargs(args))
+    else:
+        import lepton_nb
+
+        n = args.workers or 2
+        with lepton_nb.launch_cluster(n_workers=n, threads_per_worker=1) as cluster:
+            df = jobs.sweep(args.notebook, grid, cluster=cluster, **_sweep_kwargs(args))
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(df.drop(columns=["output"]).to_string(index=False))
+    failed = int((df["status"] != "succeeded").sum())
+    if failed:
+        print(f"lepton-nb: {failed} of {len(df)} jobs did not succeed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _collect_params_base(args: argparse.Namespace) -> dict[str, Any]:
+    saved, args.parameters = args.parameters, None
+    try:
+        return _collect_params(args)
+    finally:
+        args.parameters = saved
+
+
+def _sweep_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "output_dir": args.output_dir,
+        "kernel": args.kernel,
+        "timeout": args.timeout,
+        "cwd": args.cwd,
+        "store": args.store,
+        "html": not args.no_html,
+    }
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    from lepton_nb import jobs
+
+    if args.action == "list":
+        recs = jobs.list(
+            notebook=args.notebook, status=args.status, store=args.store, limit=args.limit
+        )
+        if not recs:
+            print("no jobs recorded yet; run one with `lepton-nb run NOTEBOOK`")
+        for r in recs:
+            params = json.dumps(r.parameters, ensure_ascii=False)
+            print(f"{r.summary()}  {params}")
+        return 0
+    if args.action == "show":
+        print(
+            json.dumps(
+                jobs.get(args.id, store=args.store).model_dump(mode="json"),
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    if args.action == "rerun":
+        return _report(jobs.rerun(args.id, output=args.output, store=args.store))
+    if args.action == "compare":
+        df = jobs.compare(args.a, args.b, store=args.store)
+        if not args.all:
+            df = df[df["differs"]]
+        print(df.to_string() if len(df) else "no differences")
+        return 0
+    rec = jobs.cancel(args.id, store=args.store)
+    print(f"job {rec.id} {rec.status}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from lepton_nb import jobs
+
+    nb = find_quickstart()
+    print(f"running {nb} as a job (a local cluster of {args.workers} workers)...", flush=True)
+    rec = jobs.run(nb, {"n_workers": args.workers}, output=args.output, store=args.store)
+    return _report(rec)
+
+
+_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "jobs": _cmd_jobs, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except LeptonError as e:
+        print(f"lepton-nb: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lepton-nb: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Reproducible notebook jobs: papermill runs with provenance, a SQLite store, sweeps on Dask.
+
+``jobs.list`` shadows the builtin inside this namespace on purpose (the public API reads
+``jobs.list()``); the implementation is :func:`list_jobs`. Names resolve lazily so that
+importing this package (as every job kernel does to seed itself) stays cheap. The modules are
+``runner`` and ``sweeper`` rather than ``run``/``sweep`` so that importing them can never replace
+the functions ``jobs.run``/``jobs.sweep`` with modules of the same name.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, tuple[str, str]] = {
+    "run": ("lepton_nb.jobs.runner", "run"),
+    "get": ("lepton_nb.jobs.runner", "get"),
+    "list": ("lepton_nb.jobs.runner", "list_jobs"),
+    "list_jobs": ("lepton_nb.jobs.runner", "list_jobs"),
+    "rerun": ("lepton_nb.jobs.runner", "rerun"),
+    "cancel": ("lepton_nb.jobs.runner", "cancel"),
+    "compare": ("lepton_nb.jobs.runner", "compare"),
+    "sweep": ("lepton_nb.jobs.sweeper", "sweep"),
+    "expand_grid": ("lepton_nb.jobs.sweeper", "expand_grid"),
+    "JobRecord": ("lepton_nb.jobs.models", "JobRecord"),
+    "ErrorInfo": ("lepton_nb.jobs.models", "ErrorInfo"),
+    "GitInfo": ("lepton_nb.jobs.models", "GitInfo"),
+    "JobStore": ("lepton_nb.jobs.store", "JobStore"),
+    "default_store_path": ("lepton_nb.jobs.store", "default_store_path"),
+}
+
+__all__ = [
+    "ErrorInfo",
+    "GitInfo",
+    "JobRecord",
+    "JobStore",
+    "cancel",
+    "compare",
+    "default_store_path",
+    "expand_grid",
+    "get",
+    "list",
+    "list_jobs",
+    "rerun",
+    "run",
+    "sweep",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lepton_nb.jobs.models import ErrorInfo, GitInfo, JobRecord
+    from lepton_nb.jobs.runner import cancel, compare, get, list_jobs, rerun, run
+    from lepton_nb.jobs.runner import list_jobs as list
+    from lepton_nb.jobs.store import JobStore, default_store_path
+    from lepton_nb.jobs.sweeper import expand_grid, sweep
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'lepton_nb.jobs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(target[0]), target[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> builtins.list[str]:
+    return sorted(__all__)

@@ -1,0 +1,29 @@
+"""Distributed training on the Dask cluster: ``fit`` for models, ``run`` for custom loops.
+
+Strategies (registry :data:`STRATEGIES`): ``single`` (in-process), ``ddp``
+(DistributedDataParallel, one pinned task per worker), ``ps-sync`` and ``ps-async`` (a Dask
+Actor parameter server).  Metrics stream to callbacks on the client; checkpoints are atomic and
+load with ``weights_only=True``; a lost worker triggers a restart from the last checkpoint.
+"""
+
+from lepton_nb.train.api import FitResult, RunResult, fit, run
+from lepton_nb.train.callbacks import Callback
+from lepton_nb.train.checkpoint import load_checkpoint, save_checkpoint
+from lepton_nb.train.config import LOSSES, OPTIMIZERS, FitConfig
+from lepton_nb.train.context import TrainContext
+from lepton_nb.train.strategies import STRATEGIES
+
+__all__ = [
+    "LOSSES",
+    "OPTIMIZERS",
+    "STRATEGIES",
+    "Callback",
+    "FitConfig",
+    "FitResult",
+    "RunResult",
+    "TrainContext",
+    "fit",
+    "load_checkpoint",
+    "run",
+    "save_checkpoint",
+]

@@ -1,0 +1,226 @@
+"""``fit`` and ``run``: the two entry points of lepton_nb.train."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from lepton_nb.errors import ConfigError
+from lepton_nb.train._common import Payload, build_model, is_module
+from lepton_nb.train.callbacks import Callback
+from lepton_nb.train.config import FitConfig, validate_names
+from lepton_nb.train.context import TrainContext
+from lepton_nb.train.driver import new_run_id, run_ranks, workers_of
+from lepton_nb.train.events import EventHub, check_callbacks
+from lepton_nb.train.rendezvous import RankSpec, free_port, rank_task
+from lepton_nb.train.strategies import STRATEGIES
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the trained model (CPU), the metric history and final metrics."""
+
+    model: Any
+    history: Any
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class RunResult(list[Any]):
+    """The per-rank return values of ``train_fn`` (index = rank), plus ``.history``."""
+
+    history: Any = None
+
+
+def _client_of(cluster: Any) -> Any:
+    """A distributed.Client from a lepton_nb Cluster or a Client (raises if closed)."""
+    if cluster is None:
+        return None
+    from lepton_nb.errors import ClusterError
+
+    client = getattr(cluster, "client", None) if not hasattr(cluster, "submit") else cluster
+    if client is None:
+        raise ConfigError(f"cluster must be a lepton_nb Cluster or a distributed.Client, "
+                          f"got {type(cluster).__name__}")
+    if getattr(client, "status", "running") in ("closed", "closing"):
+        raise ClusterError("the cluster's client is closed; launch or connect a new cluster")
+    return client
+
+
+def _check_data(data: Any, name: str, required: bool) -> None:
+    if data is None:
+        if required:
+            raise ConfigError(f"{name} is required: pass a torch Dataset or a factory")
+        return
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        if len(data) == 0:
+            raise ConfigError(f"{name} is empty; pass a dataset with at least one example")
+        return
+    if not callable(data):
+        raise ConfigError(f"{name} must be a torch Dataset (len + indexing) or a zero-argument "
+                          f"factory returning one, got {type(data).__name__}")
+
+
+def _check_ranks(client: Any, n_workers: int | None) -> int:
+    n = len(workers_of(client))
+    if n == 0:
+        from lepton_nb.errors import ClusterError
+
+        raise ClusterError("the cluster has no workers; scale it up (cluster.scale(2))")
+    if n_workers is not None and n_workers > n:
+        raise ConfigError(f"n_workers={n_workers} ranks but the cluster has only {n} workers; "
+                          f"lower n_workers or cluster.scale({n_workers})")
+    return n_workers or n
+
+
+def _cluster_has_gpu(client: Any) -> bool:
+    if client is None:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    ws = workers_of(client).values()
+    return bool(ws) and all(w.get("gpu") for w in ws)
+
+
+def _local_ranks(body: Callable[[TrainContext, Any], Any], payload: Any, hub: EventHub,
+                 run_id: str, checkpoint_dir: str | None, init_group: bool) -> list[Any]:
+    spec = RankSpec(0, 1, 0, 1, "local", "127.0.0.1", "127.0.0.1", free_port("127.0.0.1"),
+                    run_id, 0, checkpoint_dir, init_group, 60.0)
+    out = rank_task(spec, body, payload, sink=hub.push)
+    hub.drain(force=True)
+    return [out]
+
+
+def fit(
+    model: Any, train_data: Any, val_data: Any = None, cluster: Any = None, epochs: int = 3,
+    batch_size: int = 64, optimizer: str | Callable[..., Any] = "adam", lr: float = 1e-3,
+    loss: str | Callable[[Any, Any], Any] = "cross_entropy", strategy: str = "ddp",
+    precision: str = "fp32", checkpoint_dir: str | None = None, max_restarts: int = 2,
+    seed: int = 0, callbacks: Sequence[Callback] = (), *, n_workers: int | None = None,
+    log_every: int = 10, checkpoint_every: int = 50, compile: bool = False,
+    max_staleness: int = 4, grad_clip: float | None = None, progress: bool | None = None,
+    collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
+) -> FitResult:
+    """Train ``model`` (an nn.Module or zero-argument factory) on ``train_data`` (a Dataset of
+    ``(x, y)`` or a factory building it on the worker).  ``batch_size`` is the global batch
+    (split across ranks).  Without a cluster (or with ``strategy="single"``) training runs
+    in-process.  See :mod:`lepton_nb.train.driver` for recovery from a lost worker."""
+    if not (is_module(model) or callable(model)):
+        raise ConfigError(f"model must be a torch nn.Module or a zero-argument factory, "
+                          f"got {type(model).__name__}")
+    _check_data(train_data, "train_data", True)
+    _check_data(val_data, "val_data", False)
+    if cluster is None:
+        strategy = "single"
+    cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, strategy=strategy,
+                    precision=precision, checkpoint_dir=None if checkpoint_dir is None
+                    else str(checkpoint_dir), checkpoint_every=checkpoint_every,
+                    max_restarts=max_restarts, seed=seed, log_every=log_every,
+                    n_workers=n_workers, compile=compile, max_staleness=max_staleness,
+                    grad_clip=grad_clip)
+    cfg.validate()
+    validate_names(loss, optimizer)
+    cbs = check_callbacks(callbacks)
+    strat = STRATEGIES.get(strategy)
+    client = None if strat.in_process else _client_of(cluster)
+    world = 1 if client is None else _check_ranks(client, n_workers)
+    if precision == "fp16" and not _cluster_has_gpu(client):
+        raise ConfigError("precision='fp16' needs CUDA GPUs (GradScaler); on CPU use "
+                          "precision='bf16' or 'fp32'")
+    total = None
+    if hasattr(train_data, "__len__"):
+        per_rank = max(1, batch_size // world)
+        total = epochs * math.ceil(math.ceil(len(train_data) / world) / per_rank)
+    run_id = new_run_id()
+    hub = EventHub(cbs, progress, total)
+    tmp = tempfile.mkdtemp(prefix="lepton-ckpt-") if cfg.checkpoint_dir is None else None
+    ckpt = cfg.checkpoint_dir or tmp
+    payload = Payload(model, train_data, val_data, loss, optimizer, cfg.to_dict())
+    hub.start({"strategy": strategy, "world_size": world, "epochs": epochs, "run_id": run_id,
+               "config": cfg.to_dict()})
+    t0 = time.perf_counter()
+    status = "failed"
+    metrics: dict[str, Any] = {}
+    try:
+        if client is None:
+            results = _local_ranks(strat.body, payload, hub, run_id, ckpt, strat.init_group)
+        else:
+            results = run_ranks(client, strat.body, payload, hub, run_id=run_id,
+                                n_workers=n_workers, max_restarts=max_restarts,
+                                checkpoint_dir=ckpt, init_group=strat.init_group,
+                                collective_timeout_s=collective_timeout_s,
+                                replace_timeout_s=replace_timeout_s, prepare=strat.prepare,
+                                abort=strat.abort)
+        status = "succeeded"
+    finally:
+        history = hub.history()
+        if status != "succeeded":
+            hub.end({"status": status, "history": history, "metrics": metrics})
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    r0 = next(r["result"] for r in results if r["rank"] == 0)
+    trained = build_model(model, seed)
+    trained.load_state_dict(r0["state_dict"])
+    trained.cpu().eval()
+    steps = history[history["kind"] == "step"]
+    last_loss = steps[steps["rank"] == 0]["loss"].dropna()
+    metrics = {**r0["metrics"], "steps": int(r0["step"]), "epochs": epochs, "world_size": world,
+               "strategy": strategy, "restarts": int((history["kind"] == "restart").sum()),
+               "time_s": time.perf_counter() - t0,
+               "train_loss": float(last_loss.iloc[-1]) if len(last_loss) else None,
+               "samples_per_s": float(steps.groupby("rank")["samples_per_s"].mean().sum())
+               if len(steps) else None}
+    if "server" in r0:
+        metrics["server"] = r0["server"]
+    hub.end({"status": status, "history": history, "metrics": metrics})
+    return FitResult(trained, history, metrics, cfg.to_dict())
+
+
+def _call_user(train_fn: Callable[[TrainContext], Any], ctx: TrainContext, _: Any) -> Any:
+    return train_fn(ctx)
+
+
+def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
+        n_workers: int | None = None, max_restarts: int = 0, checkpoint_dir: str | None = None,
+        callbacks: Sequence[Callback] = (), progress: bool | None = False,
+        collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0) -> RunResult:
+    """Run ``train_fn(ctx)`` once per rank with torchrun's environment variables set
+    (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so torchrun-style code that calls
+    ``dist.init_process_group("gloo")`` runs unchanged.  Returns the per-rank return values."""
+    if not callable(train_fn):
+        raise ConfigError(f"train_fn must be a function train_fn(ctx), got {type(train_fn)}")
+    if not isinstance(max_restarts, int) or max_restarts < 0:
+        raise ConfigError(f"max_restarts must be >= 0, got {max_restarts!r}")
+    cbs = check_callbacks(callbacks)
+    client = _client_of(cluster)
+    world = 1 if client is None else _check_ranks(client, n_workers)
+    run_id = new_run_id()
+    hub = EventHub(cbs, progress, None)
+    hub.start({"strategy": "run", "world_size": world, "epochs": None, "run_id": run_id,
+               "config": {}})
+    body = partial(_call_user, train_fn)
+    status = "failed"
+    try:
+        if client is None:
+            results = _local_ranks(body, None, hub, run_id, checkpoint_dir, False)
+        else:
+            results = run_ranks(client, body, None, hub, run_id=run_id, n_workers=n_workers,
+                                max_restarts=max_restarts, checkpoint_dir=checkpoint_dir,
+                                init_group=False, collective_timeout_s=collective_timeout_s,
+                                replace_timeout_s=replace_timeout_s)
+        status = "succeeded"
+    finally:
+        history = hub.history()
+        hub.end({"status": status, "history": history, "metrics": {}})
+    out = RunResult(r["result"] for r in sorted(results, key=lambda r: r["rank"]))
+    out.history = history
+    return out
+
+
+__all__ = ["FitResult", "RunResult", "fit", "run"]

@@ -1,0 +1,123 @@
+"""What a rank sees: :class:`TrainContext` (rank, device, report, checkpoints).
+
+Metric events leave a rank through ``distributed.get_worker().log_event(topic, msg)`` when the
+rank runs in a Dask task (the client subscribes to the topic), or through an in-process sink for
+the ``single`` strategy.  Every event is also kept in ``ctx.events`` and returned with the
+rank's result, so the history is complete even if a streamed event arrives late.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lepton_nb.train.callbacks import Event
+from lepton_nb.train.checkpoint import latest_path, load_checkpoint, save_checkpoint
+
+Sink = Callable[[Event], None]
+
+
+def _plain(v: Any) -> Any:
+    """Make a metric msgpack-able (tensors and numpy scalars become Python numbers)."""
+    if isinstance(v, (bool, int, float, str)) or v is None:
+        return v
+    item = getattr(v, "item", None)
+    if callable(item):
+        return item()
+    return str(v)
+
+
+@dataclass
+class TrainContext:
+    """Handed to ``train_fn(ctx)`` by :func:`lepton_nb.train.run` (and used by ``fit``)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: Any = "cpu"
+    run_id: str = ""
+    attempt: int = 0
+    checkpoint_dir: str | None = None
+    worker_address: str | None = None
+    events: list[Event] = field(default_factory=list, repr=False)
+    sink: Sink | None = field(default=None, repr=False)
+    _step: int = field(default=0, repr=False)
+
+    @property
+    def topic(self) -> str:
+        return f"lepton-train-{self.run_id}"
+
+    def emit(self, kind: str, step: int, epoch: int | None, **metrics: Any) -> Event:
+        event: Event = {
+            "kind": kind,
+            "rank": self.rank,
+            "step": int(step),
+            "epoch": epoch,
+            "time": time.time(),
+            "attempt": self.attempt,
+            **{k: _plain(v) for k, v in metrics.items()},
+        }
+        self.events.append(event)
+        if self.sink is not None:
+            self.sink(event)
+        else:
+            from distributed import get_worker
+
+            get_worker().log_event(self.topic, event)
+        return event
+
+    def report(self, step: int | None = None, epoch: int | None = None, kind: str = "step",
+               **metrics: Any) -> None:
+        """Send metrics (``loss=..., lr=...``) to the client's callbacks and the history."""
+        if step is None:
+            self._step += 1
+            step = self._step
+        else:
+            self._step = int(step)
+        self.emit(kind, step, epoch, **metrics)
+
+    def save_checkpoint(self, state: dict[str, Any]) -> Path | None:
+        """Rank 0 writes ``state`` atomically to ``<checkpoint_dir>/latest.pt``; others skip."""
+        if self.checkpoint_dir is None or self.rank != 0:
+            return None
+        return save_checkpoint(state, latest_path(self.checkpoint_dir))
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The latest checkpoint (loaded with ``weights_only=True``), or None if there is none."""
+        if self.checkpoint_dir is None:
+            return None
+        path = latest_path(self.checkpoint_dir)
+        if not path.exists():
+            return None
+        return load_checkpoint(path)
+
+
+def torchrun_env(rank: int, world_size: int, local_rank: int, local_world: int,
+                 master_addr: str, master_port: int) -> dict[str, str]:
+    return {
+        "RANK": str(rank),
+        "WORLD_SIZE": str(world_size),
+        "LOCAL_RANK": str(local_rank),
+        "LOCAL_WORLD_SIZE": str(local_world),
+        "GROUP_RANK": "0",
+        "MASTER_ADDR": master_addr,
+        "MASTER_PORT": str(master_port),
+    }
+
+
+def pick_device(local_rank: int) -> Any:
+    import torch
+
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    # LocalCUDACluster rotates CUDA_VISIBLE_DEVICES so a worker's own GPU is index 0
+    if os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return torch.device("cuda", 0)
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
+
+
+__all__ = ["TrainContext", "pick_device", "torchrun_env"]

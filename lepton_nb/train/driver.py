@@ -1,0 +1,163 @@
+"""Runs rank tasks on a Dask cluster, watches them, and recovers from a lost worker.
+
+Recovery design (chosen after measuring both options on the 2-core reference machine):
+ranks run *in the worker process* with gloo collectives, not in a child process per rank.
+When a peer process dies, gloo's TCP pairs are reset and the surviving ranks' collectives
+fail at once (measured: restart marker within ~0.3 s of ``SIGKILL`` of a worker, test
+``test_killed_worker_recovers``), so the short-timeout + abort route detects loss as fast as a
+torchrun-style agent would, without paying a child-process spawn and a model/data copy per rank
+per attempt (~2-3 s of time-to-first-step on 2 cores).  Hangs that produce no socket error are
+bounded by the process group's collective timeout (``collective_timeout_s``, default 60 s, not
+30 minutes).  The client also polls the scheduler's worker list (every 0.25 s) because a
+killed worker's pinned task never errors: the nanny restarts the worker at a NEW address.  On a
+failure the client waits for the surviving ranks to leave (they destroy their process group in
+``finally``), cancels the rest, waits for the nanny's replacement (or continues with the
+workers left after ``replace_timeout_s``), re-plans the ranks on the current workers with a new
+port, and resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from lepton_nb.errors import ClusterError, TrainingError
+from lepton_nb.train.checkpoint import latest_path, load_checkpoint
+from lepton_nb.train.events import EventHub
+from lepton_nb.train.rendezvous import RankSpec, free_port, plan, rank_task
+
+POLL_S = 0.05
+WORKER_POLL_S = 0.25
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def workers_of(client: Any) -> dict[str, dict[str, Any]]:
+    """The scheduler's current workers, fetched now.  (``client.scheduler_info()`` returns a
+    shared cache that the client's periodic refresh overwrites with an empty worker list, so
+    reading it can make live workers look lost.)"""
+    info = client.sync(client.scheduler.identity, n_workers=-1)
+    return dict(info["workers"])
+
+
+def _wait_for(client: Any, n: int, timeout: float) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    ws = workers_of(client)
+    while len(ws) < n and time.monotonic() < deadline:
+        time.sleep(0.2)
+        ws = workers_of(client)
+    return ws
+
+
+class Failure(Exception):
+    def __init__(self, what: str, rank: int, address: str) -> None:
+        super().__init__(what)
+        self.what, self.rank, self.address = what, rank, address
+
+
+def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub) -> None:
+    last = 0.0
+    while True:
+        hub.drain()
+        for f, s in zip(futures, specs, strict=True):
+            if f.status == "error":
+                exc = f.exception()
+                raise Failure(f"rank {s.rank} on worker {s.address} failed: "
+                              f"{type(exc).__name__}: {str(exc)[:300]}", s.rank, s.address)
+        if all(f.status == "finished" for f in futures):
+            return
+        now = time.monotonic()
+        if now - last > WORKER_POLL_S:
+            last = now
+            alive = workers_of(client)
+            for s in specs:
+                if s.address not in alive:
+                    raise Failure(f"lost worker {s.address} (rank {s.rank})", s.rank, s.address)
+        time.sleep(POLL_S)
+
+
+def _teardown(client: Any, futures: list[Any], lost: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    others = [f for f, a in futures if a != lost]
+    while time.monotonic() < deadline and any(f.status == "pending" for f in others):
+        time.sleep(POLL_S)
+    client.cancel([f for f, _ in futures], force=True)
+
+
+def run_ranks(
+    client: Any,
+    body: Callable[[Any, Any], Any],
+    payload: Any,
+    hub: EventHub,
+    *,
+    run_id: str,
+    n_workers: int | None,
+    max_restarts: int,
+    checkpoint_dir: str | None,
+    init_group: bool,
+    collective_timeout_s: float = 60.0,
+    replace_timeout_s: float = 30.0,
+    prepare: Callable[[Any, list[RankSpec], Any], Any] | None = None,
+    abort: Callable[[Any, str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``body(ctx, payload)`` once per rank (pinned tasks) until all ranks succeed."""
+    topic = f"lepton-train-{run_id}"
+    client.subscribe_topic(topic, hub.on_dask_event)
+    target = n_workers or len(workers_of(client))
+    try:
+        for attempt in range(max_restarts + 1):
+            workers = _wait_for(client, target, replace_timeout_s if attempt else 0)
+            if not workers:
+                raise ClusterError("the cluster has no workers left; scale it up and rerun")
+            placed = plan(workers, target)
+            a0, h0 = placed[0][0], placed[0][1]
+            port = client.submit(free_port, h0, workers=[a0], allow_other_workers=False,
+                                 pure=False).result(timeout=60)
+            threads = max(1, int(workers[a0].get("nthreads") or 1))
+            specs = [RankSpec(r, len(placed), lr, lw, a, h, h0, port, run_id, attempt,
+                              checkpoint_dir, init_group, collective_timeout_s, threads)
+                     for r, (a, h, lr, lw) in enumerate(placed)]
+            run_payload = prepare(client, specs, payload) if prepare else payload
+            data = client.scatter(run_payload, broadcast=True, hash=False)
+            futures = [client.submit(rank_task, s, body, data, workers=[s.address],
+                                     allow_other_workers=False, pure=False, retries=0,
+                                     key=f"lepton-rank-{run_id}-{attempt}-{s.rank}")
+                       for s in specs]
+            try:
+                _watch(client, futures, specs, hub)
+            except Failure as fail:
+                if abort is not None:
+                    abort(run_payload, fail.what)
+                _teardown(client, list(zip(futures, [s.address for s in specs], strict=True)),
+                          fail.address)
+                if attempt == max_restarts:
+                    raise TrainingError(
+                        f"training failed after {max_restarts} restart(s): {fail.what}; "
+                        "check that worker's logs, or raise max_restarts"
+                    ) from None
+                hub.restart_marker(attempt + 1, fail.what, _resume_step(checkpoint_dir))
+                continue
+            results = client.gather(futures)
+            for r in results:
+                hub.merge(r["events"])
+            hub.drain(force=True)
+            return list(results)
+        raise AssertionError("unreachable")  # pragma: no cover
+    finally:
+        client.unsubscribe_topic(topic)
+
+
+def _resume_step(checkpoint_dir: str | None) -> int:
+    if checkpoint_dir is None:
+        return 0
+    path = latest_path(checkpoint_dir)
+    if not path.exists():
+        return 0
+    return int(load_checkpoint(path).get("step", 0))
+
+
+__all__ = ["run_ranks"]

@@ -1,0 +1,112 @@
+"""Placement of ranks on Dask workers and the torchrun-style rendezvous, worker side.
+
+One Dask task per rank, pinned to its worker.  MASTER_ADDR is the rank-0 worker's host and
+MASTER_PORT a free port found by binding port 0 *on that worker*; LOCAL_RANK counts ranks per
+host.  Gloo picks its interface from the host name, which in multi-homed setups (containers,
+network namespaces) can resolve to an address the peers cannot reach, so each rank pins
+``GLOO_SOCKET_IFNAME`` to the interface that owns its worker's address.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from lepton_nb.train.context import Sink, TrainContext, pick_device, torchrun_env
+
+
+@dataclass
+class RankSpec:
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world: int
+    address: str
+    host: str
+    master_addr: str
+    master_port: int
+    run_id: str
+    attempt: int
+    checkpoint_dir: str | None
+    init_group: bool
+    timeout_s: float
+    threads: int = 1
+
+
+def plan(workers: dict[str, dict[str, Any]], n: int) -> list[tuple[str, str, int, int]]:
+    """(address, host, local_rank, local_world) for ranks 0..n-1, grouped by host."""
+    chosen = sorted(workers, key=lambda a: (workers[a].get("host") or "", a))[:n]
+    by_host: dict[str, list[str]] = {}
+    for a in chosen:
+        by_host.setdefault(workers[a].get("host") or "", []).append(a)
+    out = []
+    for a in chosen:
+        h = workers[a].get("host") or ""
+        out.append((a, h, by_host[h].index(a), len(by_host[h])))
+    return out
+
+
+def free_port(host: str) -> int:
+    """Runs on the rank-0 worker: a port free on that host right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _iface_for(ip: str) -> str | None:
+    import psutil
+
+    for name, addrs in psutil.net_if_addrs().items():
+        if any(a.family == socket.AF_INET and a.address == ip for a in addrs):
+            return name
+    return None
+
+
+def rank_task(spec: RankSpec, body: Callable[[TrainContext, Any], Any], payload: Any,
+              sink: Sink | None = None) -> dict[str, Any]:
+    """The body of one rank's Dask task (or the in-process rank when ``sink`` is given):
+    environment, process group, body, teardown."""
+    import torch
+    import torch.distributed as dist
+
+    if sink is None:  # on a worker: its thread budget, not every core per rank
+        torch.set_num_threads(spec.threads)
+    env = torchrun_env(spec.rank, spec.world_size, spec.local_rank, spec.local_world,
+                       spec.master_addr, spec.master_port)
+    iface = _iface_for(spec.host)
+    if iface and "GLOO_SOCKET_IFNAME" not in os.environ:
+        env["GLOO_SOCKET_IFNAME"] = iface
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    device = pick_device(spec.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    ctx = TrainContext(rank=spec.rank, world_size=spec.world_size, local_rank=spec.local_rank,
+                       device=device, run_id=spec.run_id, attempt=spec.attempt,
+                       checkpoint_dir=spec.checkpoint_dir, worker_address=spec.address,
+                       sink=sink)
+    try:
+        if spec.init_group:
+            dist.init_process_group(
+                "nccl" if device.type == "cuda" else "gloo",
+                init_method=f"tcp://{spec.master_addr}:{spec.master_port}",
+                rank=spec.rank, world_size=spec.world_size,
+                timeout=timedelta(seconds=spec.timeout_s),
+            )
+        result = body(ctx, payload)
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return {"rank": spec.rank, "result": result, "events": ctx.events}
+
+
+__all__ = ["RankSpec", "free_port", "plan", "rank_task"]

@@ -1,0 +1,76 @@
+"""Running explorer variants: one Dask task each on a cluster, in-process without one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from lepton_nb.compress._wire import pack, unpack
+from lepton_nb.compress.io import from_bytes, to_bytes
+from lepton_nb.compress.methods import Variant, build_and_measure
+from lepton_nb.errors import LeptonError
+
+if TYPE_CHECKING:
+    from lepton_nb.widgets.explorer import CompressionExplorer
+
+Outcome = tuple[str, Any, Any]  # (label, row dict or the error, model or None)
+
+
+def _measure_baseline(model: Any, eval_data: Any, settings: dict[str, Any]) -> tuple[Any, Any]:
+    from lepton_nb.compress.report import ReportConfig, measure
+
+    row: dict[str, Any] = {"label": "baseline", "method": "baseline", "strength": None}
+    row.update(measure(model, eval_data, ReportConfig(**settings)))
+    return row, model
+
+
+def _task(model: Any, variant: dict[str, Any] | None, ctx: Any, data: Any, settings: Any) -> Any:
+    model, ctx = unpack(model), unpack(ctx)
+    if variant is None:
+        row, out = _measure_baseline(model, data, settings)
+    else:
+        try:
+            row, out = build_and_measure(model, Variant.from_dict(variant), ctx, data, settings)
+        except LeptonError as e:  # one bad variant must not sink the others
+            return e, None
+    return row, to_bytes(out)  # FX-quantized modules do not pickle; our format does
+
+
+def _rebuild(ex: CompressionExplorer, data: bytes | None) -> Any:
+    import copy
+
+    if data is None:
+        return None
+    # the user's own instance is the skeleton, so non-default constructor arguments survive
+    plain = not getattr(ex.model, "_lepton_recipe", None)
+    return from_bytes(data, model=copy.deepcopy(ex.model) if plain else None)
+
+
+def run_variants(ex: CompressionExplorer, todo: list[Variant | None]) -> Iterator[Outcome]:
+    """Yield each variant's outcome as soon as it is measured."""
+    from lepton_nb.widgets.explorer import BASELINE
+
+    labels = [BASELINE if v is None else v.label for v in todo]
+    specs = [None if v is None else v.to_dict() for v in todo]
+    if ex.cluster is None:
+        for label, spec in zip(labels, specs, strict=True):
+            row, data = _task(ex.model, spec, ex.context, ex.eval_data, ex.settings)
+            yield label, row, _rebuild(ex, data)
+        return
+    from distributed import as_completed
+
+    client = getattr(ex.cluster, "client", ex.cluster)
+    model_f, data_f, ctx_f = client.scatter(
+        [pack(ex.model), ex.eval_data, pack(ex.context)], broadcast=True
+    )
+    futures = {
+        client.submit(_task, model_f, spec, ctx_f, data_f, ex.settings, pure=False): label
+        for label, spec in zip(labels, specs, strict=True)
+    }
+    for fut in as_completed(futures):
+        try:
+            row, data = fut.result()
+            model = _rebuild(ex, data)
+        except Exception as e:  # noqa: BLE001 - a worker-side crash is reported, not fatal
+            row, model = e, None
+        yield futures[fut], row, model

@@ -1,0 +1,96 @@
+"""A notebook that trains with a LossCurve, executed by papermill in a real python3 kernel: the
+saved notebook must hold a static plotly figure (no kernel needed to view it) whose mean-loss
+trace has every step's mean loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.integration
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+PARAMS = 'csv_path = "history.csv"\nsteps = 25\nclose = True\n'
+TRAIN = """\
+import torch
+from IPython.display import display
+import lepton_nb as ln
+from lepton_nb.datasets import digits
+from lepton_nb.models import MLP
+
+train, _ = digits()
+curve = ln.LossCurve(redraw_interval=0.05)
+display(curve)
+"""
+LOOP = """\
+# two "ranks" with their own seeds, as a data-parallel run would report them
+models = [MLP(in_features=64, hidden=32) for _ in range(2)]
+opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in models]
+loader = torch.utils.data.DataLoader(train, batch_size=32, shuffle=True,
+                                     generator=torch.Generator().manual_seed(0))
+batches = iter(loader)
+for step in range(steps):
+    x, y = next(batches)
+    for rank, (model, opt) in enumerate(zip(models, opts)):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(); loss.backward(); opt.step()
+        curve.update(step=step, loss=loss.item(), rank=rank, lr=0.1, epoch=0)
+curve.update(step=steps - 1, kind="epoch", epoch=0, val_loss=0.5)
+curve.to_csv(csv_path)
+if close:
+    curve.close()
+"""
+
+
+def notebook(path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(PARAMS)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(TRAIN), nbformat.v4.new_code_cell(LOOP),
+                nbformat.v4.new_code_cell("print(curve.stats)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def outputs(nb: Any) -> list[dict[str, Any]]:
+    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+
+
+@pytest.mark.parametrize("close", [True, False], ids=["close", "no-close"])
+def test_executed_notebook_keeps_static_curves(tmp_path: Path, close: bool) -> None:
+    import papermill
+
+    src = notebook(tmp_path / "train.ipynb")
+    out = tmp_path / "train.out.ipynb"
+    csv = tmp_path / "history.csv"
+    papermill.execute_notebook(
+        str(src), str(out), parameters={"csv_path": str(csv), "steps": 25, "close": close},
+        kernel_name="python3", cwd=str(tmp_path), progress_bar=False, execution_timeout=300,
+    )
+    nb = nbformat.read(out, as_version=4)
+    figures = [o for o in outputs(nb) if PLOTLY_MIME in o.get("data", {})]
+    # one figure, written in place of the live widget (updated by display id, not duplicated)
+    assert len(figures) == 1
+    assert not any(WIDGET_MIME in o.get("data", {}) for o in outputs(nb))
+    data = figures[0]["data"]
+    assert "text/html" in data and "plotly" in data["text/html"]
+    traces = {t["name"]: t for t in data[PLOTLY_MIME]["data"]}
+    history = pd.read_csv(csv)
+    steps = history[history["kind"] == "step"]
+    assert len(steps) == 50 and set(steps["rank"]) == {0, 1}
+    expected = steps.groupby("step")["loss"].mean()
+    mean = traces["mean loss"]
+    assert mean["x"] == expected.index.tolist()
+    assert mean["y"] == pytest.approx(expected.tolist(), rel=1e-9)
+    for rank in (0, 1):
+        rank_loss = steps[steps["rank"] == rank]["loss"].tolist()
+        assert len(traces[f"rank {rank}"]["y"]) == len(rank_loss)
+    assert traces["val_loss (epoch)"]["y"] == [0.5]
