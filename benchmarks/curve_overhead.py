@@ -6,7 +6,7 @@ kernel a view exists and draining every widget message.  Runs alternate (without
 so drift hits both sides; the ratio of median wall times is printed (target <= 1.02), with the
 redraws/s during training and the redraw rate a 100k-step, 4-rank history sustains.
 
-Reproduce:  python benchmarks/curve_overhead.py [--epochs 2] [--repeats 3]
+Reproduce:  python benchmarks/curve_overhead.py [--epochs 8] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -110,14 +110,17 @@ def redraw_capacity(steps: int = 100_000, ranks: int = 4, seconds: float = 3.0) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     res = kernel_runs(args.epochs, args.repeats)
     base, curve = statistics.median(res["without"]), statistics.median(res["with"])
     print(f"fit without LossCurve: {[round(t, 2) for t in res['without']]} s, median {base:.2f}")
     print(f"fit with LossCurve:    {[round(t, 2) for t in res['with']]} s, median {curve:.2f}")
+    pairs = [w / wo for w, wo in zip(res["with"], res["without"], strict=True)]
     print(f"overhead ratio (median with / median without): {curve / base:.3f}  (target <= 1.02)")
+    print(f"paired ratios (run i with / run i without): {[round(r, 3) for r in pairs]}, "
+          f"median {statistics.median(pairs):.3f}")
     print(f"redraws/s during fit: {statistics.median(res['redraws_per_s']):.2f}  "
           f"(widget messages per run: {res['comm_msgs']})")
     print(f"redraw capacity, 100k steps x 4 ranks history: {redraw_capacity():.1f} redraws/s")

@@ -214,7 +214,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         import lepton_nb
 
         n = args.workers or 2
-        with lepton_nb.launch_cluster(n_workers=n, threads_per_worker=1) as cluster:
+        with lepton_nb.launch_cluster(
+            n_workers=n, threads_per_worker=1, dashboard_address="127.0.0.1:0"
+        ) as cluster:
+            cluster.wait_for_workers(n)
             df = jobs.sweep(args.notebook, grid, cluster=cluster, **_sweep_kwargs(args))
     import pandas as pd
 

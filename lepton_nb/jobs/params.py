@@ -83,6 +83,7 @@ def check_parameters(
         _check_value(name, value)
     unknown = sorted(set(params) - set(declared))
     if declared and unknown:
+
         def describe(name: str, d: dict[str, Any]) -> str:
             kind = d.get("inferred_type_name")
             kind = f"{kind}, " if kind and kind != "None" else ""

@@ -88,7 +88,7 @@ def _client_for(cluster: Any) -> tuple[Any, Any]:
     if cluster is None:
         import lepton_nb
 
-        owned = lepton_nb.launch_cluster()
+        owned = lepton_nb.launch_cluster(dashboard_address="127.0.0.1:0")
         return owned.client, owned
     if isinstance(cluster, str):
         import lepton_nb

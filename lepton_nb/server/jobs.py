@@ -64,6 +64,7 @@ class _Pending:
     error: str | None = None
     record_id: str | None = None
     rerun_of: str | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class JobManager:
@@ -118,8 +119,10 @@ class JobManager:
         notebook = confine(self.root, str(original.get("notebook_abs") or original["notebook"]))
         output = self._default_output(notebook)
         output.parent.mkdir(parents=True, exist_ok=True)
+        # Same seed, kernel, timeout and cwd as the original, as jobs.rerun does.
+        same = {k: original[k] for k in ("seed", "kernel", "timeout", "cwd") if original.get(k)}
         return self._start(notebook, dict(original.get("parameters") or {}), output,
-                           rerun_of=str(original["id"]))
+                           rerun_of=str(original["id"]), extra=same)
 
     def _default_output(self, notebook: Path) -> Path:
         # Under the root, so the output opens from the file browser.
@@ -150,7 +153,8 @@ class JobManager:
 
     # -- internals -------------------------------------------------------------------------
     def _start(
-        self, notebook: Path, parameters: dict[str, Any], output: Path, rerun_of: str | None = None
+        self, notebook: Path, parameters: dict[str, Any], output: Path,
+        rerun_of: str | None = None, extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         from lepton_nb.jobs.models import new_job_id
 
@@ -161,6 +165,7 @@ class JobManager:
             output=str(output),
             submitted=time.time(),
             rerun_of=rerun_of,
+            extra=dict(extra or {}),
         )
         with self._lock:
             self._pending[pending.id] = pending
@@ -170,9 +175,11 @@ class JobManager:
     def _execute(self, pending: _Pending) -> None:
         pending.status = "running"
         run = _jobs_api().run
+        accepted = inspect.signature(run).parameters
         kwargs: dict[str, Any] = {"parameters": pending.parameters, "output": pending.output}
+        kwargs.update({k: v for k, v in pending.extra.items() if k in accepted})
         # With job_id the store's record takes the id the client already holds.
-        if "job_id" in inspect.signature(run).parameters:
+        if "job_id" in accepted:
             kwargs["job_id"] = pending.id
         try:
             record = run(pending.notebook, **kwargs)

@@ -66,6 +66,7 @@ def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub
         for f, s in zip(futures, specs, strict=True):
             if f.status == "error":
                 exc = f.exception()
+                _name_lost_worker(client, specs)  # a peer's death surfaces as a gloo error
                 raise Failure(f"rank {s.rank} on worker {s.address} failed: "
                               f"{type(exc).__name__}: {str(exc)[:300]}", s.rank, s.address)
         if all(f.status == "finished" for f in futures):
@@ -73,17 +74,36 @@ def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub
         now = time.monotonic()
         if now - last > WORKER_POLL_S:
             last = now
-            alive = workers_of(client)
-            for s in specs:
-                if s.address not in alive:
-                    raise Failure(f"lost worker {s.address} (rank {s.rank})", s.rank, s.address)
+            _check_alive(client, specs)
         time.sleep(POLL_S)
 
 
-def _teardown(client: Any, futures: list[Any], lost: str, timeout: float = 30.0) -> None:
+def _check_alive(client: Any, specs: list[RankSpec]) -> None:
+    alive = workers_of(client)
+    for s in specs:
+        if s.address not in alive:
+            raise Failure(f"lost worker {s.address} (rank {s.rank})", s.rank, s.address)
+
+
+def _name_lost_worker(client: Any, specs: list[RankSpec], within: float = 1.0) -> None:
+    """Raise the lost-worker failure if the scheduler notices one shortly (it learns of a
+    killed worker from the closed connection, usually a few ms after the peers do)."""
+    deadline = time.monotonic() + within
+    while True:
+        _check_alive(client, specs)
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
+def _teardown(client: Any, futures: list[Any], timeout: float) -> None:
+    """Let the surviving ranks leave their collectives (and destroy their group), then cancel
+    everything; a task pinned to a dead worker would otherwise wait for it forever."""
     deadline = time.monotonic() + timeout
-    others = [f for f, a in futures if a != lost]
-    while time.monotonic() < deadline and any(f.status == "pending" for f in others):
+    while time.monotonic() < deadline:
+        alive = workers_of(client)
+        if not any(f.status == "pending" and a in alive for f, a in futures):
+            break
         time.sleep(POLL_S)
     client.cancel([f for f, _ in futures], force=True)
 
@@ -130,16 +150,17 @@ def run_ranks(
             try:
                 _watch(client, futures, specs, hub)
             except Failure as fail:
+                if attempt < max_restarts:
+                    hub.restart_marker(attempt + 1, fail.what, _resume_step(checkpoint_dir))
                 if abort is not None:
                     abort(run_payload, fail.what)
                 _teardown(client, list(zip(futures, [s.address for s in specs], strict=True)),
-                          fail.address)
+                          collective_timeout_s)
                 if attempt == max_restarts:
                     raise TrainingError(
                         f"training failed after {max_restarts} restart(s): {fail.what}; "
                         "check that worker's logs, or raise max_restarts"
                     ) from None
-                hub.restart_marker(attempt + 1, fail.what, _resume_step(checkpoint_dir))
                 continue
             results = client.gather(futures)
             for r in results:

@@ -183,6 +183,8 @@ def ps_loop(ctx: TrainContext, payload: Payload) -> dict[str, Any]:
     out["server"] = server.stats().result()
     if ctx.rank == 0:
         _load(params, values)
+        if not sync and val_ds is not None:  # metrics describe the model fit returns
+            out["metrics"] = evaluate(model, val_ds, loss_fn, cfg, device)
         with torch.no_grad():
             out["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return out

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -22,29 +23,57 @@ def _nb(path: Path, *cells: str, params: str | None = None) -> Path:
     if params is not None:
         body.insert(0, new_code_cell(params, metadata={"tags": ["parameters"]}))
     nb = new_notebook(cells=body)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
     return path
 
 
 def cli(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LEPTON_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "lepton_nb.cli", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "lepton_nb.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_run_parameters_from_p_y_f_and_failures(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    nb = _nb(tmp_path / "nb.ipynb",
-             "import lepton_nb as ln\nln.record('got', [n, f, s, y, fromfile])\n"
-             "if n == 0:\n    1/0",
-             params="n = 1\nf = 0.5\ns = 'x'\ny = 0\nfromfile = None")
+    nb = _nb(
+        tmp_path / "nb.ipynb",
+        "import lepton_nb as ln\nln.record('got', [n, f, s, y, fromfile])\nif n == 0:\n    1/0",
+        params="n = 1\nf = 0.5\ns = 'x'\ny = 0\nfromfile = None",
+    )
     pfile = tmp_path / "p.yaml"
     pfile.write_text("fromfile: [1, 2]\ny: 9\n")
     text = 'a "quoted" ünï\nsecond line'
-    r = cli("run", str(nb), "-p", "n", "7", "-p", "f", "2.5", "-p", "s", text, "-f", str(pfile),
-            "-y", "y: 3", "-o", str(tmp_path / "out.ipynb"), home=home)
+    r = cli(
+        "run",
+        str(nb),
+        "-p",
+        "n",
+        "7",
+        "-p",
+        "f",
+        "2.5",
+        "-p",
+        "s",
+        text,
+        "-f",
+        str(pfile),
+        "-y",
+        "y: 3",
+        "-o",
+        str(tmp_path / "out.ipynb"),
+        home=home,
+    )
     assert r.returncode == 0, r.stderr
     assert f"executed notebook: {tmp_path / 'out.ipynb'}" in r.stdout
     assert f"html: {tmp_path / 'out.html'}" in r.stdout and (tmp_path / "out.html").exists()
@@ -69,20 +98,43 @@ def test_run_parameters_from_p_y_f_and_failures(tmp_path: Path) -> None:
     assert cli("jobs", "list", "--status", "failed", home=home).stdout.count("\n") == 1
 
 
-def test_sweep_rerun_compare_on_a_scheduler(tmp_path: Path, cluster2) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_rerun_compare_on_a_scheduler(tmp_path: Path, cluster2: Any) -> None:
     home = tmp_path / "home"
-    nb = _nb(tmp_path / "sw.ipynb", "import lepton_nb as ln\nln.record('y', x * 10)",
-             params="x = 0\nz = 'k'")
-    r = cli("sweep", str(nb), "-p", "x", "1,2", "-p", "z", "p,q",
-            "--scheduler", cluster2.scheduler_address, home=home)
+    nb = _nb(
+        tmp_path / "sw.ipynb",
+        "import lepton_nb as ln\nln.record('y', x * 10)",
+        params="x = 0\nz = 'k'",
+    )
+    r = cli(
+        "sweep",
+        str(nb),
+        "-p",
+        "x",
+        "1,2",
+        "-p",
+        "z",
+        "p,q",
+        "--scheduler",
+        cluster2.scheduler_address,
+        home=home,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("succeeded") == 4
     ids = [line.split()[0] for line in cli("jobs", "list", home=home).stdout.splitlines()]
     assert len(ids) == 4
     again = cli("jobs", "rerun", ids[0], home=home)
-    assert again.returncode == 0 and "records: {\"y\":" in again.stdout
+    assert again.returncode == 0 and 'records: {"y":' in again.stdout
     cmp_ = cli("jobs", "compare", ids[0], ids[-1], home=home)
     assert cmp_.returncode == 0 and "parameter" in cmp_.stdout and "True" in cmp_.stdout
+
+
+def test_sweep_on_its_own_local_cluster_reports_failures(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    nb = _nb(tmp_path / "f.ipynb", "assert x != 2, 'two is refused'", params="x = 0")
+    r = cli("sweep", str(nb), "-p", "x", "1,2,3", "--workers", "2", home=home)
+    assert r.returncode == 1
+    assert "1 of 3 jobs did not succeed" in r.stderr
+    assert r.stdout.count("succeeded") == 2 and "AssertionError: two is refused" in r.stdout
 
 
 def test_demo_runs_the_quickstart_as_a_job(tmp_path: Path) -> None:
@@ -93,3 +145,5 @@ def test_demo_runs_the_quickstart_as_a_job(tmp_path: Path) -> None:
     html = re.search(r"html: (\S+)", r.stdout).group(1)  # type: ignore[union-attr]
     assert Path(out).exists() and Path(html).exists()
     assert '"workers": 2' in r.stdout
+    records = json.loads(r.stdout.split("records: ", 1)[1].splitlines()[0])
+    assert records["test_accuracy"] > 0.5  # LeNet-5, 1 epoch of DDP on 2 workers

@@ -14,10 +14,23 @@ from lepton_nb.jobs.store import JobStore
 @pytest.mark.parametrize(
     ("text", "value"),
     [
-        ("3", 3), ("-2", -2), ("0.5", 0.5), ("1e-3", 1e-3), ("True", True), ("false", False),
-        ("None", None), ("abc", "abc"), ('say "hi"', 'say "hi"'), ("it's", "it's"),
-        ("line1\nline2", "line1\nline2"), ("ünïcødé ✓", "ünïcødé ✓"), ("a: b", "a: b"),
-        ("[1, 2]", "[1, 2]"), ("nan", "nan"), ("yes", "yes"), (" 3.5", " 3.5"),
+        ("3", 3),
+        ("-2", -2),
+        ("0.5", 0.5),
+        ("1e-3", 1e-3),
+        ("True", True),
+        ("false", False),
+        ("None", None),
+        ("abc", "abc"),
+        ('say "hi"', 'say "hi"'),
+        ("it's", "it's"),
+        ("line1\nline2", "line1\nline2"),
+        ("ünïcødé ✓", "ünïcødé ✓"),
+        ("a: b", "a: b"),
+        ("[1, 2]", "[1, 2]"),
+        ("nan", "nan"),
+        ("yes", "yes"),
+        (" 3.5", " 3.5"),
     ],
 )
 def test_parse_value_like_papermill(text: str, value: object) -> None:
@@ -61,14 +74,30 @@ def test_jobs_list_show_compare_from_the_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = JobStore(tmp_path / "s.sqlite")
-    a = store.put(JobRecord(notebook="/n.ipynb", notebook_sha256="0", parameters={"lr": 0.1},
-                            records={"acc": 0.5}, status="succeeded", created=1.0))
-    b = store.put(JobRecord(notebook="/n.ipynb", notebook_sha256="0", parameters={"lr": 0.2},
-                            records={"acc": 0.5}, status="succeeded", created=2.0))
+    a = store.put(
+        JobRecord(
+            notebook="/n.ipynb",
+            notebook_sha256="0",
+            parameters={"lr": 0.1},
+            records={"acc": 0.5},
+            status="succeeded",
+            created=1.0,
+        )
+    )
+    b = store.put(
+        JobRecord(
+            notebook="/n.ipynb",
+            notebook_sha256="0",
+            parameters={"lr": 0.2},
+            records={"acc": 0.5},
+            status="succeeded",
+            created=2.0,
+        )
+    )
     s = ["--store", str(store.path)]
     assert main([*s, "jobs", "list"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(b.id) and out[1].startswith(a.id)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(b.id) and lines[1].startswith(a.id)
     assert main([*s, "jobs", "show", a.id]) == 0
     assert '"lr": 0.1' in capsys.readouterr().out
     assert main([*s, "jobs", "compare", a.id, b.id]) == 0

@@ -44,9 +44,12 @@ class Lab:
     home: Path
     proc: subprocess.Popen[bytes]
 
-    def api(self, path: str) -> Any:
+    def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
         req = urllib.request.Request(
-            f"{self.url}{path}", headers={"Authorization": f"token {self.token}"}
+            f"{self.url}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {self.token}"},
         )
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
@@ -97,10 +100,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         root / "short.ipynb",
         [
             ("markdown", "# A short job", []),
-            ("code", "n = 3\nlabel = 'demo'", ["parameters"]),
+            ("code", "n = 3\nlabel = 'demo'\ndelay = 0", ["parameters"]),
             (
                 "code",
-                "import lepton_nb as ln\nanswer = n * n\nln.record('answer', answer)\n"
+                "import time\nimport lepton_nb as ln\ntime.sleep(delay)\n"
+                "answer = n * n\nln.record('answer', answer)\n"
                 "print(f'answer={answer} label={label}')",
                 [],
             ),
@@ -284,7 +288,7 @@ def test_run_as_job_succeeds_and_opens_its_output(page: Any, lab: Lab) -> None:
     button.click()
     area = page.wait_for_selector(".lepton-RunJobDialog textarea.lepton-params")
     prefilled = json.loads(area.input_value())
-    assert prefilled == {"n": 3, "label": "demo"}  # read from the `parameters` cell
+    assert prefilled == {"n": 3, "label": "demo", "delay": 0}  # read from the `parameters` cell
     area.fill(json.dumps({"n": 7, "label": "browser"}))
     shot(page, "run-as-job-dialog")
     page.click(".jp-Dialog .jp-mod-accept")
@@ -315,6 +319,37 @@ def test_run_as_job_succeeds_and_opens_its_output(page: Any, lab: Lab) -> None:
         "label": "browser",
     }
     assert (lab.root / jobs[0]["output_path"]).is_file()
+
+    # Rerun from the sidebar: a second record with the same parameters, and it succeeds too.
+    open_sidebar(page)
+    page.click(f".lepton-Job[data-job-id='{jobs[0]['id']}'] .lepton-rerun")
+    page.wait_for_function(
+        "() => { const s = [...document.querySelectorAll('.lepton-Job .lepton-Job-status')];"
+        " return s.length === 2 && s.every(e => e.textContent === 'succeeded'); }",
+        timeout=240_000,
+    )
+    jobs = lab.api("lepton/api/jobs")
+    assert jobs[0]["parameters"] == jobs[1]["parameters"] and jobs[0]["seed"] == jobs[1]["seed"]
+
+    # Cancel a long job from the sidebar.
+    slow = lab.api(
+        "lepton/api/jobs", "POST", {"notebook": "short.ipynb", "parameters": {"delay": 120}}
+    )
+    row = f".lepton-Job[data-job-id='{slow['id']}']"
+    page.wait_for_selector(f"{row} .lepton-cancel", timeout=60_000)
+    page.wait_for_function(
+        "(row) => document.querySelector(row + ' .lepton-Job-status')?.textContent === 'running'",
+        arg=row,
+        timeout=120_000,
+    )
+    page.click(f"{row} .lepton-cancel")
+    page.wait_for_function(
+        "(row) => document.querySelector(row + ' .lepton-Job-status')?.textContent === 'cancelled'",
+        arg=row,
+        timeout=60_000,
+    )
+    shot(page, "sidebar-job-cancelled")
+    assert lab.api(f"lepton/api/jobs/{slow['id']}")["status"] == "cancelled"
 
 
 # MLP epochs take a fraction of a second here: 15 of them keep the fit running for seconds,
@@ -441,8 +476,8 @@ def test_cluster_widget_and_loss_curve_render_live(page: Any, lab: Lab, layout: 
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         samples.append(int(page.evaluate(_points_js(), CURRENT_NB)))
-        if len(samples) == 8:
-            shot(page, f"notebook-widgets-live-{layout}")
+        if samples[-1] > 0 and samples.count(samples[-1]) == 1 and len(set(samples)) == 3:
+            shot(page, f"notebook-widgets-live-{layout}")  # mid-fit: the second non-zero count
         done = page.evaluate(
             "(sel) => [...document.querySelectorAll(sel + ' .jp-OutputArea-output')]"
             ".some(o => o.textContent.includes('fit done'))",
@@ -453,6 +488,8 @@ def test_cluster_widget_and_loss_curve_render_live(page: Any, lab: Lab, layout: 
         time.sleep(0.1)
     else:
         raise AssertionError(f"the fit did not finish; point counts seen: {samples}")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"loss-curve-points-{layout}.json").write_text(json.dumps(samples))
     rising = sorted(set(samples))
     assert len(rising) >= 3 and rising[-1] >= 20, samples
     first_nonzero = next(i for i, n in enumerate(samples) if n > 0)

@@ -19,8 +19,11 @@ def make_nb(tmp_path: Path) -> MakeNB:
         if params is not None:
             body.insert(0, new_code_cell(params, metadata={"tags": ["parameters"]}))
         nb = new_notebook(cells=body)
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                     "language": "python"}
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
         path = (where or tmp_path) / name
         nbformat.write(nb, path)
         return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -14,17 +15,20 @@ from lepton_nb import jobs
 from lepton_nb.errors import ConfigError, JobError
 
 pytestmark = pytest.mark.integration
+MakeNB = Callable[..., Path]
 
 RECORDING = "import lepton_nb as ln\nln.record('double', x * 2)\nln.record('text', text)"
 
 
 def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
-def test_run_with_parameters_gives_a_complete_record(tmp_home: Path, tmp_path: Path,
-                                                     make_nb) -> None:  # type: ignore[no-untyped-def]
+def test_run_with_parameters_gives_a_complete_record(
+    tmp_home: Path, tmp_path: Path, make_nb: MakeNB
+) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     _git(repo, "init", "-q")
@@ -55,9 +59,14 @@ def test_run_with_parameters_gives_a_complete_record(tmp_home: Path, tmp_path: P
     assert [r.id for r in jobs.list(notebook=nb)] == [rec.id]
 
 
-def test_failing_cell_is_located_and_the_output_is_valid(tmp_home: Path, make_nb) -> None:  # type: ignore[no-untyped-def]
-    nb = make_nb("fail.ipynb", "import lepton_nb as ln\nln.record('before', 1)",
-                 "raise ValueError('bad value ✗')", "ln.record('after', 2)", params="x = 1")
+def test_failing_cell_is_located_and_the_output_is_valid(tmp_home: Path, make_nb: MakeNB) -> None:
+    nb = make_nb(
+        "fail.ipynb",
+        "import lepton_nb as ln\nln.record('before', 1)",
+        "raise ValueError('bad value ✗')",
+        "ln.record('after', 2)",
+        params="x = 1",
+    )
     rec = jobs.run(nb, {"x": 2})
     assert rec.status == "failed" and rec.error is not None
     assert rec.error.cell_index == 2  # index in the user's notebook (parameters cell is 0)
@@ -70,7 +79,7 @@ def test_failing_cell_is_located_and_the_output_is_valid(tmp_home: Path, make_nb
     assert jobs.list(status="failed")[0].id == rec.id
 
 
-def test_rerun_of_a_seeded_notebook_gives_identical_values(tmp_home: Path, make_nb) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_of_a_seeded_notebook_gives_identical_values(tmp_home: Path, make_nb: MakeNB) -> None:
     nb = make_nb(
         "seeded.ipynb",
         "import random, numpy as np, torch, lepton_nb as ln\n"
@@ -91,7 +100,7 @@ def test_rerun_of_a_seeded_notebook_gives_identical_values(tmp_home: Path, make_
     assert not bool(diff.loc[("job", "notebook"), "differs"])
 
 
-def test_bad_input_fails_before_running(tmp_home: Path, make_nb) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_fails_before_running(tmp_home: Path, make_nb: MakeNB) -> None:
     nb = make_nb("p.ipynb", "pass", params="lr = 0.1\nepochs = 2")
     with pytest.raises(ConfigError, match=r"'lr_' .*lr \(default 0.1\), epochs \(default 2\)"):
         jobs.run(nb, {"lr_": 1})
@@ -102,9 +111,12 @@ def test_bad_input_fails_before_running(tmp_home: Path, make_nb) -> None:  # typ
     assert jobs.list() == []
 
 
-def test_timeout_fails_with_reason_timeout(tmp_home: Path, make_nb) -> None:  # type: ignore[no-untyped-def]
-    nb = make_nb("slow.ipynb", "import lepton_nb as ln\nln.record('started', True)",
-                 "import time\ntime.sleep(120)")
+def test_timeout_fails_with_reason_timeout(tmp_home: Path, make_nb: MakeNB) -> None:
+    nb = make_nb(
+        "slow.ipynb",
+        "import lepton_nb as ln\nln.record('started', True)",
+        "import time\ntime.sleep(120)",
+    )
     t0 = time.monotonic()
     rec = jobs.run(nb, timeout=4)
     assert time.monotonic() - t0 < 60
@@ -113,7 +125,7 @@ def test_timeout_fails_with_reason_timeout(tmp_home: Path, make_nb) -> None:  # 
     nbformat.validate(nbformat.read(rec.output or "", as_version=4))
 
 
-def test_killed_kernel_fails_with_reason_kernel_died(tmp_home: Path, make_nb) -> None:  # type: ignore[no-untyped-def]
+def test_killed_kernel_fails_with_reason_kernel_died(tmp_home: Path, make_nb: MakeNB) -> None:
     nb = make_nb("die.ipynb", "x = 1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
     rec = jobs.run(nb)
     assert rec.status == "failed" and rec.error is not None
@@ -121,7 +133,7 @@ def test_killed_kernel_fails_with_reason_kernel_died(tmp_home: Path, make_nb) ->
 
 
 def test_cancel_stops_a_running_job_and_output_appears_only_at_the_end(
-    tmp_home: Path, tmp_path: Path, make_nb  # type: ignore[no-untyped-def]
+    tmp_home: Path, tmp_path: Path, make_nb: MakeNB
 ) -> None:
     nb = make_nb("long.ipynb", "import time\ntime.sleep(120)")
     out = tmp_path / "o" / "long-out.ipynb"
@@ -140,3 +152,26 @@ def test_cancel_stops_a_running_job_and_output_appears_only_at_the_end(
     assert out.exists() and nbformat.read(out, as_version=4)
     with pytest.raises(JobError, match="already finished"):
         jobs.cancel(running.id)
+
+
+def test_a_killed_runner_leaves_a_job_reported_lost(tmp_home: Path, make_nb: MakeNB) -> None:
+    import os
+    import signal
+    import sys
+
+    nb = make_nb("hang.ipynb", "import time\ntime.sleep(120)")
+    runner = subprocess.Popen(
+        [sys.executable, "-c", f"from lepton_nb import jobs; jobs.run({str(nb)!r})"],
+        env={**os.environ, "LEPTON_HOME": str(tmp_home)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not jobs.list(status="running") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert jobs.list(status="running"), "the job never started"
+    finally:
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(30)
+    lost = jobs.list()[0]
+    assert lost.status == "lost"  # stored as running; its process is gone
+    assert jobs.cancel(lost.id).status == "cancelled"

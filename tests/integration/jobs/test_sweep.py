@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -11,10 +13,12 @@ from lepton_nb import jobs
 from lepton_nb.errors import ConfigError
 
 pytestmark = pytest.mark.integration
+MakeNB = Callable[..., Path]
 
 
-def test_sweep_of_four_jobs_with_one_failing(tmp_home: Path, tmp_path: Path, cluster2,  # type: ignore[no-untyped-def]
-                                             make_nb) -> None:
+def test_sweep_of_four_jobs_with_one_failing(
+    tmp_home: Path, tmp_path: Path, cluster2: Any, make_nb: MakeNB
+) -> None:
     nb = make_nb(
         "sweep.ipynb",
         "import os, random, lepton_nb as ln\n"
@@ -23,8 +27,13 @@ def test_sweep_of_four_jobs_with_one_failing(tmp_home: Path, tmp_path: Path, clu
         "ln.record('draw', random.random())",
         params="x = 0\nlabel = 'a'",
     )
-    df = jobs.sweep(nb, {"x": [1, 2, 3, 4], "label": ["b"]}, cluster=cluster2,
-                    output_dir=tmp_path / "outs", progress=False)
+    df = jobs.sweep(
+        nb,
+        {"x": [1, 2, 3, 4], "label": ["b"]},
+        cluster=cluster2,
+        output_dir=tmp_path / "outs",
+        progress=False,
+    )
 
     assert list(df["x"]) == [1, 2, 3, 4] and set(df["label"]) == {"b"}
     assert list(df["status"]) == ["succeeded", "succeeded", "failed", "succeeded"]
@@ -49,9 +58,10 @@ def test_sweep_of_four_jobs_with_one_failing(tmp_home: Path, tmp_path: Path, clu
 
 
 def test_sweep_with_a_list_of_points_and_bad_points_rejected_up_front(
-    tmp_home: Path, cluster2, make_nb  # type: ignore[no-untyped-def]
+    tmp_home: Path, cluster2: Any, make_nb: MakeNB
 ) -> None:
-    nb = make_nb("pts.ipynb", "import lepton_nb as ln\nln.record('y', a + b)", params="a = 0\nb = 0")
+    code = "import lepton_nb as ln\nln.record('y', a + b)"
+    nb = make_nb("pts.ipynb", code, params="a = 0\nb = 0")
     with pytest.raises(ConfigError, match="'c'"):
         jobs.sweep(nb, [{"a": 1}, {"c": 2}], cluster=cluster2, progress=False)
     assert jobs.list() == []  # nothing was submitted

@@ -86,9 +86,11 @@ async def test_submit_get_list_rerun(jp_fetch: Any, notebook: str, jp_root_dir: 
 
     code, again = await _json(jp_fetch, "jobs", job["id"], "rerun", method="POST", body="{}")
     assert code == 202 and again["id"] != job["id"] and again["parameters"] == {"n": 5}
+    assert again["rerun_of"] == job["id"]
     redone = await _wait_done(jp_fetch, again["id"])
     assert redone["status"] == "succeeded" and redone["records"] == {"square": 25}
     assert redone["output_path"] != done["output_path"]
+    assert redone["seed"] == done["seed"] and redone["cwd"] == done["cwd"]
 
     code, err = await _json(jp_fetch, "jobs", job["id"], method="DELETE")
     assert code == 409 and err["error"] == "JobError" and "already finished" in err["message"]

@@ -94,3 +94,54 @@ def test_executed_notebook_keeps_static_curves(tmp_path: Path, close: bool) -> N
         rank_loss = steps[steps["rank"] == rank]["loss"].tolist()
         assert len(traces[f"rank {rank}"]["y"]) == len(rank_loss)
     assert traces["val_loss (epoch)"]["y"] == [0.5]
+
+
+FIT = """\
+from IPython.display import display
+import lepton_nb as ln
+from lepton_nb.datasets import digits
+from lepton_nb.models import MLP
+
+train, test = digits()
+curve = ln.LossCurve()
+display(curve)
+cluster = ln.launch_cluster(n_workers=2, threads_per_worker=1, gpu=False,
+                            dashboard_address="127.0.0.1:0")
+try:
+    result = ln.fit(MLP(in_features=64, hidden=32), train, val_data=test, cluster=cluster,
+                    epochs=2, batch_size=64, strategy="ddp", log_every=2, callbacks=[curve])
+finally:
+    cluster.close()
+result.history.to_csv(csv_path, index=False)
+"""
+
+
+def test_fit_on_a_cluster_in_papermill_leaves_every_steps_mean_loss(tmp_path: Path) -> None:
+    import papermill
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('csv_path = "history.csv"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(FIT)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    src, out, csv = tmp_path / "fit.ipynb", tmp_path / "fit.out.ipynb", tmp_path / "h.csv"
+    nbformat.write(nb, src)
+    papermill.execute_notebook(str(src), str(out), parameters={"csv_path": str(csv)},
+                               kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
+                               execution_timeout=600)
+    done = nbformat.read(out, as_version=4)
+    figures = [o for o in outputs(done) if PLOTLY_MIME in o.get("data", {})]
+    assert len(figures) == 1
+    assert not any(WIDGET_MIME in o.get("data", {}) for o in outputs(done))
+    traces = {t["name"]: t for t in figures[0]["data"][PLOTLY_MIME]["data"]}
+    history = pd.read_csv(csv)
+    steps = history[history["kind"] == "step"]
+    assert set(steps["rank"]) == {0, 1}  # both DDP ranks streamed their losses
+    expected = steps.groupby("step")["loss"].mean()
+    assert len(expected) >= 10
+    assert traces["mean loss"]["x"] == expected.index.tolist()
+    assert traces["mean loss"]["y"] == pytest.approx(expected.tolist(), rel=1e-9)
+    assert {"rank 0", "rank 1", "val_loss (epoch)"} <= set(traces)
+    epochs = history[history["kind"] == "epoch"]
+    assert traces["val_loss (epoch)"]["x"] == sorted(set(epochs["step"]))

@@ -20,10 +20,12 @@ from lepton_nb.jobs.sweeper import expand_grid
 
 @pytest.fixture
 def nb_path(tmp_path: Path) -> Path:
-    nb = new_notebook(cells=[
-        new_code_cell("lr = 0.01\nepochs = 3\nseed = 42", metadata={"tags": ["parameters"]}),
-        new_code_cell("print(lr)"),
-    ])
+    nb = new_notebook(
+        cells=[
+            new_code_cell("lr = 0.01\nepochs = 3\nseed = 42", metadata={"tags": ["parameters"]}),
+            new_code_cell("print(lr)"),
+        ]
+    )
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     return path

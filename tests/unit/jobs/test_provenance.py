@@ -10,8 +10,9 @@ from lepton_nb.jobs.provenance import environment, git_info, package_versions, s
 
 
 def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_git_commit_and_dirty_flag(tmp_path: Path) -> None:

@@ -34,11 +34,14 @@ def test_bad_names_are_refused() -> None:
 
 def test_read_records_takes_the_last_value_of_each_name() -> None:
     def out(name: str, value: object) -> object:
-        return new_output("display_data", data={MIME: {"name": name, "value": value},
-                                                "text/plain": "x"})
+        return new_output(
+            "display_data", data={MIME: {"name": name, "value": value}, "text/plain": "x"}
+        )
 
-    nb = new_notebook(cells=[
-        new_code_cell("a", outputs=[out("acc", 0.1), out("loss", 2.0)]),
-        new_code_cell("b", outputs=[new_output("stream", text="hi"), out("acc", 0.9)]),
-    ])
+    nb = new_notebook(
+        cells=[
+            new_code_cell("a", outputs=[out("acc", 0.1), out("loss", 2.0)]),
+            new_code_cell("b", outputs=[new_output("stream", text="hi"), out("acc", 0.9)]),
+        ]
+    )
     assert read_records(nb) == {"acc": 0.9, "loss": 2.0}

@@ -45,7 +45,10 @@ def test_record_round_trips_through_the_store(tmp_path: Path) -> None:
 
 def test_get_by_unique_part_of_id_and_clear_errors(tmp_path: Path) -> None:
     store = JobStore(tmp_path / "s.sqlite")
-    a, b = store.put(_rec(id="20260101-000000-aaaaaa")), store.put(_rec(id="20260101-000000-bbbbbb"))
+    a, b = (
+        store.put(_rec(id="20260101-000000-aaaaaa")),
+        store.put(_rec(id="20260101-000000-bbbbbb")),
+    )
     assert store.get("aaaaaa").id == a.id and store.get("bbbb").id == b.id
     with pytest.raises(NotFoundError, match="ambiguous"):
         store.get("20260101")
@@ -69,10 +72,12 @@ def test_running_job_of_a_dead_process_is_reported_lost(tmp_path: Path) -> None:
     proc.wait()
     import socket
 
-    dead = store.put(_rec(status="running", pid=proc.pid, host=socket.gethostname(),
-                          heartbeat=time.time()))
-    stale = store.put(_rec(status="running", host="elsewhere",
-                           heartbeat=time.time() - LOST_AFTER_S - 5))
+    dead = store.put(
+        _rec(status="running", pid=proc.pid, host=socket.gethostname(), heartbeat=time.time())
+    )
+    stale = store.put(
+        _rec(status="running", host="elsewhere", heartbeat=time.time() - LOST_AFTER_S - 5)
+    )
     fresh = store.put(_rec(status="running", host="elsewhere", heartbeat=time.time()))
     assert store.get(dead.id).status == "lost"
     assert store.get(stale.id).status == "lost"
@@ -84,7 +89,7 @@ def test_heartbeat_and_cancel_flag(tmp_path: Path) -> None:
     store = JobStore(tmp_path / "s.sqlite")
     rec = store.put(_rec(status="running", heartbeat=0.0))
     assert store.beat(rec.id) is False
-    assert store.get(rec.id).heartbeat > time.time() - 5
+    assert (store.get(rec.id).heartbeat or 0) > time.time() - 5
     store.request_cancel(rec.id)
     assert store.beat(rec.id) is True and store.cancel_requested(rec.id)
 

@@ -1,0 +1,125 @@
+"""Recovery: a worker process killed mid-fit, and a rank that always fails.
+
+These tests kill workers, so they launch their own cluster instead of the shared one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import torch.nn.functional as F
+
+import lepton_nb as ln
+from lepton_nb import datasets
+from lepton_nb.errors import TrainingError
+from lepton_nb.models import LeNet5
+from lepton_nb.train import Callback, fit, run
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[Any]:
+    cluster = ln.launch_cluster(n_workers=2, threads_per_worker=1, gpu=False,
+                                dashboard_address="127.0.0.1:0")
+    cluster.wait_for_workers(2)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+class KillAt(Callback):
+    """Kills the worker running rank 1 once the ranks pass ``step`` (first attempt only)."""
+
+    def __init__(self, client: Any, step: int) -> None:
+        self.client, self.step = client, step
+        self.killed_at: float | None = None
+        self.restart_seen_at: float | None = None
+        self.pid: int | None = None
+
+    def on_events(self, events: list[dict[str, Any]]) -> None:
+        for e in events:
+            if e["kind"] == "restart" and self.restart_seen_at is None:
+                self.restart_seen_at = time.monotonic()
+            if (self.killed_at is None and e["kind"] == "step" and e["rank"] == 1
+                    and e["step"] >= self.step):
+                pids = self.client.run(os.getpid, workers=[e["worker"]])
+                self.pid = pids[e["worker"]]
+                os.kill(self.pid, signal.SIGKILL)
+                self.killed_at = time.monotonic()
+
+
+def test_killed_worker_recovers(own_cluster: Any, tmp_path: Path) -> None:
+    split = datasets.mnist()
+    kw: dict[str, Any] = dict(epochs=3, batch_size=64, lr=2e-3, log_every=5,
+                              checkpoint_every=20, progress=False)
+    killer = KillAt(own_cluster.client, step=80)
+    res = fit(LeNet5, split.train, split.test, cluster=own_cluster, strategy="ddp",
+              checkpoint_dir=tmp_path, callbacks=[killer], **kw)
+    assert killer.killed_at is not None and killer.restart_seen_at is not None
+    latency = killer.restart_seen_at - killer.killed_at
+    print(f"loss detected and restart marked {latency:.2f} s after SIGKILL")
+    assert latency < 10, "fit must notice a dead worker within seconds"
+    h = res.history
+    restarts = h[h.kind == "restart"]
+    assert len(restarts) == 1 and res.metrics["restarts"] == 1
+    assert "lost worker" in restarts.reason.iloc[0] or "failed" in restarts.reason.iloc[0]
+    # resumed from the last checkpoint (step 80 at the latest), never silently backwards
+    resumed = int(restarts.step.iloc[0])
+    assert 60 <= resumed <= 80 and resumed % 20 == 0
+    after = h[(h.kind == "step") & (h.attempt == 1)]
+    assert after.step.min() > resumed and res.metrics["steps"] == 3 * 63
+    assert not psutil.pid_exists(killer.pid) or psutil.Process(killer.pid).status() == "zombie"
+
+    baseline = fit(LeNet5, split.train, split.test, cluster=own_cluster, strategy="ddp", **kw)
+    assert abs(res.metrics["val_accuracy"] - baseline.metrics["val_accuracy"]) <= 0.01
+
+
+def _always_fails(outputs: Any, targets: Any) -> Any:
+    if os.environ.get("RANK") == "1":
+        raise ValueError("rank 1 is broken")
+    return F.cross_entropy(outputs, targets)
+
+
+def test_rank_that_always_fails_raises_after_max_restarts(own_cluster: Any) -> None:
+    split = datasets.digits()
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(TrainingError, match=r"after 1 restart.*rank 1 on worker tcp://.*broken"):
+        fit(lambda: __import__("lepton_nb.models").models.MLP(in_features=64), split.train,
+            cluster=own_cluster, loss=_always_fails, max_restarts=1, progress=False)
+    # no rank tasks left running and no stray processes (workers are the same as before)
+    time.sleep(0.5)
+    assert not own_cluster.client.processing() or not any(own_cluster.client.processing().values())
+    after = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert after <= before
+
+
+def _torchrun_style(ctx: Any) -> dict[str, Any]:
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    t = torch.tensor([float(rank + 1)])
+    dist.all_reduce(t)
+    ctx.report(step=1, loss=float(rank))
+    dist.destroy_process_group()
+    return {"rank": rank, "world": world, "sum": t.item(),
+            "local_rank": int(os.environ["LOCAL_RANK"]), "master": os.environ["MASTER_ADDR"]}
+
+
+def test_run_torchrun_style(own_cluster: Any) -> None:
+    out = run(_torchrun_style, cluster=own_cluster)
+    assert [o["rank"] for o in out] == [0, 1]
+    assert all(o["world"] == 2 and o["sum"] == 3.0 for o in out)
+    assert sorted(o["local_rank"] for o in out) == [0, 1]  # both workers on one host
+    assert out[0]["master"] == "127.0.0.1"
+    assert sorted(out.history.rank) == [0, 1]
