@@ -87,7 +87,7 @@ def distill(
 
     ``fit_kwargs`` go to :func:`lepton_nb.train.fit` (``batch_size``, ``lr``, ``optimizer``,
     ``seed``, ``strategy``, ``val_data``, ``callbacks``...).  The run's history is kept on the
-    returned model as ``model.distill_history``.
+    returned model as ``model.distill_history`` and ``model.distill_metrics``.
     """
     from lepton_nb.train import fit
 
@@ -109,6 +109,7 @@ def distill(
     trained = result.model.student.eval()
     out = stamp(trained, student, {"kind": "distill", **loss.__dict__})
     object.__setattr__(out, "distill_history", result.history)
+    object.__setattr__(out, "distill_metrics", dict(result.metrics))
     return out
 
 

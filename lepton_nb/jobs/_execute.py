@@ -84,8 +84,7 @@ class _Watchdog(threading.Thread):
             now = time.monotonic()
             if self.timeout is not None and now - self._t0 > self.timeout:
                 self.stop_job("timeout")
-            if self.store is not None and now - last_beat >= min(1.0, HEARTBEAT_S):
-                # Cancel requests are polled every second; the heartbeat write is the poll.
+            if self.store is not None and now - last_beat >= HEARTBEAT_S:
                 if self.store.beat(self.job_id):
                     self.stop_job("cancelled")
                 last_beat = now

@@ -19,7 +19,8 @@ from pathlib import Path
 from lepton_nb.errors import JobError, NotFoundError
 from lepton_nb.jobs.models import JobRecord
 
-HEARTBEAT_S = 5.0
+# The heartbeat write also polls for cancel requests, hence every second.
+HEARTBEAT_S = 1.0
 # A running job whose heartbeat is older than this is reported as lost.
 LOST_AFTER_S = 30.0
 

@@ -63,12 +63,14 @@ def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub
     last = 0.0
     while True:
         hub.drain()
-        for f, s in zip(futures, specs, strict=True):
-            if f.status == "error":
-                exc = f.exception()
-                _name_lost_worker(client, specs)  # a peer's death surfaces as a gloo error
-                raise Failure(f"rank {s.rank} on worker {s.address} failed: "
-                              f"{type(exc).__name__}: {str(exc)[:300]}", s.rank, s.address)
+        if any(f.status == "error" for f in futures):
+            _name_lost_worker(client, specs)  # a peer's death surfaces as a gloo error
+            errors = [(s, f.exception()) for f, s in zip(futures, specs, strict=True)
+                      if f.status == "error"]
+            # the root cause, not the peers' "connection reset" that it triggered
+            s, exc = min(errors, key=lambda e: _is_peer_error(e[1]))
+            raise Failure(f"rank {s.rank} on worker {s.address} failed: "
+                          f"{type(exc).__name__}: {str(exc)[:300]}", s.rank, s.address)
         if all(f.status == "finished" for f in futures):
             return
         now = time.monotonic()
@@ -76,6 +78,11 @@ def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub
             last = now
             _check_alive(client, specs)
         time.sleep(POLL_S)
+
+
+def _is_peer_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(m in text for m in ("gloo", "Connection reset", "Connection closed", "NCCL"))
 
 
 def _check_alive(client: Any, specs: list[RankSpec]) -> None:
@@ -96,16 +103,25 @@ def _name_lost_worker(client: Any, specs: list[RankSpec], within: float = 1.0) -
         time.sleep(0.1)
 
 
-def _teardown(client: Any, futures: list[Any], timeout: float) -> None:
-    """Let the surviving ranks leave their collectives (and destroy their group), then cancel
-    everything; a task pinned to a dead worker would otherwise wait for it forever."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _teardown(client: Any, futures: list[Any], grace: float) -> list[str]:
+    """End the surviving ranks, then cancel everything (a task pinned to a dead worker would
+    otherwise wait for it forever).  Ranks whose peer died leave their collective at once
+    (gloo sees the reset connection); ranks whose peer raised stay blocked, because gloo
+    keeps a live process's sockets open even after ``destroy_process_group``, so after
+    ``grace`` seconds their worker processes are restarted by their nannies, as torchrun's
+    agent kills its stuck children.  Returns the restarted workers."""
+    deadline = time.monotonic() + grace
+    stuck: list[str] = []
+    while True:
         alive = workers_of(client)
-        if not any(f.status == "pending" and a in alive for f, a in futures):
+        stuck = [a for f, a in futures if f.status == "pending" and a in alive]
+        if not stuck or time.monotonic() > deadline:
             break
         time.sleep(POLL_S)
     client.cancel([f for f, _ in futures], force=True)
+    if stuck:
+        client.restart_workers(stuck, raise_for_error=False)
+    return stuck
 
 
 def run_ranks(
@@ -121,6 +137,7 @@ def run_ranks(
     init_group: bool,
     collective_timeout_s: float = 60.0,
     replace_timeout_s: float = 30.0,
+    stuck_grace_s: float = 5.0,
     prepare: Callable[[Any, list[RankSpec], Any], Any] | None = None,
     abort: Callable[[Any, str], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -155,7 +172,7 @@ def run_ranks(
                 if abort is not None:
                     abort(run_payload, fail.what)
                 _teardown(client, list(zip(futures, [s.address for s in specs], strict=True)),
-                          collective_timeout_s)
+                          stuck_grace_s)
                 if attempt == max_restarts:
                     raise TrainingError(
                         f"training failed after {max_restarts} restart(s): {fail.what}; "

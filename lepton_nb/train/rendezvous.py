@@ -9,8 +9,10 @@ network namespaces) can resolve to an address the peers cannot reach, so each ra
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -98,9 +100,15 @@ def rank_task(spec: RankSpec, body: Callable[[TrainContext, Any], Any], payload:
                 timeout=timedelta(seconds=spec.timeout_s),
             )
         result = body(ctx, payload)
+    except BaseException as e:
+        # The traceback's frames hold the DDP wrapper and so the process group; free them so
+        # the group really closes its sockets and the peers fail now, not at their timeout.
+        traceback.clear_frames(e.__traceback__)
+        raise
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+        gc.collect()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,7 @@ class CurveView:
         self._drawn: dict[str, tuple[int, float]] = {}
         self._visible: dict[str, bool] = {}
         self._marks_drawn = -1
+        self._status_at = 0.0
         self._layout_drawn: tuple[bool, str, float] | None = None
         self._on_change = on_change
         for control in (self._slider, self._log, self._ranks):
@@ -60,7 +62,7 @@ class CurveView:
         self._drawn.clear()
         self._marks_drawn = -1
 
-    def draw(self, data: CurveData, max_points: int, status: str) -> bool:
+    def draw(self, data: CurveData, max_points: int, status: str, final: bool = False) -> bool:
         """Send what changed since the last draw in one batch; False when nothing had."""
         infos = data.traces()
         new = [info for info in infos if info.key not in self._index]
@@ -95,8 +97,11 @@ class CurveView:
                     self.fig.data[self._index["mean:loss"]].update(mean_style(smoothing))
                 self._layout_drawn = layout
                 changed = True
-        if self._status.value != status:
+        # The status line is its own widget message: once a second is plenty for a step counter.
+        now = time.monotonic()
+        if self._status.value != status and (now - self._status_at >= 1.0 or final):
             self._status.value = status
+            self._status_at = now
         return changed
 
     def _new_trace(self, info: TraceInfo) -> dict[str, Any]:
@@ -109,12 +114,11 @@ class CurveView:
         self, data: CurveData, info: TraceInfo, smoothing: float, max_points: int,
         restyle: dict[int, tuple[Any, Any]],
     ) -> bool:
-        trace = self.fig.data[self._index[info.key]]
         visible = not ((info.role == "smoothed" and smoothing <= 0)
                        or (info.role == "rank" and not self.show_ranks))
         changed = False
         if self._visible.get(info.key) != visible:
-            trace.visible = visible
+            self.fig.data[self._index[info.key]].visible = visible
             self._visible[info.key] = visible
             changed = True
         if not visible:

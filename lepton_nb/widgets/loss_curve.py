@@ -76,6 +76,7 @@ class LossCurve(Callback):
         with self._lock:
             if self._data.n_rows:  # a curve shows one run; a second fit starts it afresh
                 self._data = CurveData()
+                self._static_version = -1
                 self._view.clear()
             parts = [self.title, str(info.get("strategy", "")), f"{info.get('world_size', '')}"]
             self._view.set_title(" · ".join(p for p in parts if p))
@@ -115,7 +116,7 @@ class LossCurve(Callback):
         """
         with self._lock:
             self._cancel_timer()
-            self._draw()
+            self._draw(final=True)
             bundle = static_bundle(self.figure(), self.include_plotlyjs, self._summary())
             self._static_version = self._data.version
             self.finalized = True
@@ -238,9 +239,9 @@ class LossCurve(Callback):
         with self._lock:
             self._draw()
 
-    def _draw(self) -> None:
+    def _draw(self, final: bool = False) -> None:
         start = time.monotonic()
-        if self._view.draw(self._data, self.max_points, self._status()):
+        if self._view.draw(self._data, self.max_points, self._status(), final):
             self.redraw_count += 1
         self._last_draw = time.monotonic()
         self._draw_seconds = self._last_draw - start

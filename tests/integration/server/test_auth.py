@@ -18,7 +18,6 @@ from lepton_nb.server.handlers import (
     JobsHandler,
 )
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
 pytestmark = pytest.mark.integration
 
 ROUTES: list[tuple[str, tuple[str, ...], str | None]] = [

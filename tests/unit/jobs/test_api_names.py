@@ -23,7 +23,7 @@ def test_kernel_seed_hook_is_light_and_seeds_random_numpy_and_torch() -> None:
         "import os, sys, random\n"
         "os.environ['LEPTON_SEED'] = '123'\n"
         "import lepton_nb.jobs._seed\n"
-        "heavy = [m for m in ('torch', 'pandas', 'papermill', 'pydantic', 'dask') "
+        "heavy = [m for m in ('numpy', 'torch', 'pandas', 'papermill', 'pydantic', 'dask') "
         "if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "a = random.random()\n"

@@ -101,6 +101,7 @@ def test_bad_input_is_counted_shown_as_gaps_and_marked() -> None:
     assert [a.text for a in fig.layout.annotations] == ["restart"]
     y = trace(curve, "mean loss").y
     assert np.isnan(y[3]) and list(trace(curve, "mean loss").x) == [0, 1, 2, 3, 4, 5]
+    curve.finalize()  # the status line is refreshed at most once a second, and at the end
     assert "1 restart" in curve.widget.children[0].children[3].value
 
 
