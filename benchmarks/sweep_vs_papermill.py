@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 
@@ -113,6 +114,13 @@ def main() -> None:
             env,
         )
 
+    def pm_api(i: int, tag: str) -> None:
+        out = str(tmp / f"{tag}{i}.ipynb")
+        papermill.execute_notebook(nb, out, parameters={"x": i}, progress_bar=False)
+
+    def ln_api(i: int, tag: str) -> None:
+        jobs.run(nb, {"x": i}, output=tmp / f"{tag}{i}.ipynb").raise_for_status()
+
     pm_cmd(0, "warm")  # page cache and bytecode, for both tools
     ln_cmd(0, "warm")
 
@@ -142,23 +150,11 @@ def main() -> None:
     }
     for r in range(args.repeat):
         for i in range(n):
-            runs["pm_cli"].append(timed(lambda i=i: pm_cmd(i, f"p{r}-")))
-            runs["ln_cli"].append(timed(lambda i=i: ln_cmd(i, f"l{r}-")))
-            runs["ln_nohtml"].append(timed(lambda i=i: ln_cmd(i, f"h{r}-", "--no-html")))
-            runs["pm_api"].append(
-                timed(
-                    lambda i=i: papermill.execute_notebook(
-                        nb, str(tmp / f"a{r}-{i}.ipynb"), parameters={"x": i}, progress_bar=False
-                    )
-                )
-            )
-            runs["ln_api"].append(
-                timed(
-                    lambda i=i: jobs.run(
-                        nb, {"x": i}, output=tmp / f"b{r}-{i}.ipynb"
-                    ).raise_for_status()
-                )
-            )
+            runs["pm_cli"].append(timed(partial(pm_cmd, i, f"p{r}-")))
+            runs["ln_cli"].append(timed(partial(ln_cmd, i, f"l{r}-")))
+            runs["ln_nohtml"].append(timed(partial(ln_cmd, i, f"h{r}-", "--no-html")))
+            runs["pm_api"].append(timed(partial(pm_api, i, f"a{r}-")))
+            runs["ln_api"].append(timed(partial(ln_api, i, f"b{r}-")))
 
     def med(key: str, which: int) -> float:
         return statistics.median(t[which] for t in runs[key])

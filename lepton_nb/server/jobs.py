@@ -80,8 +80,11 @@ class JobManager:
         rows = [self._present(record_to_dict(r)) for r in _jobs_api().list()]
         seen = {r["id"] for r in rows}
         with self._lock:
-            pending = [p for p in self._pending.values() if p.record_id not in seen]
-        rows += [self._pending_row(p) for p in pending if p.id not in seen]
+            for p in [p for p in self._pending.values() if p.id in seen and p.future]:
+                if p.future is not None and p.future.done():  # the store has it now
+                    del self._pending[p.id]
+            pending = [p for p in self._pending.values() if p.id not in seen]
+        rows += [self._pending_row(p) for p in pending]
         if filters.status:
             rows = [r for r in rows if r.get("status") == filters.status]
         if filters.notebook:
@@ -120,7 +123,10 @@ class JobManager:
         output = self._default_output(notebook)
         output.parent.mkdir(parents=True, exist_ok=True)
         # Same seed, kernel, timeout and cwd as the original, as jobs.rerun does.
-        same = {k: original[k] for k in ("seed", "kernel", "timeout", "cwd") if original.get(k)}
+        keys = ("seed", "kernel", "timeout")
+        same = {k: original[k] for k in keys if original.get(k) is not None}
+        if original.get("cwd") and relative(self.root, original["cwd"]) is not None:
+            same["cwd"] = original["cwd"]  # a working directory outside the root is not reused
         return self._start(notebook, dict(original.get("parameters") or {}), output,
                            rerun_of=str(original["id"]), extra=same)
 

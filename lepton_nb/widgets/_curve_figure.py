@@ -79,10 +79,12 @@ def mark_shapes(marks: list[Mark]) -> tuple[list[dict[str, Any]], list[dict[str,
             "line": {"color": "#d62728" if restart else "#bbb", "width": 1.5 if restart else 1,
                      "dash": "dash" if restart else "dot"},
         })
+        # epoch labels sit above the plot, restart labels just inside it: they never collide
         notes.append({
             "x": mark.step, "xref": "x", "y": 1.0, "yref": "paper", "text": mark.label,
-            "showarrow": False, "yanchor": "bottom", "font": {"size": 10,
-            "color": "#d62728" if restart else "#888"},
+            "showarrow": False, "yanchor": "top" if restart else "bottom",
+            "bgcolor": "rgba(255,255,255,0.8)" if restart else None,
+            "font": {"size": 10, "color": "#d62728" if restart else "#888"},
         })
     return shapes, notes
 

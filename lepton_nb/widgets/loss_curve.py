@@ -38,13 +38,20 @@ def _shell() -> Any:
 
 class LossCurve(Callback):
     """Live loss curves: ``display(curve); fit(..., callbacks=[curve])`` or, for any loop,
-    ``curve.update(step=..., loss=...)`` and ``curve.close()`` at the end."""
+    ``curve.update(step=..., loss=...)`` and ``curve.close()`` at the end.
+
+    ``smoothing`` is the EMA weight of the bold mean and the rank lines (0 = raw);
+    ``max_points`` bounds the points drawn per trace live (the history keeps everything, and
+    the saved figure is full resolution unless ``static_max_points`` is set);
+    ``include_plotlyjs`` goes to the saved figure's HTML ("cdn", or True to embed plotly.js
+    for offline HTML); ``cluster`` adds a live ClusterWidget under the curves.
+    """
 
     def __init__(
         self, *, smoothing: float = 0.6, log_y: bool = False, show_ranks: bool = True,
         redraw_interval: float = 0.2, max_points: int = 2000,
         static_max_points: int | None = None, title: str = "Training", height: int = 520,
-        include_plotlyjs: str | bool = "cdn",
+        include_plotlyjs: str | bool = "cdn", cluster: Any = None,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise ConfigError(f"smoothing={smoothing!r} must be in [0, 1): 0 is raw, 0.9 heavy")
@@ -70,6 +77,12 @@ class LossCurve(Callback):
         self._hooked = False
         self._view = CurveView(base_figure(title, height), smoothing, log_y, show_ranks,
                                on_change=self._draw_now)
+        self.cluster_widget: Any = None
+        if cluster is not None:  # the workers (and GPU memory) next to the curves they make
+            from lepton_nb.widgets.cluster import ClusterWidget
+
+            self.cluster_widget = ClusterWidget(cluster)
+            self._view.box.children = (*self._view.box.children, self.cluster_widget)
 
     # ---- fit callback -------------------------------------------------------------------
     def on_train_start(self, info: dict[str, Any]) -> None:
@@ -141,7 +154,8 @@ class LossCurve(Callback):
     @property
     def history(self) -> pd.DataFrame:
         """Every event received (all ranks, all attempts), one row each, in arrival order."""
-        frame = pd.DataFrame(self._data.columns)
+        with self._lock:
+            frame = pd.DataFrame({k: list(v) for k, v in self._data.columns.items()})
         if frame.empty:
             return pd.DataFrame(columns=_BASE_COLUMNS)
         rest = [c for c in frame.columns if c not in _BASE_COLUMNS]
@@ -161,11 +175,12 @@ class LossCurve(Callback):
 
     def figure(self) -> Any:
         """The whole history as a plain plotly Figure (full resolution by default)."""
-        return static_figure(
-            self._data, title=self._view.title, height=self.height,
-            smoothing=self._view.smoothing, log_y=self._view.log_y,
-            show_ranks=self._view.show_ranks, max_points=self.static_max_points,
-        )
+        with self._lock:  # the redraw timer thread shares the smoothing caches
+            return static_figure(
+                self._data, title=self._view.title, height=self.height,
+                smoothing=self._view.smoothing, log_y=self._view.log_y,
+                show_ranks=self._view.show_ranks, max_points=self.static_max_points,
+            )
 
     def to_html(self, path: str | Path | None = None) -> str:
         """A standalone HTML page of the curves; written to ``path`` when given."""

@@ -81,3 +81,15 @@ def test_without_a_view_the_widget_is_replaced_by_the_static_figure(kernel: Any)
     assert WIDGET_MIME not in data and PLOTLY_MIME in data
     assert execute(kernel, "curve.stats") and not [
         m for m in execute(kernel, "1") if m["msg_type"] == "update_display_data"]
+
+
+def test_cluster_panel_sits_under_the_curves(cluster2: Any) -> None:
+    from lepton_nb.widgets import ClusterWidget, LossCurve
+
+    curve = LossCurve(cluster=cluster2)
+    try:
+        assert isinstance(curve.widget.children[-1], ClusterWidget)
+        assert curve.widget.children[1] is curve._view.fig
+        assert "127.0.0.1" in curve.cluster_widget.table.value  # both workers are listed
+    finally:
+        curve.cluster_widget.close()

@@ -12,7 +12,12 @@ from lepton_nb.models import MLP, LeNet5
 
 
 def train_quick(
-    model: nn.Module, data: TensorDataset, epochs: int, seed: int = 0, lr: float = 1e-3, bs: int = 64
+    model: nn.Module,
+    data: TensorDataset,
+    epochs: int,
+    seed: int = 0,
+    lr: float = 1e-3,
+    bs: int = 64,
 ) -> nn.Module:
     """A plain training loop for fixtures (the code under test never uses it)."""
     torch.manual_seed(seed)

@@ -86,5 +86,5 @@ def test_missing_and_foreign_files(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no compressed model"):
         compress.load(tmp_path / "nope.pt")
     torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="compress.save"):
+    with pytest.raises(CheckpointError, match=r"compress\.save"):
         compress.load(tmp_path / "other.pt")

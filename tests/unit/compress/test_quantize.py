@@ -50,7 +50,7 @@ def test_nothing_to_quantize_is_an_explicit_error() -> None:
     with pytest.raises(CompressionError, match="nothing to compress"):
         compress.quantize(model, method="dynamic-int8")
     with pytest.raises(CompressionError, match="nothing to compress"):
-        compress.quantize(nn.Sequential(nn.ReLU()), "static-int8", calibration_data=torch.ones(2, 3))
+        compress.quantize(nn.Sequential(nn.ReLU()), "static-int8", calibration_data=torch.ones(2))
 
 
 def test_static_without_calibration_data_says_how_to_fix(trained_lenet: nn.Module) -> None:
@@ -64,7 +64,7 @@ def test_calibration_data_of_wrong_shape(trained_lenet: nn.Module) -> None:
 
 
 def test_unknown_method_lists_the_known_ones(trained_mlp: nn.Module) -> None:
-    with pytest.raises(NotFoundError, match="dynamic-int8.*static-int8.*weight-only-int8"):
+    with pytest.raises(NotFoundError, match=r"dynamic-int8.*static-int8.*weight-only-int8"):
         compress.quantize(trained_mlp, method="int3")
     assert issubclass(NotFoundError, LeptonError)
 

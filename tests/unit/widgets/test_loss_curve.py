@@ -37,8 +37,9 @@ def test_fit_callback_fills_the_figure_widget() -> None:
     assert list(mean.x) == list(range(20))
     assert np.allclose(mean.y, [1.0 / (s + 1) + 0.5 for s in range(20)])
     assert trace(curve, "samples_per_s (sum of ranks)").y[-1] == 100.0
-    assert "2 ranks" in curve.widget.children[0].children[3].value
     assert curve.redraw_count >= 20
+    curve.on_train_end({"status": "succeeded", "history": None, "metrics": {}})
+    assert "step 19 · 2 ranks" in curve.widget.children[0].children[3].value
     assert not curve.frontend_attached  # no frontend ever reported a view
 
 
@@ -155,3 +156,40 @@ def test_top_level_name_resolves() -> None:
     import lepton_nb
 
     assert lepton_nb.LossCurve is LossCurve
+
+
+def test_exports_are_safe_while_the_redraw_timer_thread_draws() -> None:
+    import threading
+
+    errors: list[BaseException | None] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        curve = LossCurve(redraw_interval=0.002, smoothing=0.5)
+        for s in range(400):
+            curve.update(step=s, loss=1.0 / (s + 1))
+            if s % 10 == 0:
+                curve.figure()
+                assert len(curve.history) == s + 1
+        time.sleep(0.05)
+        curve.finalize()
+    finally:
+        threading.excepthook = previous
+    assert errors == []
+    assert len(trace(curve, "mean loss (smoothed)").y) == 400
+
+
+def test_a_failed_run_says_so_in_the_saved_figure() -> None:
+    curve = LossCurve(redraw_interval=0)
+    feed(curve, 3)
+    curve.on_train_end({"status": "failed", "history": None, "metrics": {}})
+    assert curve.figure().layout.title.text.endswith("(failed)")
+
+
+def test_widgets_package_resolves_names_lazily() -> None:
+    import lepton_nb.widgets as widgets
+
+    assert set(widgets.__all__) == {"LossCurve", "ClusterWidget", "CompressionExplorer"}
+    assert widgets.LossCurve is LossCurve
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = widgets.Nope
