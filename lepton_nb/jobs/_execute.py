@@ -139,23 +139,20 @@ _preloaded = False
 
 
 def _preload() -> None:
-    """Import nbconvert and warm its templates and lexers once per process, under a lock.
+    """Import nbconvert and the lexer the HTML copy uses, once per process, under a lock.
 
     Several jobs may run in threads of one process (a Dask worker with several threads);
-    pygments' lazy lexer loading is not thread-safe, so first-time imports must not race.
+    pygments loads lexers lazily and not thread-safely, so these first imports must happen
+    before any job of this process starts its kernel.
     """
     global _preloaded
     with _preload_lock:
         if _preloaded:
             return
-        from nbformat.v4 import new_code_cell, new_notebook
+        import nbconvert  # noqa: F401
+        from pygments.lexers import get_lexer_by_name
 
-        nb = new_notebook(cells=[new_code_cell("pass")])
-        nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "python3"}
-        try:
-            _render_html(nb)
-        except Exception:  # noqa: BLE001 - the job's own rendering reports any real problem
-            pass
+        get_lexer_by_name("python3")
         _preloaded = True
 
 

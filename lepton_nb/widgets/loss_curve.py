@@ -223,7 +223,10 @@ class LossCurve(Callback):
     def _after_cell(self, *_: Any) -> None:
         # Nobody will see the live widget (papermill, nbclient, a closed tab): leave the static
         # curves of whatever this cell fed in, as if the loop had called close().
-        if self._data.version != self._static_version and not self.frontend_attached:
+        # A cell that fed nothing (typically the one that only displayed the curve, before its
+        # view is reported) must not finalize: the next cell's fit would then draw to nothing.
+        fed = self._data.version > 0 and self._data.version != self._static_version
+        if fed and not self.frontend_attached:
             self.finalize(keep_widget=False)
 
     # ---- drawing ------------------------------------------------------------------------

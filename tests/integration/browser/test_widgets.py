@@ -56,15 +56,7 @@ def _points_js() -> str:
     "layout",
     [
         "display-and-fit-in-one-cell",
-        pytest.param(
-            "display-then-fit-in-next-cell",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="LossCurve finalizes itself at the end of the cell that displays it "
-                "(post_run_cell runs before the frontend reports its view), so a fit in a "
-                "later cell never reaches the live widget; see docs/extension.md",
-            ),
-        ),
+        "display-then-fit-in-next-cell",
     ],
 )
 def test_cluster_widget_and_loss_curve_render_live(
