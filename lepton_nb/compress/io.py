@@ -169,6 +169,9 @@ def _replay_quantize(net: nn.Module, step: dict[str, Any]) -> nn.Module:
     if method == "weight-only-int8":
         apply_weight_only(net)
         return net
+    if method == "weight-only-intx":
+        apply_weight_only(net, int(step["bits"]))
+        return net
     raise ConfigError(f"cannot rebuild quantization method {method!r}")
 
 

@@ -108,6 +108,13 @@ def _distill(model: nn.Module, strength: float | None, ctx: VariantContext) -> n
     )
 
 
+def _intx(model: nn.Module, strength: float | None, ctx: VariantContext) -> nn.Module:
+    from lepton_nb.compress.quantize import quantize
+
+    return quantize(model, "weight-only-intx", bits=int(strength or 4))
+
+
+METHODS.add("weight-only-intx", MethodSpec(_intx, "bits", 2, 8, 4))
 METHODS.add("prune-l1", MethodSpec(_prune_l1, "sparsity", 0.0, 0.95, 0.5))
 METHODS.add("prune-structured", MethodSpec(_prune_structured, "sparsity", 0.0, 0.9, 0.5))
 METHODS.add("distill", MethodSpec(_distill, "temperature", 1.0, 10.0, 4.0))

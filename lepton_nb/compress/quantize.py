@@ -7,7 +7,8 @@ Which API backs which method, and why:
   quantize/dequantize reference ops that are *slower* than fp32 until ``torch.compile`` fuses
   them, while the FX path produces real fbgemm/x86 int8 kernels (measured: LeNet5 2.8x faster).
   Its deprecation warnings are silenced for users; tests still see them.
-- ``weight-only-int8`` uses torchao's ``quantize_`` with ``Int8WeightOnlyConfig``.
+- ``weight-only-int8`` uses torchao's ``quantize_`` with ``Int8WeightOnlyConfig``, and
+  ``weight-only-intx`` its ``IntxWeightOnlyConfig`` (``bits`` = 1..8).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class QuantizeConfig:
     batch_size: int = 128
     per_channel: bool = False  # per-tensor weights keep static int8 >= 3.5x smaller on LeNet5
     engine: str = "x86"
+    bits: int = 4  # weight-only-intx only
+
+    def __post_init__(self) -> None:
+        if not 1 <= int(self.bits) <= 8:
+            raise ConfigError(f"bits must be between 1 and 8, got {self.bits}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,13 +166,32 @@ def _weight_only_int8(model: nn.Module, cfg: QuantizeConfig, calibration_data: A
     return model
 
 
-def apply_weight_only(model: nn.Module) -> None:
+def apply_weight_only(model: nn.Module, bits: int | None = None) -> None:
+    """torchao weight-only quantization: int8 (``bits=None``) or 1-8 bit per-channel intx."""
     import logging
 
-    logging.getLogger("torchao").setLevel(logging.ERROR)  # import chatter about CUDA kernels
-    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+    import torch
 
-    quantize_(model, Int8WeightOnlyConfig())
+    logging.getLogger("torchao").setLevel(logging.ERROR)  # import chatter about CUDA kernels
+    from torchao.quantization import Int8WeightOnlyConfig, IntxWeightOnlyConfig, quantize_
+    from torchao.quantization.granularity import PerAxis
+
+    if bits is None:
+        quantize_(model, Int8WeightOnlyConfig())
+    else:
+        dtype = getattr(torch, f"int{bits}")
+        quantize_(model, IntxWeightOnlyConfig(weight_dtype=dtype, granularity=PerAxis(0)))
+
+
+@QUANTIZERS.register("weight-only-intx")
+def _weight_only_intx(model: nn.Module, cfg: QuantizeConfig, calibration_data: Any) -> nn.Module:
+    """Weights rounded to ``cfg.bits`` bits.  torchao stores them unpacked in int8 on CPU, so
+    bytes equal int8's: this method trades accuracy for bits, not (yet) size."""
+    from torch import nn
+
+    require_module_types(model, (nn.Linear,), "quantize weight-only (Linear)")
+    apply_weight_only(model, int(cfg.bits))
+    return model
 
 
 def quantize(

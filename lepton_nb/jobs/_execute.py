@@ -225,7 +225,12 @@ def execute(
     finally:
         watchdog.finish()
         ACTIVE.pop(rec.id, None)
-    nb = nbformat.read(partial, as_version=4) if partial.exists() else None
+    nb = None
+    if partial.exists():
+        try:
+            nb = nbformat.read(partial, as_version=4)
+        except (OSError, ValueError) as e:  # unreadable: keep it aside, never at the output
+            rec.warnings.append(f"the executed notebook could not be read ({e}); see {partial}")
     if nb is not None:
         rec.records = read_records(nb)
         os.replace(partial, output)

@@ -99,6 +99,10 @@ def run(
         notebook, parameters, kernel=kernel, timeout=timeout, cwd=cwd, seed=seed, job_id=job_id
     )
     out = Path(output).expanduser().resolve() if output else default_output(path, rec.id)
+    if out == path:
+        raise JobError(
+            f"output {str(output)!r} is the notebook itself; write the executed copy elsewhere"
+        )
     return execute(rec, path, out, open_store(store), html=html)
 
 

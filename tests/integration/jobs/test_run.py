@@ -175,3 +175,14 @@ def test_a_killed_runner_leaves_a_job_reported_lost(tmp_home: Path, make_nb: Mak
     lost = jobs.list()[0]
     assert lost.status == "lost"  # stored as running; its process is gone
     assert jobs.cancel(lost.id).status == "cancelled"
+
+
+def test_jobs_in_threads_of_one_process(tmp_home: Path, make_nb: MakeNB) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    nb = make_nb("t.ipynb", "import lepton_nb as ln\nln.record('y', x + 1)", params="x = 0")
+    with ThreadPoolExecutor(3) as pool:
+        recs = list(pool.map(lambda i: jobs.run(nb, {"x": i}), [1, 2, 3]))
+    assert [r.records for r in recs] == [{"y": 2}, {"y": 3}, {"y": 4}]
+    assert all(r.status == "succeeded" and r.html and not r.warnings for r in recs)
+    assert len({r.output for r in recs}) == 3 and len(jobs.list()) == 3

@@ -24,6 +24,7 @@ VARIANTS: dict[str, tuple[str, Build]] = {
         lambda m, x: compress.quantize(m, "static-int8", calibration_data=x, per_channel=True),
     ),
     "weight-only": ("mlp", lambda m, x: compress.quantize(m, "weight-only-int8")),
+    "intx4": ("mlp", lambda m, x: compress.quantize(m, "weight-only-intx", bits=4)),
     "l1": ("lenet", lambda m, x: compress.prune(m, 0.7, scope="global")),
     "structured": ("lenet", lambda m, x: compress.prune(m, 0.5, True, example_input=x[:1])),
     "structured+static": (

@@ -17,8 +17,9 @@ def test_variant_round_trips_and_labels() -> None:
 
 
 def test_registry_knows_every_method() -> None:
-    assert {"dynamic-int8", "static-int8", "weight-only-int8", "prune-l1", "prune-structured",
-            "distill"} <= set(compress.METHODS.names())  # fmt: skip
+    assert {"dynamic-int8", "static-int8", "weight-only-int8", "weight-only-intx", "prune-l1",
+            "prune-structured", "distill"} <= set(compress.METHODS.names())  # fmt: skip
+    assert compress.METHODS.get("weight-only-intx").strength == "bits"
     with pytest.raises(NotFoundError, match="prune-structured"):
         compress.make_variant(nn.Linear(2, 2), compress.Variant("magic"))
 

@@ -87,3 +87,14 @@ def test_deprecations_hidden_from_users_unless_asked(
         warnings.simplefilter("always")
         compress.quantize(trained_mlp, method="dynamic-int8")
     assert any("deprecated" in str(w.message) for w in seen)
+
+
+def test_weight_only_intx_trades_accuracy_for_bits(trained_mlp: nn.Module, split: Split) -> None:
+    models = {f"int{b}": compress.quantize(trained_mlp, "weight-only-intx", bits=b)
+              for b in (8, 2)}  # fmt: skip
+    table = compress.report({"fp32": trained_mlp, **models}, split.test, runs=3)
+    assert table.loc["int8", "accuracy_delta"] >= -0.5
+    assert table.loc["int2", "accuracy"] < table.loc["int8", "accuracy"] - 0.02
+    assert table.loc["int2", "size_x"] > 3.0  # stored unpacked in int8 containers on CPU
+    with pytest.raises(ConfigError, match="bits must be between 1 and 8"):
+        compress.quantize(trained_mlp, "weight-only-intx", bits=12)

@@ -88,3 +88,11 @@ def test_expand_grid() -> None:
         expand_grid({"a": []})
     with pytest.raises(ConfigError):
         expand_grid([1, 2])  # type: ignore[list-item]
+
+
+def test_output_may_not_overwrite_the_notebook(tmp_home: Path, nb_path: Path) -> None:
+    from lepton_nb import jobs
+
+    with pytest.raises(JobError, match="is the notebook itself"):
+        jobs.run(nb_path, output=nb_path)
+    assert jobs.list() == []

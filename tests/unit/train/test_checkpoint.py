@@ -53,7 +53,7 @@ def test_truncated_is_reported_by_name(tmp_path: Path) -> None:
 def test_pickle_payload_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"x": Evil()}, path)
-    with pytest.raises(CheckpointError, match="refusing to load .*evil.pt"):
+    with pytest.raises(CheckpointError, match=r"refusing to load .*evil\.pt"):
         load_checkpoint(path)
     raw = tmp_path / "raw.pkl"
     raw.write_bytes(pickle.dumps({"x": Evil()}))

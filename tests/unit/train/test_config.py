@@ -48,7 +48,7 @@ def test_unknown_strategy_lists_available() -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is allowed with a GPU")
 def test_fp16_on_cpu_refused() -> None:
-    with pytest.raises(ConfigError, match="fp16.*bf16"):
+    with pytest.raises(ConfigError, match=r"fp16.*bf16"):
         fit(MLP(), DATA, precision="fp16", progress=False)
 
 

@@ -82,7 +82,8 @@ def test_callable_loss_tuple_outputs_and_frozen_params() -> None:
     m = TwoHeads()
     res = fit(m, split.train, split.test, epochs=1, loss=kd, optimizer="sgd", lr=0.05,
               progress=False)
-    assert torch.equal(res.model.teacher.state_dict()["1.weight"], m.teacher.state_dict()["1.weight"])
+    key = "1.weight"
+    assert torch.equal(res.model.teacher.state_dict()[key], m.teacher.state_dict()[key])
     assert not torch.equal(res.model.student.state_dict()["1.weight"],
                            m.student.state_dict()["1.weight"])
     assert "val_accuracy" in res.metrics
@@ -114,3 +115,12 @@ def test_run_in_process_torchrun_env() -> None:
     import torch.distributed as dist
 
     assert not dist.is_initialized()  # run destroyed the group the function left open
+
+
+def test_progress_bar_when_no_widget(capsys: Any) -> None:
+    split = datasets.digits()
+    fit(MLP(in_features=64, hidden=16), split.train, epochs=1, batch_size=64, progress=None)
+    err = capsys.readouterr().err
+    assert "training" in err and "23/23" in err and "loss=" in err
+    fit(MLP(in_features=64, hidden=16), split.train, epochs=1, batch_size=64, progress=False)
+    assert "training" not in capsys.readouterr().err

@@ -75,6 +75,8 @@ def test_controls_drive_the_same_path(model: nn.Module, split: Split) -> None:
     ex.wait()
     assert {"prune-structured@0.25", "prune-structured@0.5"} <= set(ex.results.index)
     assert ex.results.loc["prune-structured@0.5", "params"] < 60_000
+    ex.method.value = "weight-only-intx"
+    assert ex.strengths.description == "bits" and ex.strengths.value == "4"
     ex.method.value = "dynamic-int8"
     assert ex.strengths.disabled
     assert "distill" not in ex.method.options  # no student given
