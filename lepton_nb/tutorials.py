@@ -96,6 +96,7 @@ for _t in (
               Check("structured_accuracy_delta", ">=", -1.0),
               Check("distill_params_x", ">=", 5.0),
               Check("student_distilled_accuracy", ">=", "student_scratch_accuracy"),
+              Check("distill_gap_points", "<=", 2.0),
               Check("save_load_identical", "==", True))),
     Tutorial("04", "04_reproducible_jobs.ipynb", "Reproducible jobs",
              "Run a notebook as a job, inspect its provenance, sweep a grid on the cluster, "

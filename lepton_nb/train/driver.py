@@ -1,18 +1,20 @@
 """Runs rank tasks on a Dask cluster, watches them, and recovers from a lost worker.
 
-Recovery design (chosen after measuring both options on the 2-core reference machine):
-ranks run *in the worker process* with gloo collectives, not in a child process per rank.
-When a peer process dies, gloo's TCP pairs are reset and the surviving ranks' collectives
-fail at once (measured: restart marker within ~0.3 s of ``SIGKILL`` of a worker, test
-``test_killed_worker_recovers``), so the short-timeout + abort route detects loss as fast as a
-torchrun-style agent would, without paying a child-process spawn and a model/data copy per rank
-per attempt (~2-3 s of time-to-first-step on 2 cores).  Hangs that produce no socket error are
-bounded by the process group's collective timeout (``collective_timeout_s``, default 60 s, not
-30 minutes).  The client also polls the scheduler's worker list (every 0.25 s) because a
-killed worker's pinned task never errors: the nanny restarts the worker at a NEW address.  On a
-failure the client waits for the surviving ranks to leave (they destroy their process group in
-``finally``), cancels the rest, waits for the nanny's replacement (or continues with the
-workers left after ``replace_timeout_s``), re-plans the ranks on the current workers with a new
+Recovery design (chosen after measuring on the 2-core reference machine): ranks run *in the
+worker process* (gloo on CPU), not in a child process per rank, and the group's collectives
+have a short timeout (``collective_timeout_s``, default 60 s, not 30 minutes) as a backstop.
+When a peer process dies, gloo's TCP pairs are reset and the surviving ranks' collectives fail
+at once: measured 0.12 s from ``SIGKILL`` of a worker to the restart marker
+(``tests/integration/train/test_recovery.py::test_killed_worker_recovers``), as fast as a
+torchrun-style agent, without a child spawn plus a model/data copy per rank per attempt
+(2-3 s of time to first step on 2 cores).  The one case gloo does not surface is a peer that
+raised but lives on (it keeps its sockets open even after ``destroy_process_group``); the
+blocked ranks' workers are then restarted by their nannies after ``stuck_grace_s`` (5 s), as
+torchrun's agent kills its stuck children.  The client also polls the scheduler's worker list
+(every 0.25 s) because a killed worker's pinned task never errors: the nanny restarts the
+worker at a NEW address.  On a failure the client marks the restart in the history, ends the
+surviving ranks, cancels the pinned tasks, waits for the nanny's replacement (or continues with
+the workers left after ``replace_timeout_s``), re-plans ranks on the current workers with a new
 port, and resumes from the last checkpoint.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Literal
 
 import nbformat
 import pytest
@@ -35,7 +36,9 @@ class _Links(HTMLParser):
             self.rows += 1
 
 
-def _record(status: str, records: dict[str, object], tmp: Path) -> JobRecord:
+def _record(
+    status: Literal["succeeded", "failed"], records: dict[str, object], tmp: Path
+) -> JobRecord:
     out = tmp / "00_first_distributed_training.ipynb"
     return JobRecord(id="20260101-000000-abcdef", notebook=str(out), notebook_sha256="0" * 64,
                      status=status, duration_s=12.34, records=records, output=str(out),

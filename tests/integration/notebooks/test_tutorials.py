@@ -76,6 +76,7 @@ def test_03_compression_ratios(ran: dict[str, Any]) -> None:
     assert r["structured_params_x"] >= 1.8 and r["structured_accuracy_delta"] >= -1.0
     assert r["distill_params_x"] >= 5
     assert r["student_distilled_accuracy"] >= r["student_scratch_accuracy"]
+    assert r["distill_gap_points"] <= 2.0  # within 2 points of the teacher
     assert r["explorer_variants"] == 5 and r["save_load_identical"] is True
 
 
