@@ -20,6 +20,8 @@ _LAZY: dict[str, str] = {
     "fit": "lepton_nb.train",
     "run": "lepton_nb.train",
     "FitResult": "lepton_nb.train",
+    "RunResult": "lepton_nb.train",
+    "TrainContext": "lepton_nb.train",
     "Callback": "lepton_nb.train.callbacks",
     "LossCurve": "lepton_nb.widgets.loss_curve",
     "CompressionExplorer": "lepton_nb.widgets.explorer",
@@ -36,6 +38,8 @@ __all__ = [
     "FitResult",
     "LeptonError",
     "LossCurve",
+    "RunResult",
+    "TrainContext",
     "__version__",
     "cluster",
     "compress",
@@ -57,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lepton_nb.cluster import Cluster, connect, launch_cluster
     from lepton_nb.errors import LeptonError
     from lepton_nb.jobs.record import record
-    from lepton_nb.train import FitResult, fit, run
+    from lepton_nb.train import FitResult, RunResult, TrainContext, fit, run
     from lepton_nb.train.callbacks import Callback
     from lepton_nb.widgets.cluster import ClusterWidget
     from lepton_nb.widgets.explorer import CompressionExplorer

@@ -68,7 +68,10 @@ class Cluster:
     @property
     def workers(self) -> list[dict[str, Any]]:
         """One dict per worker: address, host, name, nthreads, memory_limit and GPU fields."""
-        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        # Ask the scheduler directly: Client.scheduler_info() returns a cache that the client's
+        # periodic refresh can overwrite with a totals-only copy (no per-worker entries).
+        client = self.client
+        info = client.sync(client.scheduler.identity, n_workers=-1)["workers"]
         rows = []
         for addr, w in sorted(info.items()):
             # distributed's workers report NVML's one-time GPU info at registration

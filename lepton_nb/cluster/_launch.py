@@ -158,6 +158,14 @@ def launch_cluster(
         )
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"could not start a {kind} cluster on {host}: {e}") from e
+    except RuntimeError as e:
+        # Workers are spawned processes that re-import the script's __main__; an unguarded
+        # script (or code read from stdin) makes every worker fail to start.
+        raise ClusterError(
+            f"the {kind} cluster's workers failed to start ({e}). In a script, put the code "
+            "that launches the cluster under `if __name__ == \"__main__\":`; otherwise check "
+            "the worker logs above"
+        ) from e
 
 
 def _normalise_address(address: str) -> str:

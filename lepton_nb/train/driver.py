@@ -4,7 +4,7 @@ Recovery design (chosen after measuring on the 2-core reference machine): ranks 
 worker process* (gloo on CPU), not in a child process per rank, and the group's collectives
 have a short timeout (``collective_timeout_s``, default 60 s, not 30 minutes) as a backstop.
 When a peer process dies, gloo's TCP pairs are reset and the surviving ranks' collectives fail
-at once: measured 0.12 s from ``SIGKILL`` of a worker to the restart marker
+at once: measured 0.06-0.21 s from ``SIGKILL`` of a worker to the restart marker
 (``tests/integration/train/test_recovery.py::test_killed_worker_recovers``), as fast as a
 torchrun-style agent, without a child spawn plus a model/data copy per rank per attempt
 (2-3 s of time to first step on 2 cores).  The one case gloo does not surface is a peer that

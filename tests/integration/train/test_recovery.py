@@ -72,9 +72,12 @@ def test_killed_worker_recovers(own_cluster: Any, tmp_path: Path) -> None:
     restarts = h[h.kind == "restart"]
     assert len(restarts) == 1 and res.metrics["restarts"] == 1
     assert "lost worker" in restarts.reason.iloc[0] or "failed" in restarts.reason.iloc[0]
-    # resumed from the last checkpoint (step 80 at the latest), never silently backwards
+    # resumed from a checkpoint written before the kill (every 20 steps), and the history
+    # marks the jump back: steps never silently go backwards
     resumed = int(restarts.step.iloc[0])
-    assert 60 <= resumed <= 80 and resumed % 20 == 0
+    reached = int(h[(h.kind == "step") & (h.attempt == 0)].step.max())
+    assert 60 <= resumed <= reached and reached - resumed < 60
+    assert resumed % 20 == 0 or resumed % 63 == 0  # every 20 steps, and at each epoch's end
     after = h[(h.kind == "step") & (h.attempt == 1)]
     assert after.step.min() > resumed and res.metrics["steps"] == 3 * 63
     assert not psutil.pid_exists(killer.pid) or psutil.Process(killer.pid).status() == "zombie"
