@@ -28,7 +28,17 @@ _LAZY: dict[str, str] = {
     "record": "lepton_nb.jobs.record",
     "LeptonError": "lepton_nb.errors",
 }
-_SUBMODULES = {"cluster", "train", "compress", "jobs", "datasets", "models", "widgets", "errors"}
+_SUBMODULES = {
+    "cluster",
+    "train",
+    "compress",
+    "jobs",
+    "datasets",
+    "models",
+    "widgets",
+    "errors",
+    "tutorials",
+}
 
 __all__ = [
     "Callback",
@@ -53,11 +63,22 @@ __all__ = [
     "record",
     "run",
     "train",
+    "tutorials",
     "widgets",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from lepton_nb import cluster, compress, datasets, errors, jobs, models, train, widgets
+    from lepton_nb import (
+        cluster,
+        compress,
+        datasets,
+        errors,
+        jobs,
+        models,
+        train,
+        tutorials,
+        widgets,
+    )
     from lepton_nb.cluster import Cluster, connect, launch_cluster
     from lepton_nb.errors import LeptonError
     from lepton_nb.jobs.record import record

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lepton_nb import _cli_tutorials
 from lepton_nb.errors import ConfigError, JobError, LeptonError
 
 _INT = re.compile(r"^[-+]?\d+$")
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the quickstart notebook as a job")
     demo.add_argument("-o", "--output", help="executed notebook path")
     demo.add_argument("--workers", type=int, default=2)
+    _cli_tutorials.add_parser(sub)
     return parser
 
 
@@ -292,7 +294,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _report(rec)
 
 
-_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "jobs": _cmd_jobs, "demo": _cmd_demo}
+_COMMANDS = {
+    "run": _cmd_run,
+    "sweep": _cmd_sweep,
+    "jobs": _cmd_jobs,
+    "demo": _cmd_demo,
+    "tutorials": _cli_tutorials.cmd,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -113,3 +113,11 @@ def test_parser_knows_every_command() -> None:
     p = build_parser()
     for argv in (["run", "nb"], ["sweep", "nb"], ["jobs", "list"], ["demo"]):
         assert p.parse_args(argv).command == argv[0]
+
+
+def test_tutorials_command_refuses_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
+    from lepton_nb.cli import main
+
+    assert main(["tutorials", "99", "-o", "unused"]) == 1
+    err = capsys.readouterr().err
+    assert "lepton-nb: error:" in err and "99" in err
