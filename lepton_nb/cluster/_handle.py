@@ -71,7 +71,10 @@ class Cluster:
         # Ask the scheduler directly: Client.scheduler_info() returns a cache that the client's
         # periodic refresh can overwrite with a totals-only copy (no per-worker entries).
         client = self.client
-        info = client.sync(client.scheduler.identity, n_workers=-1)["workers"]
+        rpc = client.scheduler
+        if rpc is None:
+            raise ClusterError("the client is not connected to a scheduler yet")
+        info = client.sync(rpc.identity, n_workers=-1)["workers"]
         rows = []
         for addr, w in sorted(info.items()):
             # distributed's workers report NVML's one-time GPU info at registration

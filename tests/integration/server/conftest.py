@@ -6,3 +6,26 @@ ServerApp cleanup) run around every test of the suite; a directory conftest keep
 
 from pytest_jupyter.jupyter_core import *  # noqa: F403
 from pytest_jupyter.jupyter_server import *  # noqa: F403
+
+import asyncio  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+from jupyter_core import utils as _jc_utils  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """pytest-jupyter's loop fixture, minus a stale loop left by earlier tests.
+
+    ``ensure_event_loop`` reuses the loop remembered in jupyter_core's context variable; in the
+    full suite an earlier test (an in-process papermill run, a Dask client) can leave one there
+    that is running in another thread, which this server can neither use nor close.
+    """
+    stale = _jc_utils._loop.get()
+    if stale is not None and (stale.is_running() or stale.is_closed()):
+        _jc_utils._loop.set(None)
+        asyncio.set_event_loop(None)
+    loop = _jc_utils.ensure_event_loop(prefer_selector_loop=True)
+    yield loop
+    loop.close()
