@@ -20,8 +20,12 @@ def jp_asyncio_loop() -> Iterator[asyncio.AbstractEventLoop]:
 
     ``ensure_event_loop`` reuses the loop remembered in jupyter_core's context variable; in the
     full suite an earlier test (an in-process papermill run, a Dask client) can leave one there
-    that is running in another thread, which this server can neither use nor close.
+    that is marked as running, which this server can neither use nor close.
     """
+    if asyncio._get_running_loop() is not None:
+        # A sync fixture runs outside any loop: a "running" loop here was left marked by an
+        # earlier in-process notebook run (nest-asyncio style re-entrance), not really running.
+        asyncio.events._set_running_loop(None)
     stale = _jc_utils._loop.get()
     if stale is not None and (stale.is_running() or stale.is_closed()):
         _jc_utils._loop.set(None)
