@@ -218,9 +218,9 @@ class UI:
 
     def open_sidebar(self) -> Any:
         page = self.page
-        tab = page.locator(".jp-SideBar .lm-TabBar-tab[data-id='lepton-sidebar']")
-        if "lm-mod-current" not in (tab.get_attribute("class") or ""):
-            tab.click()
+        # Activate through the shell, not by clicking the tab: a click on a tab that is already
+        # current collapses the left area (a toggle), and the tab's class can lag the layout.
+        page.evaluate("() => { window.jupyterapp.shell.activateById('lepton-sidebar'); }")
         panel = page.wait_for_selector(".lepton-Sidebar", state="visible")
         # Widen the left area (once) so that screenshots show whole addresses.
         box = page.locator("#jp-left-stack").bounding_box()
