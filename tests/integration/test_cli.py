@@ -7,29 +7,15 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 pytestmark = pytest.mark.integration
+MakeNB = Callable[..., Path]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _nb(path: Path, *cells: str, params: str | None = None) -> Path:
-    body = [new_code_cell(c) for c in cells]
-    if params is not None:
-        body.insert(0, new_code_cell(params, metadata={"tags": ["parameters"]}))
-    nb = new_notebook(cells=body)
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, path)
-    return path
 
 
 def cli(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -44,10 +30,10 @@ def cli(*args: str, home: Path, cwd: Path | None = None) -> subprocess.Completed
     )
 
 
-def test_run_parameters_from_p_y_f_and_failures(tmp_path: Path) -> None:
+def test_run_parameters_from_p_y_f_and_failures(make_nb: MakeNB, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    nb = _nb(
-        tmp_path / "nb.ipynb",
+    nb = make_nb(
+        "nb.ipynb",
         "import lepton_nb as ln\nln.record('got', [n, f, s, y, fromfile])\nif n == 0:\n    1/0",
         params="n = 1\nf = 0.5\ns = 'x'\ny = 0\nfromfile = None",
     )
@@ -89,7 +75,7 @@ def test_run_parameters_from_p_y_f_and_failures(tmp_path: Path) -> None:
     unknown = cli("run", str(nb), "-p", "m", "1", home=home)
     assert unknown.returncode == 1 and "'m'" in unknown.stderr and "n (default 1)" in unknown.stderr
 
-    plain = _nb(tmp_path / "plain.ipynb", "print('hi')")
+    plain = make_nb("plain.ipynb", "print('hi')")
     r = cli("run", str(plain), "-p", "anything", "1", home=home)
     assert r.returncode == 0 and "no cell tagged 'parameters'" in r.stderr
 
@@ -98,10 +84,10 @@ def test_run_parameters_from_p_y_f_and_failures(tmp_path: Path) -> None:
     assert cli("jobs", "list", "--status", "failed", home=home).stdout.count("\n") == 1
 
 
-def test_sweep_rerun_compare_on_a_scheduler(tmp_path: Path, cluster2: Any) -> None:
+def test_sweep_rerun_compare_on_a_scheduler(make_nb: MakeNB, tmp_path: Path, cluster2: Any) -> None:
     home = tmp_path / "home"
-    nb = _nb(
-        tmp_path / "sw.ipynb",
+    nb = make_nb(
+        "sw.ipynb",
         "import lepton_nb as ln\nln.record('y', x * 10)",
         params="x = 0\nz = 'k'",
     )
@@ -128,9 +114,9 @@ def test_sweep_rerun_compare_on_a_scheduler(tmp_path: Path, cluster2: Any) -> No
     assert cmp_.returncode == 0 and "parameter" in cmp_.stdout and "True" in cmp_.stdout
 
 
-def test_sweep_on_its_own_local_cluster_reports_failures(tmp_path: Path) -> None:
+def test_sweep_on_its_own_local_cluster_reports_failures(make_nb: MakeNB, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    nb = _nb(tmp_path / "f.ipynb", "assert x != 2, 'two is refused'", params="x = 0")
+    nb = make_nb("f.ipynb", "assert x != 2, 'two is refused'", params="x = 0")
     r = cli("sweep", str(nb), "-p", "x", "1,2,3", "--workers", "2", home=home)
     assert r.returncode == 1
     assert "1 of 3 jobs did not succeed" in r.stderr

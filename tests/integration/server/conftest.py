@@ -4,14 +4,13 @@ Registering it with ``pytest_plugins`` would make its autouse fixtures (a fresh 
 ServerApp cleanup) run around every test of the suite; a directory conftest keeps them here.
 """
 
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from jupyter_core import utils as _jc_utils
 from pytest_jupyter.jupyter_core import *  # noqa: F403
 from pytest_jupyter.jupyter_server import *  # noqa: F403
-
-import asyncio  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-
-import pytest  # noqa: E402
-from jupyter_core import utils as _jc_utils  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

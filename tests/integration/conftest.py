@@ -1,4 +1,4 @@
-"""Builds small real notebooks for the job tests."""
+"""Builds small real notebooks for the integration tests (jobs, CLI)."""
 
 from __future__ import annotations
 
