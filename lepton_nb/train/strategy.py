@@ -27,11 +27,15 @@ class Strategy:
     - ``in_process``: the one rank runs in the calling process (no cluster).
     - ``init_group``: the rank set-up creates a ``torch.distributed`` process group (gloo on
       CPU, nccl on GPU) before :meth:`body` runs, and destroys it after.
+    - ``rank_process``: on a cluster, each rank runs in its own child process of its worker
+      (:mod:`lepton_nb.train.procs`), as under torchrun; False runs it in the worker's task
+      thread, sharing the worker's interpreter.
     """
 
     name: str = ""
     in_process: bool = False
     init_group: bool = False
+    rank_process: bool = True
 
     def prepare(self, client: Any, specs: list[RankSpec], payload: Any) -> Any:
         """Client side, once per attempt, before the ranks start: return the payload the
@@ -42,6 +46,12 @@ class Strategy:
         """Rank side: train and return a picklable result (``fit`` strategies return a dict
         with ``step``, ``metrics``, ``steps_per_epoch`` and, on rank 0, ``state_dict``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement body(ctx, payload)")
+
+    def relay(self, payload: Any) -> list[Any]:
+        """Worker side: objects in ``payload`` that must stay in the worker process (e.g. a
+        Dask Actor handle); a rank process gets proxies whose method calls run in the worker
+        and return an object with ``.result()``.  Default: none."""
+        return []
 
     def abort(self, payload: Any, reason: str) -> None:
         """Client side, when an attempt fails, before its ranks are torn down: release what
@@ -56,8 +66,9 @@ class FunctionStrategy(Strategy):
 
     name = "run"
 
-    def __init__(self, train_fn: Any) -> None:
+    def __init__(self, train_fn: Any, rank_process: bool = True) -> None:
         self.train_fn = train_fn
+        self.rank_process = rank_process
 
     def body(self, ctx: TrainContext, payload: Any) -> Any:
         return self.train_fn(ctx)
