@@ -12,7 +12,10 @@ Settings (one run, in this order, so they share the machine's load):
   worker (data shipped from the client).
 
 Per setting: median per-step time of each phase (data = next batch, forward, backward incl. the
-DDP all-reduce, optimizer) over the steps after the first 20, and the wall time per step.
+DDP all-reduce, optimizer) over the steps after the first 20, the wall time per step, the rank
+thread's CPU time per step (median) and its whole process's CPU time per step (mean; in a
+worker thread that includes the worker's event loop and other threads).  CPU times are what
+to compare on a loaded machine: wall times there mostly measure the other users.
 
 Reproduce:  python benchmarks/engine_profile.py [--epochs 6]
 """
@@ -57,12 +60,15 @@ def phase_loop(epochs: int, batch: int, train: Any = None) -> dict[str, Any]:
     sampler: Any = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=0)
     dl = DataLoader(train, batch_size=batch // world, sampler=sampler)
     rows: list[tuple[float, ...]] = []
-    pc = time.perf_counter
+    pc, tc = time.perf_counter, time.thread_time
+    p0 = 0.0
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
         it = iter(dl)
         while True:
-            t0 = pc()
+            if len(rows) == 20:
+                p0 = time.process_time()
+            c0, t0 = tc(), pc()
             try:
                 x, y = next(it)
             except StopIteration:
@@ -75,9 +81,10 @@ def phase_loop(epochs: int, batch: int, train: Any = None) -> dict[str, Any]:
             t3 = pc()
             opt.step()
             t4 = pc()
-            rows.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0))
+            rows.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0, tc() - c0))
+    process_cpu = (time.process_time() - p0) / max(1, len(rows) - 20)
     dist.destroy_process_group()
-    return {"rank": rank, "rows": rows}
+    return {"rank": rank, "rows": rows, "process_cpu": process_cpu}
 
 
 _SCRIPT = """
@@ -89,12 +96,14 @@ if out["rank"] == 0:
     print("RESULT " + json.dumps(out))
 """
 
-PHASES = ("data", "forward", "backward+allreduce", "optimizer", "step")
+PHASES = ("data", "forward", "backward+allreduce", "optimizer", "step", "thread CPU")
 
 
-def summarize(rows: list[list[float]]) -> dict[str, float]:
-    steady = rows[20:]
-    return {p: 1e3 * statistics.median(r[i] for r in steady) for i, p in enumerate(PHASES)}
+def summarize(out: dict[str, Any]) -> dict[str, float]:
+    steady = out["rows"][20:]
+    res = {p: 1e3 * statistics.median(r[i] for r in steady) for i, p in enumerate(PHASES)}
+    res["process CPU"] = 1e3 * out["process_cpu"]
+    return res
 
 
 def torchrun(epochs: int, batch: int) -> dict[str, float]:
@@ -106,7 +115,7 @@ def torchrun(epochs: int, batch: int) -> dict[str, float]:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
-    return summarize(json.loads(line[len("RESULT "):])["rows"])
+    return summarize(json.loads(line[len("RESULT "):]))
 
 
 def on_cluster(cluster: Any, epochs: int, batch: int, ship_data: bool,
@@ -120,7 +129,7 @@ def on_cluster(cluster: Any, epochs: int, batch: int, ship_data: bool,
         return phase_loop(epochs, batch, data)
 
     res = run(train_fn, cluster, rank_process=process)
-    return summarize(res[0]["rows"])
+    return summarize(res[0])
 
 
 def main() -> None:
@@ -145,11 +154,13 @@ def main() -> None:
     loads.append(os.getloadavg()[0])
     print(f"LeNet5, MNIST 4k, global batch {b}, {e} epochs, 2 ranks (CPU, gloo); "
           f"load average {loads[0]:.2f} -> {loads[1]:.2f}")
-    print(f"{'ms per step (median)':30}" + "".join(f"{p:>20}" for p in PHASES) + "   ratio")
-    base = res["torchrun"]["step"]
+    cols = (*PHASES, "process CPU")
+    print(f"{'ms per step (median)':28}" + "".join(f"{p[:9]:>10}" for p in cols)
+          + "  step ratio  CPU ratio")
+    base = res["torchrun"]
     for name, r in res.items():
-        print(f"{name:30}" + "".join(f"{r[p]:20.2f}" for p in PHASES)
-              + f"{r['step'] / base:8.2f}")
+        print(f"{name:28}" + "".join(f"{r[p]:10.2f}" for p in cols)
+              + f"{r['step'] / base['step']:12.2f}{r['process CPU'] / base['process CPU']:11.2f}")
     print(f"reproduce: python benchmarks/engine_profile.py --epochs {e} --batch {b}")
 
 

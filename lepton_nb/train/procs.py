@@ -41,9 +41,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-#: what a rank's spare child imports before it is needed
-RANK_WARM = ("torch", "torch.distributed", "torch.nn.parallel", "lepton_nb.train.strategies",
-             "lepton_nb.models")
+#: what a worker's rank fork server imports before it forks ranks (see that module)
+RANK_WARM = ("lepton_nb.train._warm",)
 
 
 def _dumps(obj: Any, relay: dict[int, Any]) -> bytes:
