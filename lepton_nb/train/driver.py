@@ -142,6 +142,7 @@ def run_ranks(
     stuck_grace_s: float = 5.0,
     prepare: Callable[[Any, list[RankSpec], Any], Any] | None = None,
     abort: Callable[[Any, str], None] | None = None,
+    resume_step: Callable[[str | None], int] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``body(ctx, payload)`` once per rank (pinned tasks) until all ranks succeed."""
     topic = f"lepton-train-{run_id}"
@@ -170,7 +171,8 @@ def run_ranks(
                 _watch(client, futures, specs, hub)
             except Failure as fail:
                 if attempt < max_restarts:
-                    hub.restart_marker(attempt + 1, fail.what, _resume_step(checkpoint_dir))
+                    hub.restart_marker(attempt + 1, fail.what,
+                                      (resume_step or _resume_step)(checkpoint_dir))
                 if abort is not None:
                     abort(run_payload, fail.what)
                 _teardown(client, list(zip(futures, [s.address for s in specs], strict=True)),

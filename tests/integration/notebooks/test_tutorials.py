@@ -93,6 +93,14 @@ def test_05_gpt_validation_loss_falls_30_percent(ran: dict[str, Any]) -> None:
     assert r["val_loss_drop"] >= 0.30
 
 
+def test_06_keras_mlp_on_two_workers(ran: dict[str, Any]) -> None:
+    pytest.importorskip("tf_keras", reason="needs the tf extra: pip install 'lepton-nb[tf]'")
+    r = _result(ran, "06")
+    assert r["test_accuracy"] >= 0.90
+    assert r["ranks_reporting"] == r["world_size"] == 2
+    assert r["parameters"] == 784 * 128 + 128 + 128 * 10 + 10
+
+
 def test_index_lists_every_tutorial_with_links(ran: dict[str, Any]) -> None:
     page = ran["index"].read_text(encoding="utf-8")
     for name, row in ran["results"].items():
