@@ -25,6 +25,7 @@ from lepton_nb.errors import ConfigError
 from lepton_nb.train.callbacks import Event
 from lepton_nb.train.context import TrainContext
 from lepton_nb.train.rendezvous import free_port
+from lepton_nb.train.strategy import FunctionStrategy
 
 INSTALL = 'pip install "lepton-nb[tf]"'
 RESUME_FILE = "lepton-keras.json"  # last finished epoch, written by LeptonCallback on rank 0
@@ -62,14 +63,6 @@ class TFCluster:
 
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def prepare(client: Any, specs: list[Any], payload: Any) -> TFCluster:
-    """Client side, once per attempt: a free port on each rank's own worker."""
-    futures = [client.submit(free_port, s.host, workers=[s.address], allow_other_workers=False,
-                             pure=False) for s in specs]
-    ports = client.gather(futures)
-    return TFCluster(tuple(_hostport(s.host, p) for s, p in zip(specs, ports, strict=True)))
 
 
 @contextmanager
@@ -115,19 +108,35 @@ def _forwarder(ctx: TrainContext) -> Callable[[Event], None]:
     return forward
 
 
-def rank_body(train_fn: Callable[[TrainContext], Any], ctx: TrainContext,
-              cluster: TFCluster | None) -> Any:
-    """Runs in the worker's task: start this rank's process and relay its events."""
-    from lepton_nb.train._rankproc import run_in_child
+class KerasStrategy(FunctionStrategy):
+    """``train_fn(ctx)`` in a child process per rank, with TF_CONFIG for this attempt."""
 
-    env = {"TF_USE_LEGACY_KERAS": "1",
-           "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    if cluster is not None:
-        env["TF_CONFIG"] = cluster.tf_config(ctx.rank)
-    fields = {"rank": ctx.rank, "world_size": ctx.world_size, "local_rank": ctx.local_rank,
-              "device": str(ctx.device), "run_id": ctx.run_id, "attempt": ctx.attempt,
-              "checkpoint_dir": ctx.checkpoint_dir, "worker_address": ctx.worker_address}
-    return run_in_child(partial(_call_checked, train_fn=train_fn), fields, env, _forwarder(ctx))
+    name = "tensorflow"
+
+    def prepare(self, client: Any, specs: list[Any], payload: Any) -> TFCluster:
+        """Client side, once per attempt: a free port on each rank's own worker."""
+        futures = [client.submit(free_port, s.host, workers=[s.address],
+                                 allow_other_workers=False, pure=False) for s in specs]
+        ports = client.gather(futures)
+        return TFCluster(tuple(_hostport(s.host, p) for s, p in zip(specs, ports, strict=True)))
+
+    def body(self, ctx: TrainContext, payload: Any) -> Any:
+        """Runs in the worker's task: start this rank's process and relay its events."""
+        from lepton_nb.train._rankproc import run_in_child
+
+        env = {"TF_USE_LEGACY_KERAS": "1",
+               "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        if isinstance(payload, TFCluster):  # None for the in-process rank (no cluster)
+            env["TF_CONFIG"] = payload.tf_config(ctx.rank)
+        fields = {"rank": ctx.rank, "world_size": ctx.world_size, "local_rank": ctx.local_rank,
+                  "device": str(ctx.device), "run_id": ctx.run_id, "attempt": ctx.attempt,
+                  "checkpoint_dir": ctx.checkpoint_dir, "worker_address": ctx.worker_address}
+        return run_in_child(partial(_call_checked, train_fn=self.train_fn), fields, env,
+                            _forwarder(ctx))
+
+    def resume_step(self, checkpoint_dir: str | None) -> int:
+        """The step at the end of the last finished epoch (where BackupAndRestore resumes)."""
+        return resume_step(checkpoint_dir)
 
 
 def _call_checked(ctx: TrainContext, train_fn: Callable[[TrainContext], Any]) -> Any:
@@ -155,5 +164,5 @@ def _call_checked(ctx: TrainContext, train_fn: Callable[[TrainContext], Any]) ->
         raise
 
 
-__all__ = ["INSTALL", "RESUME_FILE", "TFCluster", "checkpoint_location", "prepare", "rank_body",
+__all__ = ["INSTALL", "RESUME_FILE", "KerasStrategy", "TFCluster", "checkpoint_location",
            "require", "resume_step"]
