@@ -113,7 +113,7 @@ def test_curve_receives_both_ranks_losses(mlp: dict[str, Any]) -> None:
     curve = mlp["curve"]
     stats = curve.stats
     assert stats["ranks"] == [0, 1] and set(stats["bad_values"]) <= {"worker"}, stats
-    seen = curve.history()
+    seen = curve.history
     losses = seen[(seen.kind == "step")].groupby("rank")["loss"].count()
     assert losses.loc[0] == losses.loc[1] == 5 * 63
     assert len(seen) == len(mlp["out"].history)
