@@ -7,6 +7,7 @@ so it runs last.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -21,7 +22,8 @@ from lepton_nb.errors import ConfigError, TrainingError
 from lepton_nb.train import Callback, run
 from lepton_nb.train.driver import workers_of
 
-pytest.importorskip("tf_keras", reason="needs the tf extra: pip install 'lepton-nb[tf]'")
+if importlib.util.find_spec("tf_keras") is None:  # find, not import: TF takes seconds
+    pytest.skip("needs the tf extra: pip install 'lepton-nb[tf]'", allow_module_level=True)
 pytestmark = pytest.mark.integration
 
 

@@ -149,3 +149,23 @@ def test_child_exits_when_its_worker_is_killed(tmp_path: Path) -> None:
     while child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the rank process outlived its worker"
         time.sleep(0.05)
+
+
+def _env_of_rank(ctx: Any) -> dict[str, Any]:
+    ctx.report(step=1, loss=0.5)
+    return {"legacy": os.environ.get("TF_USE_LEGACY_KERAS"), "pid": os.getpid(),
+            "tf_config": os.environ.get("TF_CONFIG"), "ckpt": ctx.checkpoint_dir,
+            "tf_imported": "tensorflow" in sys.modules}
+
+
+def test_tensorflow_without_a_cluster_runs_one_rank_process(tmp_path: Path) -> None:
+    """No cluster: one rank, still in its own process with the legacy-Keras switch (a plain
+    function here, so no TensorFlow is imported), events reaching the history."""
+    out = run(_env_of_rank, framework="tensorflow")
+    r = out[0]
+    assert r["legacy"] == "1" and r["tf_config"] is None and r["pid"] != os.getpid()
+    assert r["ckpt"] and not Path(r["ckpt"]).exists()  # a temporary location, removed after
+    assert not r["tf_imported"] and "tensorflow" not in sys.modules
+    assert out.history[out.history.kind == "step"]["loss"].tolist() == [0.5]
+    mine = run(_env_of_rank, framework="tensorflow", checkpoint_dir=str(tmp_path))
+    assert mine[0]["ckpt"] == str(tmp_path)
