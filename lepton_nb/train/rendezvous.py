@@ -124,7 +124,7 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
     if iface and "GLOO_SOCKET_IFNAME" not in os.environ:
         env["GLOO_SOCKET_IFNAME"] = iface
     backend = "nccl" if device.type == "cuda" else "gloo"
-    if backend == "nccl" and strategy.init_group:
+    if backend == "nccl":  # also for run()'s torchrun-style code that starts its own group
         env.update(nccl_env(iface))
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
