@@ -165,7 +165,7 @@ def env_check(ctx: dict[str, Any]) -> dict[str, Any]:
     gpus = detect_gpus()
     return {"gpus": [f"{g.name} cc{g.compute_capability}" for g in gpus],
             "torch": torch.__version__, "cuda": torch.version.cuda,
-            "nccl": ".".join(map(str, torch.cuda.nccl.version()))}
+            "nccl": str(torch.cuda.nccl.version())}
 
 
 @check("LocalCUDACluster: one worker per GPU, GPU in the worker table", "1")
