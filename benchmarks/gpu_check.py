@@ -394,7 +394,7 @@ def gpt_check(ctx: dict[str, Any]) -> dict[str, Any]:
         tag = "compiled" if compile else "eager"
         mfu, plain_mfu = _mfu(ours, vocab, args), _mfu(plain, vocab, args)
         out[tag] = {"plain_tok_s": round(plain), "fit_tok_s": round(ours),
-                    "ratio": round(ours / plain, 3),
+                    "ratio": round(ours / plain, 3), "target_met": ours / plain >= 0.97,
                     "fit_mfu": None if mfu is None else round(mfu, 4),
                     "plain_mfu": None if plain_mfu is None else round(plain_mfu, 4)}
         if time.monotonic() - T0 > BUDGET_S - 120:
