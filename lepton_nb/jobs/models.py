@@ -54,6 +54,7 @@ class JobRecord(BaseModel):
     notebook_parameters: list[str] = Field(default_factory=list)
     output: str | None = None
     html: str | None = None
+    partial: str | None = None  # the notebook being written; left behind if the job is lost
     status: Status = "queued"
     created: float = Field(default_factory=time.time)
     started: float | None = None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lepton_nb.errors import ConfigError, JobError, NotFoundError
+from lepton_nb.jobs.outputs import OutputExistsError, check_output
 from lepton_nb.server._paths import confine, relative
 from lepton_nb.server.models import JobFilter, JobSubmit
 
@@ -110,9 +111,21 @@ class JobManager:
             if request.output
             else self._default_output(notebook)
         )
+        # 400 for a bad output, 409 for an existing one, before anything is written
+        output = check_output(notebook, output, overwrite=request.overwrite)
         self._validate(notebook, request.parameters)
+        with self._lock:  # two submissions naming one output: the second is refused now
+            if not request.overwrite and any(
+                p.output == str(output) and (p.future is None or not p.future.done())
+                for p in self._pending.values()
+            ):
+                raise OutputExistsError(
+                    f"{request.output!r} is the output of a job still running; choose another"
+                )
         output.parent.mkdir(parents=True, exist_ok=True)
-        return self._start(notebook, request.parameters, output)
+        return self._start(
+            notebook, request.parameters, output, extra={"overwrite": request.overwrite}
+        )
 
     def rerun(self, job_id: str) -> dict[str, Any]:
         original = self.get(job_id)
