@@ -111,6 +111,7 @@ def fit(
     ``(x, y)`` or a factory building it on the worker).  ``batch_size`` is the global batch
     (split across ranks).  Without a cluster (or with ``strategy="single"``) training runs
     in-process.  See :mod:`lepton_nb.train.driver` for recovery from a lost worker."""
+    STRATEGIES.get(strategy)  # first: a bad name is refused with or without a cluster
     if not (is_module(model) or callable(model)):
         raise ConfigError(f"model must be a torch nn.Module or a zero-argument factory, "
                           f"got {type(model).__name__}")
