@@ -71,21 +71,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def lost_reason(rec: JobRecord, now: float | None = None) -> tuple[str, str] | None:
-    """Why a ``running`` job is really lost, as (reason, detail); None while it is alive."""
+def lost_reason(rec: JobRecord, now: float | None = None) -> str | None:
+    """Why a ``running`` job is really lost (its process died, or the worker went silent)."""
     if rec.status != "running":
         return None
     now = time.time() if now is None else now
     if rec.pid is not None and rec.host == socket.gethostname() and not _pid_alive(rec.pid):
-        return "process died", (
-            f"the process that ran it (pid {rec.pid} on {rec.host}: a Jupyter server, a CLI or "
-            "a kernel) is gone, killed or stopped before the job ended"
+        return (
+            f"its process (pid {rec.pid} on {rec.host}) ended without recording a result: the "
+            "runner, server, CLI or kernel running it died or was killed"
         )
     beat = rec.heartbeat or rec.started or rec.created
     if now - beat > LOST_AFTER_S:
-        return "worker lost", (
-            f"no heartbeat from {rec.host or 'its host'} (pid {rec.pid}) for {now - beat:.0f} s; "
-            "the worker or machine running it stopped"
+        return (
+            f"no heartbeat from {rec.host or 'its host'} (pid {rec.pid}) since "
+            f"{time.ctime(beat)}: the worker or machine running it was lost"
         )
     return None
 
@@ -97,10 +97,9 @@ def effective_status(rec: JobRecord, now: float | None = None) -> str:
 
 def as_lost(rec: JobRecord, now: float | None = None) -> JobRecord:
     """``rec`` as a ``lost`` job: ended when last seen, the reason, and what it left behind."""
-    why = lost_reason(rec, now)
-    if why is None:
+    detail = lost_reason(rec, now)
+    if detail is None:
         return rec
-    reason, detail = why
     partial = rec.partial if rec.partial and Path(rec.partial).exists() else None
     output = rec.output if rec.output and Path(rec.output).exists() else partial
     detail += (
@@ -112,7 +111,7 @@ def as_lost(rec: JobRecord, now: float | None = None) -> JobRecord:
             "status": "lost",
             "ended": ended,
             "duration_s": ended - rec.started if rec.started else None,
-            "error": rec.error or ErrorInfo(reason=reason, evalue=detail),
+            "error": rec.error or ErrorInfo(reason="lost", evalue=detail),
             "output": output,
             "partial": partial,
         }
@@ -245,14 +244,64 @@ class JobStore:
     def put(self, rec: JobRecord) -> JobRecord:
         """Insert or replace a whole record."""
         with self._write() as db:
-            db.execute(
-                "INSERT INTO jobs (id, notebook, status, created, heartbeat, data) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-                "notebook=excluded.notebook, status=excluded.status, "
-                "heartbeat=excluded.heartbeat, data=excluded.data",
-                (rec.id, rec.notebook, rec.status, rec.created, rec.heartbeat, _dump(rec)),
-            )
+            self._insert(db, rec)
         return rec
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, rec: JobRecord) -> None:
+        """Insert or replace ``rec`` inside the caller's transaction."""
+        db.execute(
+            "INSERT INTO jobs (id, notebook, status, created, heartbeat, data) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "notebook=excluded.notebook, status=excluded.status, "
+            "heartbeat=excluded.heartbeat, data=excluded.data",
+            (rec.id, rec.notebook, rec.status, rec.created, rec.heartbeat, _dump(rec)),
+        )
+
+    def claim(self, job_id: str, pid: int) -> JobRecord | None:
+        """Queued -> running for ``pid``, atomically; None when it is no longer queued."""
+        with self._write() as db:
+            rec = self._load(db, job_id)
+            if rec.status != "queued" or self._cancel_flag(db, rec.id):
+                return None
+            rec.status, rec.pid, rec.host = "running", pid, socket.gethostname()
+            rec.started = rec.heartbeat = time.time()
+            self._insert(db, rec)
+        return rec
+
+    def raw_running(self) -> list[JobRecord]:
+        """Records stored as ``running``, whatever their process does (for the runner)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT data, heartbeat FROM jobs WHERE status='running'"
+            ).fetchall()
+        out = []
+        for data, hb in rows:
+            rec = self._parse(data)
+            rec.heartbeat = hb
+            out.append(rec)
+        return out
+
+    def active_outputs(self) -> set[str]:
+        """Outputs of jobs queued or running (not to be claimed by another submission)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT data FROM jobs WHERE status IN ('queued', 'running')"
+            ).fetchall()
+        return {str(self._parse(r[0]).output) for r in rows}
+
+    def queued_ids(self) -> list[str]:
+        """Queued job ids, oldest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id FROM jobs WHERE status='queued' ORDER BY created, id"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def _cancel_flag(db: sqlite3.Connection, job_id: str) -> bool:
+        row = db.execute("SELECT cancel_requested FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return bool(row and row[0])
 
     def update(self, job_id: str, fn: Callable[[JobRecord], None]) -> JobRecord:
         """Read-modify-write one record atomically (``fn`` mutates the record in place)."""

@@ -5,6 +5,7 @@ ServerApp cleanup) run around every test of the suite; a directory conftest keep
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -76,6 +77,13 @@ class LiveServer:
     def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
         return _wait_job(self, job_id, timeout)
 
+    def runner_pid(self) -> int | None:
+        """The detached job runner serving this server's store, if one is up."""
+        from lepton_nb.jobs.dispatcher import runner_pid
+        from lepton_nb.jobs.store import JobStore
+
+        return runner_pid(JobStore(self.home / "jobs.sqlite"))
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # lets the extension close its clusters
@@ -84,6 +92,10 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        runner = self.runner_pid()  # it outlives the server by design; not the test
+        if runner is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(runner, signal.SIGKILL)
 
 
 def start_server(base: Path) -> LiveServer:
@@ -110,7 +122,7 @@ def start_server(base: Path) -> LiveServer:
         f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
         f"--IdentityProvider.token={token}",
         "--allow-root",  # CI containers run as root
-        f"--config={config}",
+        f"--config={config}", "--LeptonSettings.runner_idle_exit=5",
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -3,6 +3,7 @@ failures and the killed server (3), the damaged store (4), and 500-causing bodie
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -100,8 +101,8 @@ def test_late_failures_are_4xx_at_submit(server: Any) -> None:
         ({"notebook": 7}, "notebook"),
     ],
     ids=[
-        "long-name", "long-output", "long-component", "5000-digits", "huge-int", "deep-json", "deep-parameter",
-        "surrogate", "strict-bool", "strict-str",
+        "long-name", "long-output", "long-component", "5000-digits", "huge-int", "deep-json",
+        "deep-parameter", "surrogate", "strict-bool", "strict-str",
     ],
 )
 def test_bodies_that_answered_500_answer_400(server: Any, body: Any, words: str) -> None:
@@ -134,27 +135,36 @@ def test_a_damaged_store_answers_503_and_is_left_alone(server: Any) -> None:
     assert server.request("GET", "jobs").status_code == 200
 
 
-def test_a_job_whose_server_was_killed_is_lost_with_a_reason(
+def test_a_job_whose_server_was_killed_is_lost_with_when_why_and_what_it_left(
     new_live_server: Callable[[], Any],
 ) -> None:
     from lepton_nb import jobs
+    from lepton_nb.jobs.store import JobStore
 
     srv = new_live_server()
     _notebook(srv.root / "slow.ipynb", "import time\nprint('started', flush=True)\ntime.sleep(600)")
     code, job = _post(srv, {"notebook": "slow.ipynb"})
     assert code == 202, job
-    store = srv.home / "jobs.sqlite"
+    store = JobStore(srv.home / "jobs.sqlite")
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # running, with its partial notebook on disk
-        rec = srv.request("GET", f"jobs/{job['id']}").json()
-        if rec["status"] == "running" and rec.get("partial"):
+    rec = store.get(job["id"])
+    while time.monotonic() < deadline:  # running, its partial notebook on disk
+        rec = store.get(job["id"])
+        if rec.status == "running" and rec.partial and Path(rec.partial).exists():
             break
         time.sleep(0.3)
-    os.kill(srv.proc.pid, signal.SIGKILL)
+    assert rec.status == "running" and rec.pid, rec
+    runner = srv.runner_pid()
+    for pid in (srv.proc.pid, runner, rec.pid):  # the whole machine's work, gone at once
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     srv.proc.wait()
-    rec = jobs.get(job["id"], store=store)
-    assert rec.status == "lost" and rec.ended is not None, rec
-    assert rec.error is not None and rec.error.reason == "process died"
-    assert "pid" in (rec.error.evalue or "")
-    # the path it reports exists (the partial notebook papermill was writing), or is None
-    assert rec.output is None or Path(rec.output).exists(), rec.output
+    time.sleep(0.3)
+    lost = jobs.get(job["id"], store=store)
+    assert lost.status == "lost" and lost.ended is not None, lost
+    assert lost.started is not None and lost.ended >= lost.started
+    assert lost.error is not None and lost.error.reason == "lost"
+    assert "ended without recording" in (lost.error.evalue or "")
+    # what it left: the partial notebook, which exists, named in the error too
+    assert lost.output and Path(lost.output).exists() and lost.output in (lost.error.evalue or "")
