@@ -68,7 +68,13 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
-    return True
+    # a killed process whose parent died stays a zombie where nothing reaps orphans (a
+    # container without an init): it answers signal 0 but runs nothing
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rpartition(")")[2].split()[:1] != ["Z"]
+    except OSError:
+        return True
 
 
 def lost_reason(rec: JobRecord, now: float | None = None) -> str | None:
@@ -156,16 +162,23 @@ class JobStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _check_header(self) -> None:
-        with open(self.path, "rb") as f:
-            head = f.read(len(_HEADER))
+    def _header_problem(self) -> str | None:
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(len(_HEADER))
+        except FileNotFoundError:
+            return "is gone (deleted or moved while in use)"
         if head == _HEADER:
-            return
-        what = "is empty (0 bytes)" if not head else "is not an SQLite database"
-        raise StoreDamagedError(
-            f"the job store {self.path} {what}: it existed and its records are unreadable. It "
-            f"was left untouched. {recovery_hint(self.path)}"
-        )
+            return None
+        return "is empty (0 bytes)" if not head else "is not an SQLite database"
+
+    def _check_header(self) -> None:
+        what = self._header_problem()
+        if what is not None:
+            raise StoreDamagedError(
+                f"the job store {self.path} {what}: it existed and its records are unreadable. "
+                f"It was left untouched. {recovery_hint(self.path)}"
+            )
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
@@ -202,9 +215,16 @@ class JobStore:
         return target
 
     def _error(self, e: sqlite3.Error) -> JobError:
+        what = self._header_problem()  # emptied or replaced while this process had it open
+        if what is not None:
+            return StoreDamagedError(
+                f"the job store {self.path} {what}: its records are unreadable ({e}). It was "
+                f"left untouched. {recovery_hint(self.path)}"
+            )
         code = getattr(e, "sqlite_errorcode", 0) & 0xFF
         text = str(e)
-        if code in _DAMAGED_CODES or "malformed" in text or "not a database" in text:
+        damaged = ("malformed", "not a database", "no such table")
+        if code in _DAMAGED_CODES or any(d in text for d in damaged):
             return StoreDamagedError(
                 f"the job store {self.path} is damaged ({e}); it was left untouched. "
                 f"{recovery_hint(self.path)}"

@@ -26,6 +26,8 @@ class LaunchRequest(_Strict):
     threads_per_worker: int | None = Field(default=None, ge=1, le=256)
     gpu: GPUMode = "auto"
     profile: str | None = Field(default=None, min_length=1, max_length=200)
+    # TLS with credentials in the user's runtime dir; false only for a trusted single-user box
+    secure: bool = True
 
     def gpu_arg(self) -> bool | Literal["auto"]:
         return {"auto": "auto", "on": True, "off": False}[self.gpu]  # type: ignore[return-value]
@@ -84,6 +86,9 @@ class ClusterInfo(BaseModel):
     workers: list[WorkerInfo] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
     created: float
+    secure: bool = False
+    credentials: str | None = None  # folder of the TLS key/cert (0600), None without TLS
+    connect_code: str | None = None  # Python that attaches a notebook to this cluster
 
 
 class JobSubmit(_Strict):

@@ -29,6 +29,16 @@ def _notebook(path: Path, *cells: str, params: str = "n = 2\ntext = 'a'") -> Non
     nbformat.write(nb, path)
 
 
+def _processes_of_job(job_id: str) -> list[int]:
+    """Pids whose environment says they work for ``job_id`` (its kernel)."""
+    found = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if f"LEPTON_JOB_ID={job_id}".encode() in env.read_bytes().split(b"\0"):
+                found.append(int(env.parent.name))
+    return found
+
+
 def _nested(depth: int) -> Any:
     value: Any = 1
     for _ in range(depth):
@@ -155,7 +165,8 @@ def test_a_job_whose_server_was_killed_is_lost_with_when_why_and_what_it_left(
         time.sleep(0.3)
     assert rec.status == "running" and rec.pid, rec
     runner = srv.runner_pid()
-    for pid in (srv.proc.pid, runner, rec.pid):  # the whole machine's work, gone at once
+    kernels = _processes_of_job(job["id"])
+    for pid in (srv.proc.pid, runner, rec.pid, *kernels):  # all of it, gone at once
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
