@@ -6,6 +6,7 @@ import ast
 import keyword
 import math
 import secrets
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,12 @@ def check_parameters(
             raise ConfigError(
                 f"parameter name {name!r} is not a Python identifier; notebook parameters are "
                 "variables, e.g. 'learning_rate'"
+            )
+        if unicodedata.normalize("NFKC", name) != name:
+            # Python normalizes identifiers: the kernel would bind another name than given
+            raise ConfigError(
+                f"parameter name {name!r} is read by Python as "
+                f"{unicodedata.normalize('NFKC', name)!r}; use that spelling"
             )
         _check_value(name, value)
     unknown = sorted(set(params) - set(declared))

@@ -130,7 +130,9 @@ class JobStore:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_path()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.exists():
+                # records hold parameters and results: private to the user from the start
+                self.path.parent.mkdir(parents=True, mode=0o700)
             if not self.path.exists():
                 self._create()
             self._check_header()
@@ -151,6 +153,7 @@ class JobStore:
         """
         tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.new")
         try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             db = sqlite3.connect(tmp, isolation_level=None)
             try:
                 db.executescript(_SCHEMA)
