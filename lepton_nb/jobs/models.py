@@ -33,6 +33,8 @@ class ErrorInfo(BaseModel):
     def describe(self) -> str:
         where = f" in cell {self.cell_index}" if self.cell_index is not None else ""
         what = f": {self.ename}: {self.evalue}" if self.ename else ""
+        if not self.ename and self.evalue:
+            what = f": {self.evalue}"
         return f"{self.reason}{where}{what}"
 
 
@@ -54,6 +56,7 @@ class JobRecord(BaseModel):
     notebook_parameters: list[str] = Field(default_factory=list)
     output: str | None = None
     html: str | None = None
+    partial: str | None = None  # the notebook being written; left behind if the job is lost
     status: Status = "queued"
     created: float = Field(default_factory=time.time)
     started: float | None = None
@@ -77,6 +80,10 @@ class JobRecord(BaseModel):
     timeout: float | None = None
     sweep_id: str | None = None
     rerun_of: str | None = None
+    schedule_id: str | None = None  # the schedule whose firing created this job
+    profile: str | None = None  # cluster profile, given to the kernel as LEPTON_PROFILE
+    html_copy: bool = True  # whether the runner renders an HTML copy next to the output
+    overwrite: bool = False  # whether the output (and HTML copy) may replace existing files
     warnings: list[str] = Field(default_factory=list)
 
     @property

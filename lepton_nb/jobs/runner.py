@@ -12,9 +12,11 @@ from lepton_nb.jobs import provenance
 from lepton_nb.jobs._execute import ACTIVE, execute
 from lepton_nb.jobs.models import ACTIVE as ACTIVE_STATUSES
 from lepton_nb.jobs.models import JobRecord, new_job_id
+from lepton_nb.jobs.outputs import check_output
 from lepton_nb.jobs.params import (
     check_parameters,
     choose_seed,
+    kernel_missing,
     notebook_kernel,
     resolve_notebook,
 )
@@ -43,6 +45,7 @@ def prepare(
 ) -> tuple[JobRecord, Path]:
     """Validate everything and build the record of a job that has not started yet."""
     path = resolve_notebook(notebook)
+    asked = kernel
     kernel, declared = notebook_kernel(path, kernel)
     params = check_parameters(parameters, declared, path)
     if timeout is not None and timeout <= 0:
@@ -66,6 +69,11 @@ def prepare(
         git=provenance.git_info(path),
         **provenance.environment(),
     )
+    if asked is None and kernel_missing(path):
+        rec.warnings.append(
+            "the notebook has no kernel metadata (metadata.kernelspec); it ran with "
+            f"{rec.kernel!r}: pass --kernel NAME (CLI) or kernel= to choose another"
+        )
     if not declared:
         rec.warnings.append(
             "the notebook has no cell tagged 'parameters'; parameters were injected at the top"
@@ -87,23 +95,24 @@ def run(
     seed: int | None = None,
     html: bool = True,
     job_id: str | None = None,
+    overwrite: bool = False,
 ) -> JobRecord:
     """Execute ``notebook`` with papermill as a recorded job and return its :class:`JobRecord`.
 
     A job that runs but fails (an exception in a cell, a timeout, a dead kernel, a cancel) comes
     back with ``status`` ``failed``/``cancelled`` and ``error`` filled in; call
     ``record.raise_for_status()`` to turn that into an exception. Bad input (missing notebook,
-    unknown parameter) raises before anything runs. ``timeout`` bounds the whole job (seconds).
+    unknown parameter, an output that exists) raises before anything runs. ``timeout`` bounds
+    the whole job (seconds). An existing ``output`` (or its ``.html`` neighbour) is replaced only
+    with ``overwrite=True``.
     """
     rec, path = prepare(
         notebook, parameters, kernel=kernel, timeout=timeout, cwd=cwd, seed=seed, job_id=job_id
     )
-    out = Path(output).expanduser().resolve() if output else default_output(path, rec.id)
-    if out == path:
-        raise JobError(
-            f"output {str(output)!r} is the notebook itself; write the executed copy elsewhere"
-        )
-    return execute(rec, path, out, open_store(store), html=html)
+    out = check_output(
+        path, output or default_output(path, rec.id), overwrite=overwrite, html=html
+    )
+    return execute(rec, path, out, open_store(store), html=html, overwrite=overwrite)
 
 
 def get(job_id: str, *, store: StoreArg = None) -> JobRecord:
@@ -131,7 +140,12 @@ def list_jobs(
 
 
 def rerun(
-    job_id: str, *, output: str | Path | None = None, store: StoreArg = None, html: bool = True
+    job_id: str,
+    *,
+    output: str | Path | None = None,
+    store: StoreArg = None,
+    html: bool = True,
+    overwrite: bool = False,
 ) -> JobRecord:
     """Run job ``job_id`` again: same notebook, parameters, seed, kernel and cwd; a new record."""
     db = open_store(store)
@@ -147,8 +161,10 @@ def rerun(
     rec.rerun_of = old.id
     if rec.notebook_sha256 != old.notebook_sha256:
         rec.warnings.append(f"the notebook changed since job {old.id} (sha256 differs)")
-    out = Path(output).expanduser().resolve() if output else default_output(path, rec.id)
-    return execute(rec, path, out, db, html=html)
+    out = check_output(
+        path, output or default_output(path, rec.id), overwrite=overwrite, html=html
+    )
+    return execute(rec, path, out, db, html=html, overwrite=overwrite)
 
 
 def cancel(job_id: str, *, store: StoreArg = None, wait: float = 15.0) -> JobRecord:

@@ -19,16 +19,57 @@ from jupyter_server.utils import url_path_join
 from pydantic import BaseModel, ValidationError
 
 from lepton_nb.errors import ConfigError, LeptonError, NotFoundError
+from lepton_nb.jobs.store import StoreDamagedError
 from lepton_nb.server._paths import PathOutsideRootError
 from lepton_nb.server.clusters import ClusterManager
 from lepton_nb.server.jobs import JobManager
-from lepton_nb.server.models import ClusterPatch, JobFilter, JobSubmit, LaunchRequest
+from lepton_nb.server.models import (
+    ClusterPatch,
+    JobFilter,
+    JobSubmit,
+    LaunchRequest,
+    ScheduleCreate,
+    SchedulePatch,
+)
+from lepton_nb.server.schedules import ScheduleManager
 
 M = TypeVar("M", bound=BaseModel)
 AUTH_RESOURCE = "lepton"
+# Deeper JSON than any real request; past this, parsing and validation would recurse too far.
+MAX_DEPTH = 32
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion (so no RecursionError)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children)
+    return deepest
+
+
+def parse_body(body: bytes | None) -> dict[str, Any]:
+    """A request body as a JSON object, or a ConfigError (400) saying what is wrong with it."""
+    try:
+        raw = json.loads(body or b"{}")
+    except RecursionError:
+        raise ConfigError(f"the request body nests deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        # JSONDecodeError, and ints past Python's 4300-digit conversion limit
+        raise ConfigError(f"the request body is not valid JSON: {str(e)[:200]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("the request body must be a JSON object")
+    if json_depth(raw) > MAX_DEPTH:
+        raise ConfigError(f"the request body nests deeper than {MAX_DEPTH} levels")
+    return raw
 
 
 def _status_for(error: LeptonError) -> int:
+    if isinstance(error, StoreDamagedError):
+        return 503  # not the request's fault; retrying will not help until it is repaired
     if isinstance(error, PathOutsideRootError):
         return 403
     if isinstance(error, NotFoundError):
@@ -49,19 +90,17 @@ class LeptonHandler(APIHandler):
     def jobs(self) -> JobManager:
         return self.settings["lepton_jobs"]  # type: ignore[no-any-return]
 
+    @property
+    def schedules(self) -> ScheduleManager:
+        return self.settings["lepton_schedules"]  # type: ignore[no-any-return]
+
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run blocking manager work in the extension's pool, never on the event loop."""
         pool: ThreadPoolExecutor = self.settings["lepton_pool"]
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     def body(self, model: type[M]) -> M:
-        try:
-            raw = json.loads(self.request.body or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"the request body is not valid JSON: {e}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError("the request body must be a JSON object")
-        return self._validate(model, raw)
+        return self._validate(model, parse_body(self.request.body))
 
     @staticmethod
     def _validate(model: type[M], raw: dict[str, Any]) -> M:
@@ -69,8 +108,8 @@ class LeptonHandler(APIHandler):
             return model.model_validate(raw)
         except ValidationError as e:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-                for err in e.errors()
+                f"{'.'.join(str(p) for p in err['loc'])[:100] or 'body'}: {err['msg']}"
+                for err in e.errors()[:10]
             )
             raise ConfigError(f"invalid {model.__name__}: {problems}") from None
 
@@ -176,6 +215,44 @@ class JobRerunHandler(LeptonHandler):
         self.reply(await self.call(self.jobs.rerun, job_id), status=202)
 
 
+class SchedulesHandler(LeptonHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.call(self.schedules.list))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        request = self.body(ScheduleCreate)
+        self.reply(await self.call(self.schedules.create, request), status=201)
+
+
+class ScheduleHandler(LeptonHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, schedule_id: str) -> None:
+        self.reply(await self.call(self.schedules.get, schedule_id))
+
+    @tornado.web.authenticated
+    @authorized
+    async def patch(self, schedule_id: str) -> None:
+        patch = self.body(SchedulePatch)
+        self.reply(await self.call(self.schedules.patch, schedule_id, patch))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, schedule_id: str) -> None:
+        self.reply(await self.call(self.schedules.remove, schedule_id))
+
+
+class ScheduleRunHandler(LeptonHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, schedule_id: str) -> None:
+        self.reply(await self.call(self.schedules.run, schedule_id), status=202)
+
+
 _ID = r"(?P<{}>[A-Za-z0-9_.\-]+)"
 
 
@@ -187,4 +264,10 @@ def routes(base_url: str) -> list[tuple[str, type[LeptonHandler]]]:
         (url_path_join(api, "jobs") + "/?", JobsHandler),
         (url_path_join(api, "jobs", _ID.format("job_id"), "rerun") + "/?", JobRerunHandler),
         (url_path_join(api, "jobs", _ID.format("job_id")) + "/?", JobHandler),
+        (url_path_join(api, "schedules") + "/?", SchedulesHandler),
+        (
+            url_path_join(api, "schedules", _ID.format("schedule_id"), "run") + "/?",
+            ScheduleRunHandler,
+        ),
+        (url_path_join(api, "schedules", _ID.format("schedule_id")) + "/?", ScheduleHandler),
     ]

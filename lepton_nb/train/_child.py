@@ -106,6 +106,10 @@ def zygote_main() -> None:
     sys.stdout = sys.stderr
     for name in sys.argv[2:]:
         importlib.import_module(name)
+    # A process that initialised CUDA cannot fork a child that uses it: then each child
+    # re-executes a fresh interpreter (cold, but correct)
+    torch = sys.modules.get("torch")
+    fork_only = torch is None or not torch.cuda.is_initialized()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     while True:
         try:
@@ -118,10 +122,20 @@ def zygote_main() -> None:
         if pid == 0:
             ctl.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            if not fork_only:
+                os.set_inheritable(fds[0], True)
+                os.execv(sys.executable, [sys.executable, "-m", "lepton_nb.train._child",
+                                          "--child", str(fds[0]), *sys.argv[2:]])
             child_main(fds[0])
         os.close(fds[0])
         ctl.sendall(struct.pack("i", pid))
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--child":  # re-executed child of a zygote that initialised CUDA
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        for _name in sys.argv[3:]:
+            importlib.import_module(_name)
+        child_main(int(sys.argv[2]))
     zygote_main()

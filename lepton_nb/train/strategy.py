@@ -30,12 +30,16 @@ class Strategy:
     - ``rank_process``: on a cluster, each rank runs in its own child process of its worker
       (:mod:`lepton_nb.train.procs`), as under torchrun; False runs it in the worker's task
       thread, sharing the worker's interpreter.
+    - ``precisions``: the ``fit(precision=...)`` values it supports (``precision_note`` says
+      why one is missing).
     """
 
     name: str = ""
     in_process: bool = False
     init_group: bool = False
     rank_process: bool = True
+    precisions: tuple[str, ...] = ("fp32", "bf16", "fp16")  # what fit(precision=) may be
+    precision_note: str = ""  # why a precision is missing, for the error message
 
     def prepare(self, client: Any, specs: list[RankSpec], payload: Any) -> Any:
         """Client side, once per attempt, before the ranks start: return the payload the
@@ -57,6 +61,11 @@ class Strategy:
         """Client side, when an attempt fails, before its ranks are torn down: release what
         :meth:`prepare` set up so blocked ranks return.  Default: nothing to release."""
 
+    def resume_step(self, checkpoint_dir: str | None) -> int | None:
+        """Client side, after a failure: the step the next attempt resumes from (where the
+        restart marker goes).  Default None: the step of ``latest.pt`` in ``checkpoint_dir``."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
@@ -66,9 +75,8 @@ class FunctionStrategy(Strategy):
 
     name = "run"
 
-    def __init__(self, train_fn: Any, rank_process: bool = True) -> None:
+    def __init__(self, train_fn: Any) -> None:
         self.train_fn = train_fn
-        self.rank_process = rank_process
 
     def body(self, ctx: TrainContext, payload: Any) -> Any:
         return self.train_fn(ctx)
