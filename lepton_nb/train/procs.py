@@ -27,6 +27,7 @@ Usage (in a Dask task)::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
@@ -97,8 +98,12 @@ class Zygote:
         return Child(struct.unpack("i", data)[0], Connection(ours.detach()))
 
     def close(self) -> None:
-        self.ctl.close()
-        self.proc.wait()
+        self.ctl.close()  # the zygote sees EOF and exits
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class Child:
@@ -151,6 +156,14 @@ class Child:
 
 _zygotes: dict[tuple[str, ...], Zygote] = {}
 _zygotes_lock = threading.Lock()
+
+
+@atexit.register
+def _close_zygotes() -> None:
+    with _zygotes_lock:
+        for z in _zygotes.values():
+            z.close()
+        _zygotes.clear()
 
 
 def prewarm(warm: Sequence[str] = RANK_WARM) -> Zygote:
