@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lepton_nb._registry import Registry
+from lepton_nb._storage import is_url, location
 from lepton_nb.compress._recipe import arch_of, recipe_of
 from lepton_nb.errors import CheckpointError, ConfigError
 
@@ -26,10 +27,18 @@ REPLAYS: Registry[Replay] = Registry("recipe step")
 
 
 def save(
-    model: nn.Module, path: str | Path | BinaryIO, init_kwargs: dict[str, Any] | None = None
-) -> Path | BinaryIO:
-    """Write ``model`` (compressed or not) to ``path``; ``init_kwargs`` rebuild its class."""
+    model: nn.Module, path: str | Path | BinaryIO, init_kwargs: dict[str, Any] | None = None,
+    *, storage_options: dict[str, Any] | None = None,
+) -> Path | BinaryIO | str:
+    """Write ``model`` (compressed or not) to ``path`` (a local path, an fsspec URL such as
+    ``s3://bucket/model.pt`` with ``storage_options=``, or a binary file); ``init_kwargs``
+    rebuild its class.  Paths and URLs are written atomically."""
     import torch
+
+    if isinstance(path, str | Path):
+        loc = location(path, storage_options)
+        loc.write_bytes(to_bytes(model, init_kwargs))
+        return loc.url if is_url(loc.url) else Path(loc.url)
 
     arch = arch_of(model)
     if init_kwargs is not None:
@@ -40,16 +49,13 @@ def save(
         "recipe": recipe_of(model),
         "state_dict": model.state_dict(),
     }
-    if isinstance(path, str | Path):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
     return path
 
 
-def to_bytes(model: nn.Module) -> bytes:
+def to_bytes(model: nn.Module, init_kwargs: dict[str, Any] | None = None) -> bytes:
     buf = io.BytesIO()
-    save(model, buf)
+    save(model, buf, init_kwargs)
     return buf.getvalue()
 
 
@@ -74,9 +80,11 @@ def _skeleton(arch: dict[str, Any]) -> nn.Module:
         ) from e
 
 
-def load(path: str | Path | BinaryIO, model: nn.Module | None = None) -> nn.Module:
+def load(path: str | Path | BinaryIO, model: nn.Module | None = None, *,
+         storage_options: dict[str, Any] | None = None) -> nn.Module:
     """Rebuild a model written by :func:`save` (safe: tensors only, no pickled code).
 
+    ``path`` is a local path, an fsspec URL (with ``storage_options=``) or a binary file.
     ``model`` is a fresh, uncompressed instance of the original architecture; by default it is
     built from the recorded class path and kwargs.
     """
@@ -84,6 +92,12 @@ def load(path: str | Path | BinaryIO, model: nn.Module | None = None) -> nn.Modu
 
     import torch
 
+    if is_url(path):
+        loc = location(str(path), storage_options)
+        if not loc.exists():
+            raise CheckpointError(f"no compressed model at {loc.url}; check the URL")
+        named = _Named(loc.read_bytes(), loc.url)
+        return load(named, model=model)
     if isinstance(path, str | Path):
         path = Path(path)
     if isinstance(path, Path) and not path.is_file():
@@ -113,6 +127,17 @@ def load(path: str | Path | BinaryIO, model: nn.Module | None = None) -> nn.Modu
             f"{unexpected[:5]}); {fix}"
         )
     return net.eval()
+
+
+class _Named(io.BytesIO):
+    """Bytes read from a URL that still print as that URL in error messages."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        super().__init__(data)
+        self.url = name
+
+    def __str__(self) -> str:
+        return self.url
 
 
 @REPLAYS.register("prune")

@@ -19,6 +19,7 @@ from lepton_nb.train.context import TrainContext
 from lepton_nb.train.driver import new_run_id, run_ranks, workers_of
 from lepton_nb.train.events import EventHub, check_callbacks
 from lepton_nb.train.rendezvous import RankSpec, free_port, rank_task
+from lepton_nb.train.resume import announce_resume, checkpoint_location
 from lepton_nb.train.strategies import STRATEGIES
 
 
@@ -89,9 +90,11 @@ def _cluster_has_gpu(client: Any) -> bool:
 
 
 def _local_ranks(body: Callable[[TrainContext, Any], Any], payload: Any, hub: EventHub,
-                 run_id: str, checkpoint_dir: str | None, init_group: bool) -> list[Any]:
+                 run_id: str, checkpoint_dir: str | None, init_group: bool,
+                 storage_options: dict[str, Any] | None = None) -> list[Any]:
     spec = RankSpec(0, 1, 0, 1, "local", "127.0.0.1", "127.0.0.1", free_port("127.0.0.1"),
-                    run_id, 0, checkpoint_dir, init_group, 60.0)
+                    run_id, 0, checkpoint_dir, init_group, 60.0,
+                    storage_options=storage_options)
     out = rank_task(spec, body, payload, sink=hub.push)
     hub.drain(force=True)
     return [out]
@@ -106,11 +109,16 @@ def fit(
     log_every: int = 10, checkpoint_every: int = 50, compile: bool = False,
     max_staleness: int = 4, grad_clip: float | None = None, progress: bool | None = None,
     collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
+    storage_options: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model`` (an nn.Module or zero-argument factory) on ``train_data`` (a Dataset of
     ``(x, y)`` or a factory building it on the worker).  ``batch_size`` is the global batch
     (split across ranks).  Without a cluster (or with ``strategy="single"``) training runs
-    in-process.  See :mod:`lepton_nb.train.driver` for recovery from a lost worker."""
+    in-process.  See :mod:`lepton_nb.train.driver` for recovery from a lost worker.
+
+    ``checkpoint_dir`` is a local path or an fsspec URL (``s3://bucket/run``, with
+    ``storage_options=`` or the filesystem's environment variables); by default dask config
+    ``lepton.storage.checkpoints``.  A checkpoint already there is resumed from."""
     if not (is_module(model) or callable(model)):
         raise ConfigError(f"model must be a torch nn.Module or a zero-argument factory, "
                           f"got {type(model).__name__}")
@@ -133,6 +141,9 @@ def fit(
     if precision == "fp16" and not _cluster_has_gpu(client):
         raise ConfigError("precision='fp16' needs CUDA GPUs (GradScaler); on CPU use "
                           "precision='bf16' or 'fp32'")
+    ckpt_url = checkpoint_location(checkpoint_dir, storage_options,
+                                   None if client is None else workers_of(client))
+    cfg.checkpoint_dir = ckpt_url
     total = None
     if hasattr(train_data, "__len__"):
         per_rank = max(1, batch_size // world)
@@ -148,15 +159,17 @@ def fit(
     status = "failed"
     metrics: dict[str, Any] = {}
     try:
+        announce_resume(hub, ckpt, storage_options)
         if client is None:
-            results = _local_ranks(strat.body, payload, hub, run_id, ckpt, strat.init_group)
+            results = _local_ranks(strat.body, payload, hub, run_id, ckpt, strat.init_group,
+                                   storage_options)
         else:
             results = run_ranks(client, strat.body, payload, hub, run_id=run_id,
                                 n_workers=n_workers, max_restarts=max_restarts,
                                 checkpoint_dir=ckpt, init_group=strat.init_group,
                                 collective_timeout_s=collective_timeout_s,
                                 replace_timeout_s=replace_timeout_s, prepare=strat.prepare,
-                                abort=strat.abort)
+                                abort=strat.abort, storage_options=storage_options)
         status = "succeeded"
     finally:
         history = hub.history()
@@ -189,7 +202,8 @@ def _call_user(train_fn: Callable[[TrainContext], Any], ctx: TrainContext, _: An
 def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
         n_workers: int | None = None, max_restarts: int = 0, checkpoint_dir: str | None = None,
         callbacks: Sequence[Callback] = (), progress: bool | None = False,
-        collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0) -> RunResult:
+        collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
+        storage_options: dict[str, Any] | None = None) -> RunResult:
     """Run ``train_fn(ctx)`` once per rank with torchrun's environment variables set
     (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so torchrun-style code that calls
     ``dist.init_process_group("gloo")`` runs unchanged.  Returns the per-rank return values."""
@@ -200,6 +214,9 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
     cbs = check_callbacks(callbacks)
     client = _client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers)
+    if checkpoint_dir is not None:
+        checkpoint_dir = checkpoint_location(str(checkpoint_dir), storage_options,
+                                             None if client is None else workers_of(client))
     run_id = new_run_id()
     hub = EventHub(cbs, progress, None)
     hub.start({"strategy": "run", "world_size": world, "epochs": None, "run_id": run_id,
@@ -208,12 +225,14 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
     status = "failed"
     try:
         if client is None:
-            results = _local_ranks(body, None, hub, run_id, checkpoint_dir, False)
+            results = _local_ranks(body, None, hub, run_id, checkpoint_dir, False,
+                                   storage_options)
         else:
             results = run_ranks(client, body, None, hub, run_id=run_id, n_workers=n_workers,
                                 max_restarts=max_restarts, checkpoint_dir=checkpoint_dir,
                                 init_group=False, collective_timeout_s=collective_timeout_s,
-                                replace_timeout_s=replace_timeout_s)
+                                replace_timeout_s=replace_timeout_s,
+                                storage_options=storage_options)
         status = "succeeded"
     finally:
         history = hub.history()

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lepton_nb.errors import ClusterError, TrainingError
-from lepton_nb.train.checkpoint import latest_path, load_checkpoint
+from lepton_nb.train.checkpoint import latest_state
 from lepton_nb.train.events import EventHub
 from lepton_nb.train.rendezvous import RankSpec, free_port, plan, rank_task
 
@@ -142,6 +142,7 @@ def run_ranks(
     stuck_grace_s: float = 5.0,
     prepare: Callable[[Any, list[RankSpec], Any], Any] | None = None,
     abort: Callable[[Any, str], None] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``body(ctx, payload)`` once per rank (pinned tasks) until all ranks succeed."""
     topic = f"lepton-train-{run_id}"
@@ -158,7 +159,8 @@ def run_ranks(
                                  pure=False).result(timeout=60)
             threads = max(1, int(workers[a0].get("nthreads") or 1))
             specs = [RankSpec(r, len(placed), lr, lw, a, h, h0, port, run_id, attempt,
-                              checkpoint_dir, init_group, collective_timeout_s, threads)
+                              checkpoint_dir, init_group, collective_timeout_s, threads,
+                              storage_options)
                      for r, (a, h, lr, lw) in enumerate(placed)]
             run_payload = prepare(client, specs, payload) if prepare else payload
             data = client.scatter(run_payload, broadcast=True, hash=False)
@@ -170,7 +172,8 @@ def run_ranks(
                 _watch(client, futures, specs, hub)
             except Failure as fail:
                 if attempt < max_restarts:
-                    hub.restart_marker(attempt + 1, fail.what, _resume_step(checkpoint_dir))
+                    hub.restart_marker(attempt + 1, fail.what,
+                                       resume_step(checkpoint_dir, storage_options))
                 if abort is not None:
                     abort(run_payload, fail.what)
                 _teardown(client, list(zip(futures, [s.address for s in specs], strict=True)),
@@ -191,13 +194,11 @@ def run_ranks(
         client.unsubscribe_topic(topic)
 
 
-def _resume_step(checkpoint_dir: str | None) -> int:
-    if checkpoint_dir is None:
-        return 0
-    path = latest_path(checkpoint_dir)
-    if not path.exists():
-        return 0
-    return int(load_checkpoint(path).get("step", 0))
+def resume_step(checkpoint_dir: str | None,
+                storage_options: dict[str, Any] | None = None) -> int:
+    """The step a restart resumes at: the last checkpoint's, or 0 without one."""
+    state = latest_state(checkpoint_dir, storage_options)
+    return 0 if state is None else int(state.get("step", 0))
 
 
-__all__ = ["run_ranks"]
+__all__ = ["resume_step", "run_ranks"]

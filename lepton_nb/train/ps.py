@@ -6,6 +6,11 @@ call.  Sync: the server waits for one gradient from every rank, averages them an
 (equivalent to data-parallel SGD).  Async: each gradient is applied on arrival; its staleness
 (server updates since the rank last pulled) is recorded per update, and a gradient staler than
 ``max_staleness`` is dropped rather than applied, which bounds the staleness.
+
+Checkpoints hold the server's parameters and optimizer state and its version (the step), plus
+rank 0's place in the data; rank 0 writes one every ``checkpoint_every`` server versions and at
+each epoch's end, and a new server (after a lost worker, or a second ``fit`` on the same
+``checkpoint_dir``) starts from the latest one.  In async mode the ranks resume at rank 0's place.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from lepton_nb.train._common import (
     split_batch,
     to_device,
 )
+from lepton_nb.train.checkpoint import latest_state
 from lepton_nb.train.config import make_optimizer
 from lepton_nb.train.context import TrainContext
 
@@ -36,7 +42,9 @@ SYNC_WAIT_S = 120.0
 class ParameterServer:
     """Holds the global parameters and optimizer; lives on one worker as a Dask Actor."""
 
-    def __init__(self, payload: Payload, world_size: int, mode: str) -> None:
+    def __init__(self, payload: Payload, world_size: int, mode: str,
+                 checkpoint_dir: str | None = None,
+                 storage_options: dict[str, Any] | None = None) -> None:
         import torch
 
         torch.set_num_threads(1)
@@ -48,6 +56,13 @@ class ParameterServer:
         self.mode = mode
         self.max_staleness = cfg.max_staleness
         self.version = 0
+        self.resume_point = (0, 0)  # (epoch, samples into it) the ranks start from
+        state = latest_state(checkpoint_dir, storage_options)
+        if state is not None:  # the server's parameters and optimizer, as last checkpointed
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.version = int(state["step"])
+            self.resume_point = (int(state["epoch"]), int(state["samples"]))
         self.staleness: list[int] = []
         self.dropped = 0
         self._pending: dict[int, list[Any]] = {}
@@ -67,8 +82,15 @@ class ParameterServer:
     def _snapshot(self) -> list[Any]:
         return [p.detach().clone() for p in self.params]
 
-    def pull(self) -> tuple[int, list[Any]]:
-        return self.version, self._snapshot()
+    def pull(self) -> tuple[int, list[Any], tuple[int, int]]:
+        return self.version, self._snapshot(), self.resume_point
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint holds of the server: parameters, optimizer state, version."""
+        import copy
+
+        return {"model": copy.deepcopy(self.model.state_dict()),
+                "optimizer": copy.deepcopy(self.opt.state_dict()), "step": self.version}
 
     async def push_sync(self, rank: int, grads: list[Any]) -> tuple[int, list[Any]]:
         if self._aborted:
@@ -143,17 +165,30 @@ def ps_loop(ctx: TrainContext, payload: Payload) -> dict[str, Any]:
     train_ds = build_data(payload.train_data)
     val_ds = build_data(payload.val_data) if ctx.rank == 0 else None
     loss_fn = loss_fn_of(payload)
-    version, values = server.pull().result()
+    version, values, (start_epoch, skip_samples) = server.pull().result()
     _load(params, values)
     dl = loader(train_ds, cfg, ctx.rank, ctx.world_size, device)
+    global_batch = dl.batch_size * ctx.world_size
     steps_per_epoch = math.ceil(len(dl.sampler) / dl.batch_size)
     meter = Meter()
     last_val: dict[str, float] = {}
     stale_max = 0
+    saved = version
+
+    def checkpoint(epoch: int, samples: int) -> None:
+        # rank 0 saves the server's state; in sync mode it is consistent with this rank's
+        # progress (the server cannot step again before rank 0 pushes)
+        if ctx.checkpoint_dir is None or ctx.rank != 0:
+            return
+        ctx.save_checkpoint({**server.state().result(), "epoch": epoch, "samples": samples,
+                             "config": cfg.to_dict()})
+
     model.train()
-    for epoch in range(cfg.epochs):
+    for epoch in range(start_epoch, cfg.epochs):
         dl.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-        for batch in skip_batches(dl, 0):
+        skip = skip_samples // global_batch if epoch == start_epoch else 0
+        samples = skip * global_batch
+        for batch in skip_batches(dl, skip):
             x, y = (to_device(b, device) for b in split_batch(batch))
             with autocast(cfg, device):
                 loss = loss_fn(model(x), y)
@@ -167,16 +202,21 @@ def ps_loop(ctx: TrainContext, payload: Payload) -> dict[str, Any]:
                 version, values, stale = server.push_async(ctx.rank, grads, version).result()
                 stale_max = max(stale_max, stale)
             _load(params, values)
+            samples += len(y) * ctx.world_size
             meter.add(loss, len(y))
             if meter.n == cfg.log_every:
                 m = meter.flush(cfg.lr)
                 ctx.report(step=version, epoch=epoch, staleness=stale_max, **m)
                 stale_max = 0
+            if version // cfg.checkpoint_every > saved // cfg.checkpoint_every:
+                checkpoint(epoch, samples)
+                saved = version
         if meter.n:
             ctx.report(step=version, epoch=epoch, staleness=stale_max, **meter.flush(cfg.lr))
         if val_ds is not None:
             last_val = evaluate(model, val_ds, loss_fn, cfg, device)
             ctx.emit("epoch", version, epoch, **last_val)
+        checkpoint(epoch + 1, 0)
     out: dict[str, Any] = {"step": version, "metrics": last_val,
                            "steps_per_epoch": steps_per_epoch}
     _, values = server.finish(ctx.rank).result()  # async: others may push after our pull

@@ -39,6 +39,7 @@ class RankSpec:
     init_group: bool
     timeout_s: float
     threads: int = 1
+    storage_options: dict[str, Any] | None = None
 
 
 def plan(workers: dict[str, dict[str, Any]], n: int) -> list[tuple[str, str, int, int]]:
@@ -122,7 +123,7 @@ def rank_task(spec: RankSpec, body: Callable[[TrainContext, Any], Any], payload:
     ctx = TrainContext(rank=spec.rank, world_size=spec.world_size, local_rank=spec.local_rank,
                        device=device, run_id=spec.run_id, attempt=spec.attempt,
                        checkpoint_dir=spec.checkpoint_dir, worker_address=spec.address,
-                       sink=sink)
+                       sink=sink, storage_options=spec.storage_options)
     restore_malloc = _tune_malloc(sink is None)
     try:
         if spec.init_group:

@@ -42,7 +42,8 @@ def _single_body(ctx: TrainContext, payload: Payload) -> dict[str, Any]:
 
 def _ps_prepare(mode: str, client: Any, specs: list[Any], payload: Payload) -> Payload:
     data = client.scatter(payload, workers=[specs[0].address], hash=False)
-    server = client.submit(ParameterServer, data, len(specs), mode, actor=True,
+    server = client.submit(ParameterServer, data, len(specs), mode, specs[0].checkpoint_dir,
+                           specs[0].storage_options, actor=True,
                            workers=[specs[0].address], allow_other_workers=False,
                            pure=False).result(timeout=120)
     return replace(payload, extra={**payload.extra, "server": server, "mode": mode})
@@ -50,8 +51,13 @@ def _ps_prepare(mode: str, client: Any, specs: list[Any], payload: Payload) -> P
 
 def _ps_abort(payload: Payload, reason: str) -> None:
     server = payload.extra.get("server")
-    if server is not None:
+    if server is None:
+        return
+    try:
         server.abort(reason).result(timeout=10)
+    except RuntimeError as e:  # the server's worker is the one that was lost: nobody to tell
+        if "Actor was lost" not in str(e):
+            raise
 
 
 STRATEGIES.add("single", Strategy("single", _single_body, in_process=True))
