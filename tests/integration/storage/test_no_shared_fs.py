@@ -42,6 +42,44 @@ class LoseHostAt(Callback):
                 self.first_after = time.monotonic()
 
 
+def test_remote_sweep_is_watched_and_cancelled_through_dask(hosts: Any, tmp_home: Path,
+                                                            tmp_path: Path, make_nb: Any) -> None:
+    import os
+    import threading
+
+    from lepton_nb import jobs
+
+    nb = make_nb("slow.ipynb", "import lepton_nb as ln\nln.record('y', x * 2)",
+                 "import time\nif x == 2:\n    time.sleep(300)", params="x = 1")
+    cluster = ln.connect(hosts.scheduler)
+    out: dict[str, Any] = {}
+    try:
+        cluster.wait_for_workers(2, timeout=90)
+        t = threading.Thread(target=lambda: out.update(df=jobs.sweep(
+            nb, {"x": [1, 2]}, cluster=cluster, output_dir=tmp_path / "outs", progress=False)))
+        t.start()
+        deadline = time.monotonic() + 120
+        slow = None
+        while time.monotonic() < deadline and t.is_alive():
+            slow = next((r for r in jobs.list() if r.parameters == {"x": 2}), None)
+            # the worker can write nothing into our store: these came through Dask events
+            if slow and slow.status == "running" and slow.progress.get("cell") == 4:
+                break
+            time.sleep(0.3)
+        assert slow is not None and slow.status == "running", slow
+        assert slow.progress == {"cell": 4, "cells": 4} and slow.heartbeat
+        assert slow.host != "" and slow.pid not in (None, os.getpid())
+        cancelled = jobs.cancel(slow.id, wait=60)
+        assert cancelled.status == "cancelled"
+        t.join(timeout=60)
+        df = out["df"]
+        assert list(df.status) == ["succeeded", "cancelled"] and df.y.iloc[0] == 2
+        assert Path(df.output.iloc[0]).parent == tmp_path / "outs"  # came back as bytes
+    finally:
+        cluster.close()
+
+
+# runs last: it loses one of the module's two hosts
 def test_lost_rank0_host_resumes_from_s3_checkpoint(hosts: Any, tmp_path: Path) -> None:
     cluster = ln.connect(hosts.scheduler)
     try:
@@ -76,42 +114,5 @@ def test_lost_rank0_host_resumes_from_s3_checkpoint(hosts: Any, tmp_path: Path) 
         assert lose.first_after is not None
         print(f"host lost -> first step after resume: {lose.first_after - lose.killed_at:.2f} s;"
               f" resumed at {resumed}, lost {reached - resumed} steps")
-    finally:
-        cluster.close()
-
-
-def test_remote_sweep_is_watched_and_cancelled_through_dask(hosts: Any, tmp_home: Path,
-                                                            tmp_path: Path, make_nb: Any) -> None:
-    import os
-    import threading
-
-    from lepton_nb import jobs
-
-    nb = make_nb("slow.ipynb", "import lepton_nb as ln\nln.record('y', x * 2)",
-                 "import time\nif x == 2:\n    time.sleep(300)", params="x = 1")
-    cluster = ln.connect(hosts.scheduler)
-    out: dict[str, Any] = {}
-    try:
-        cluster.wait_for_workers(2, timeout=90)
-        t = threading.Thread(target=lambda: out.update(df=jobs.sweep(
-            nb, {"x": [1, 2]}, cluster=cluster, output_dir=tmp_path / "outs", progress=False)))
-        t.start()
-        deadline = time.monotonic() + 120
-        slow = None
-        while time.monotonic() < deadline and t.is_alive():
-            slow = next((r for r in jobs.list() if r.parameters == {"x": 2}), None)
-            # the worker can write nothing into our store: these came through Dask events
-            if slow and slow.status == "running" and slow.progress.get("cell") == 4:
-                break
-            time.sleep(0.3)
-        assert slow is not None and slow.status == "running", slow
-        assert slow.progress == {"cell": 4, "cells": 4} and slow.heartbeat
-        assert slow.host != "" and slow.pid not in (None, os.getpid())
-        cancelled = jobs.cancel(slow.id, wait=60)
-        assert cancelled.status == "cancelled"
-        t.join(timeout=60)
-        df = out["df"]
-        assert list(df.status) == ["succeeded", "cancelled"] and df.y.iloc[0] == 2
-        assert Path(df.output.iloc[0]).parent == tmp_path / "outs"  # came back as bytes
     finally:
         cluster.close()
