@@ -17,6 +17,7 @@ from lepton_nb.jobs.models import JobRecord, new_job_id
 from lepton_nb.jobs.params import (
     check_parameters,
     choose_seed,
+    kernel_missing,
     notebook_kernel,
     resolve_notebook,
 )
@@ -45,6 +46,7 @@ def prepare(
 ) -> tuple[JobRecord, Path]:
     """Validate everything and build the record of a job that has not started yet."""
     path = resolve_notebook(notebook)
+    asked = kernel
     kernel, declared = notebook_kernel(path, kernel)
     params = check_parameters(parameters, declared, path)
     if timeout is not None and timeout <= 0:
@@ -68,6 +70,11 @@ def prepare(
         git=provenance.git_info(path),
         **provenance.environment(),
     )
+    if asked is None and kernel_missing(path):
+        rec.warnings.append(
+            "the notebook has no kernel metadata (metadata.kernelspec); it ran with "
+            f"{rec.kernel!r}: pass --kernel NAME (CLI) or kernel= to choose another"
+        )
     if not declared:
         rec.warnings.append(
             "the notebook has no cell tagged 'parameters'; parameters were injected at the top"
