@@ -36,6 +36,7 @@ def _harness() -> Any:
     spec = importlib.util.spec_from_file_location("lepton_storage_harness", path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the file runs
     spec.loader.exec_module(mod)
     return mod
 

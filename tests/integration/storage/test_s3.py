@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch.utils.data import Subset
 
 import lepton_nb as ln
 from lepton_nb import compress, datasets
@@ -116,39 +117,52 @@ class KillRank0At(Callback):
                 self.done = True
 
 
-@pytest.mark.parametrize("strategy", ["ps-sync", "ps-async"])
-def test_parameter_server_checkpoints_and_resumes(s3_cluster: Any, s3_server: Any,
-                                                  strategy: str) -> None:
+def _ps_kwargs(s3_server: Any, cluster: Any, strategy: str) -> dict[str, Any]:
+    # options passed explicitly: the shared cluster's workers may predate the S3 environment
+    opts = {"endpoint_url": s3_server.endpoint, "key": "testing", "secret": "testing"}
+    return dict(cluster=cluster, strategy=strategy, batch_size=64, lr=5e-3, log_every=2,
+                checkpoint_every=5, checkpoint_dir=s3_server.url(_prefix(), "run"),
+                storage_options=opts, progress=False)
+
+
+def _small_digits() -> tuple[Any, Any]:
     split = datasets.digits()
-    url = s3_server.url(_prefix(), "run")
-    kw: dict[str, Any] = dict(cluster=s3_cluster, strategy=strategy, batch_size=64, lr=3e-3,
-                              log_every=2, checkpoint_every=10, checkpoint_dir=url,
-                              progress=False)
+    return Subset(split.train, range(768)), split.test  # 12 steps of 64 per epoch
+
+
+def test_ps_sync_second_fit_resumes_from_s3(s3_server: Any, cluster2: Any) -> None:
+    train, test = _small_digits()
+    kw = _ps_kwargs(s3_server, cluster2, "ps-sync")
     model = partial(MLP, in_features=64, hidden=32)
-    if strategy == "ps-sync":  # a second fit with more epochs resumes where the first ended
-        first = fit(model, split.train, epochs=1, **kw)
-        second = fit(model, split.train, split.test, epochs=2, **kw)
-        resume = second.history[second.history.kind == "resume"]
-        assert int(resume.step.iloc[0]) == first.metrics["steps"] == 23
-        steps = second.history[second.history.kind == "step"]
-        assert steps.step.min() > 23 and second.metrics["steps"] == 46
-        assert second.metrics["val_accuracy"] > 0.8
-        return
-    # ps-async: the host of rank 0 and of the server dies; the run resumes at the checkpoint
-    killer = KillRank0At(s3_cluster.client, step=32)  # versions: both ranks' pushes, 46/epoch
-    res = fit(model, split.train, split.test, epochs=2, callbacks=[killer], **kw)
+    first = fit(model, train, epochs=1, **kw)
+    second = fit(model, train, test, epochs=3, **kw)  # more epochs: continues where it ended
+    resume = second.history[second.history.kind == "resume"]
+    assert int(resume.step.iloc[0]) == first.metrics["steps"] == 12
+    steps = second.history[second.history.kind == "step"]
+    assert steps.step.min() > 12 and second.metrics["steps"] == 36
+    assert second.metrics["val_accuracy"] > 0.7
+
+
+def test_ps_async_resumes_from_s3_after_losing_the_server_worker(s3_server: Any,
+                                                                 s3_cluster: Any) -> None:
+    train, test = _small_digits()
+    kw = _ps_kwargs(s3_server, s3_cluster, "ps-async")
+    model = partial(MLP, in_features=64, hidden=32)
+    # rank 0's worker holds the parameter server too; versions count both ranks' pushes
+    killer = KillRank0At(s3_cluster.client, step=30)  # 24 versions per epoch: the second one
+    # continue on the surviving worker rather than wait for the nanny's replacement
+    res = fit(model, train, test, epochs=3, callbacks=[killer], replace_timeout_s=3, **kw)
     h = res.history
     restart = h[h.kind == "restart"]
     assert killer.done and len(restart) == 1
     resumed = int(restart.step.iloc[0])
     before = h[(h.kind == "step") & (h.attempt == 0)]
-    # the last checkpoint (async: versions count every rank's pushes), never step 0
-    assert resumed >= 20 and resumed <= int(before.step.max())
+    assert resumed >= 25 and resumed <= int(before.step.max())  # the last checkpoint, not 0
     after = h[(h.kind == "step") & (h.attempt == 1)]
     assert after.step.min() > resumed
-    assert res.metrics["val_accuracy"] > 0.8
+    assert res.metrics["val_accuracy"] > 0.7
     with pytest.raises(StorageError):  # the URL is checked before the run
-        fit(model, split.train, epochs=1, **{**kw, "checkpoint_dir": "s3://nope-" + _prefix()})
+        fit(model, train, epochs=1, **{**kw, "checkpoint_dir": "s3://nope-" + _prefix()})
 
 
 def test_job_and_sweep_outputs_at_an_s3_url(s3_server: Any, cluster2: Any, tmp_home: Any,
@@ -170,9 +184,9 @@ def test_job_and_sweep_outputs_at_an_s3_url(s3_server: Any, cluster2: Any, tmp_h
     nbformat.validate(nbformat.reads(fs.cat_file(url).decode(), as_version=4))
     assert fs.exists(rec.html)
 
-    df = jobs.sweep(nb, {"x": [1, 2]}, cluster=cluster2, output_dir=s3_server.url(prefix, "sw"),
+    df = jobs.sweep(nb, {"x": [2]}, cluster=cluster2, output_dir=s3_server.url(prefix, "sw"),
                     progress=False)
-    assert list(df.status) == ["succeeded", "succeeded"] and list(df.y) == [2, 4]
+    assert list(df.status) == ["succeeded"] and list(df.y) == [4]
     for out in df.output:
         assert out.startswith(s3_server.url(prefix, "sw") + "/") and fs.exists(out)
     assert not [k for k in s3_server.keys(prefix) if "probe" in k or ".tmp" in k]
