@@ -17,12 +17,16 @@ from lepton_nb.jobs.models import JobRecord
 from lepton_nb.jobs.store import JobStore
 
 
-def check_output_url(url: str, storage_options: dict[str, Any] | None) -> None:
-    if not url.endswith(".ipynb"):
-        from lepton_nb.errors import JobError
+def check_output_url(url: str, storage_options: dict[str, Any] | None,
+                     overwrite: bool = False) -> None:
+    from lepton_nb.errors import JobError
 
+    if not url.endswith(".ipynb"):
         raise JobError(f"output {url!r} must name a notebook file ending in .ipynb")
     check_writable(url.rsplit("/", 1)[0], storage_options, what="output")
+    if not overwrite and location(url, storage_options).exists():
+        raise JobError(f"output {url!r} already exists; choose another URL or pass "
+                       "overwrite=True to replace it")
 
 
 def execute_to_url(rec: JobRecord, notebook: Path, url: str,
