@@ -44,14 +44,16 @@ def load_checkpoint(path: str | os.PathLike[str] | Location,
     p = loc.local_path if loc.is_local else loc.url
     if not loc.exists():
         raise CheckpointError(f"no checkpoint at {p}; train with checkpoint_dir= to create one")
-    if not zipfile.is_zipfile(p):  # torch.save writes a zip archive; garbage is not "pickled"
+    src: Any = p if loc.is_local else io.BytesIO(loc.read_bytes())
+    if not zipfile.is_zipfile(src):  # torch.save writes a zip archive; garbage is not "pickled"
         raise CheckpointError(
             f"checkpoint {p} is truncated or corrupt (not an archive written by torch.save: "
             "empty, cut short or another format); delete it to fall back to an earlier one or "
             "restart training"
         )
+    if not loc.is_local:
+        src.seek(0)
     try:
-        src: Any = p if loc.is_local else io.BytesIO(loc.read_bytes())
         state = torch.load(src, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
