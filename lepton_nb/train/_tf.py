@@ -70,7 +70,14 @@ def checkpoint_location(checkpoint_dir: str | None) -> Iterator[str]:
     """BackupAndRestore needs a directory every rank sees: the user's, else a temporary one
     (local clusters share the client's file system) removed when the run ends."""
     if checkpoint_dir is not None:
-        yield str(checkpoint_dir)
+        where = str(checkpoint_dir)
+        scheme = where.split("://", 1)[0] if "://" in where else None
+        if scheme not in (None, "file", "gs"):
+            raise ConfigError(
+                f"checkpoint_dir={where!r}: Keras BackupAndRestore writes through tf.io.gfile, "
+                "which reads local paths and gs:// (s3:// needs tensorflow-io); use a shared "
+                "local or gs:// directory for framework='tensorflow'")
+        yield where
         return
     tmp = tempfile.mkdtemp(prefix="lepton-keras-")
     try:

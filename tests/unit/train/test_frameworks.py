@@ -62,6 +62,9 @@ def test_checkpoint_location_and_resume_step(tmp_path: Path) -> None:
     with _tf.checkpoint_location(str(tmp_path)) as mine:
         assert mine == str(tmp_path)
     assert tmp_path.is_dir() and _tf.resume_step(None) == 0
+    with pytest.raises(ConfigError, match=r"tf.io.gfile.*s3:// needs tensorflow-io"), \
+            _tf.checkpoint_location("s3://bucket/run"):
+        pass
 
 
 def _reports(ctx: Any) -> dict[str, Any]:
