@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,17 +159,3 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def new_live_server(tmp_path: Path) -> Iterator[Callable[[], LiveServer]]:
-    """Start a server of this test's own (for tests that kill it); stopped at the end."""
-    started: list[LiveServer] = []
-
-    def start() -> LiveServer:
-        started.append(start_server(tmp_path / f"s{len(started)}"))
-        return started[-1]
-
-    yield start
-    for s in started:
-        s.stop()

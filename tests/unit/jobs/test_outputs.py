@@ -79,3 +79,35 @@ def test_place_never_replaces_a_file_that_appeared(tmp_path: Path) -> None:
     dest2 = tmp_path / "out2.ipynb"
     assert place(src, dest2, overwrite=False) and dest2.read_text() == "again"
     assert not src.exists()
+
+
+def _real_nb(path: Path) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_jobs_run_and_the_cli_refuse_before_running(
+    tmp_path: Path, tmp_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lepton_nb import jobs
+    from lepton_nb.cli import main
+
+    nb = _real_nb(tmp_path / "nb.ipynb")
+    other = tmp_path / "other.ipynb"
+    other.write_text("precious")
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        jobs.run(nb, output=other)
+    assert main(["run", str(nb), "-o", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "Traceback" not in err
+    assert main(["run", str(nb), "-o", str(tmp_path / "x.html")]) == 1
+    assert ".ipynb" in capsys.readouterr().err
+    assert other.read_text() == "precious" and jobs.list() == []  # nothing ran, nothing stored
+    args = __import__("lepton_nb.cli", fromlist=["build_parser"]).build_parser().parse_args(
+        ["run", str(nb), "-o", str(other), "--overwrite"]
+    )
+    assert args.overwrite is True
