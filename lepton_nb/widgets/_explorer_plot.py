@@ -4,22 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb.compress.report import pareto_front
+
 if TYPE_CHECKING:
     import pandas as pd
 
 # (x column, x axis title) of each subplot; y is always accuracy
 PANELS = (("bytes", "serialized bytes"), ("latency_ms", "latency (ms)"))
-
-
-def pareto_front(table: pd.DataFrame, cost: str, value: str = "accuracy") -> list[Any]:
-    """Index labels of rows no other row beats on both: lower ``cost`` and higher ``value``."""
-    front = []
-    best = float("-inf")
-    for label, row in table.sort_values([cost, value], ascending=[True, False]).iterrows():
-        if row[value] > best:
-            front.append(label)
-            best = row[value]
-    return front
 
 
 def empty_figure() -> Any:
