@@ -172,6 +172,9 @@ def search(
     run = SearchRun(model, train_data, eval_data, calibration_data, float(max_drop),
                     OBJECTIVES.get(objective), cluster, budget_s, example_input, cfg,
                     on_result)  # fmt: skip
+    from lepton_nb.compress._data import forward_checked
+
+    forward_checked(model, run.ctx.example_input, "eval_data")  # a clear error for bad shapes
     ok, why = _applicable(model, chosen, run.ctx)
     for m, reason in why.items():
         note = f"{m} does not apply to {type(model).__name__} and was left out: {reason}"

@@ -147,6 +147,7 @@ def test_unprunable_model_falls_back_and_says_which(
         ({"methods": ["distill"]}, ConfigError, "unknown methods"),
         ({"budget_s": 0}, ConfigError, "budget_s must be a positive"),
         ({"methods": ["static-int8"]}, ConfigError, "no compression method applies"),
+        ({"eval_data": (torch.randn(8, 3), torch.zeros(8).long())}, ConfigError, "inputs of shape"),
     ],
 )
 def test_bad_input_is_a_clear_error(
