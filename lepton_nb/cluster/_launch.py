@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from lepton_nb._registry import Registry
 from lepton_nb.cluster._gpu import detect_gpus
-from lepton_nb.cluster._handle import Cluster
+from lepton_nb.cluster._handle import Cluster, raise_beyond_devices
 from lepton_nb.cluster._profiles import get_profile
 from lepton_nb.errors import ClusterError, ConfigError, GPUUnavailableError
 
@@ -67,15 +67,19 @@ def _local_cuda_cluster(
         ) from e
     from distributed import Client
 
-    cluster = LocalCUDACluster(
-        n_workers=n_workers,
-        threads_per_worker=threads_per_worker or 1,
-        memory_limit=memory_limit,
-        host=host,
-        dashboard_address=dashboard_address,
-        security=security,
-        **kwargs,
-    )
+    try:
+        cluster = LocalCUDACluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker or 1,
+            memory_limit=memory_limit,
+            host=host,
+            dashboard_address=dashboard_address,
+            security=security,
+            **kwargs,
+        )
+    except ValueError as e:
+        raise_beyond_devices(e, n_workers)
+        raise
     return Cluster(Client(cluster, security=security), cluster, kind="local-cuda", gpu=True)
 
 
@@ -140,6 +144,11 @@ def launch_cluster(
     kind = settings.get("kind") or ("local-cuda" if use_gpu else "local")
     if kind == "local-cuda" and not use_gpu:
         kind = "local"
+    if kind == "local-cuda" and n_workers is not None and "CUDA_VISIBLE_DEVICES" not in kwargs:
+        visible = detect_gpus()
+        if n_workers > len(visible):  # refuse before a scheduler starts, not halfway
+            raise_beyond_devices(ValueError("Can not scale beyond visible devices",
+                                            [g.uuid or g.index for g in visible]), n_workers)
     security = None
     if secure:
         from distributed.security import Security
