@@ -6,6 +6,7 @@ Both runners hand out opaque handles, yield results as tasks finish and stop at 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -89,8 +90,9 @@ class DaskRunner:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise OutOfTime
+            timeout = None if math.isinf(left) else left  # dask cannot parse an infinite timeout
             try:
-                done, pending = wait(pending, timeout=left, return_when="FIRST_COMPLETED")
+                done, pending = wait(pending, timeout=timeout, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 raise OutOfTime from None
             for fut in done:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pandas as pd
@@ -124,4 +125,4 @@ def test_search_draws_live_and_shows_a_recipe_on_click(model: nn.Module, split: 
         "event_type": "plotly_click", "device_state": None, "selector": None,
         "points": {"trace_indexes": [0], "point_indexes": [i], "xs": [0], "ys": [0]},
     }  # fmt: skip
-    assert chosen in ex.recipe_view.value and '"quantize"' in ex.recipe_view.value
+    assert html.escape(chosen) in ex.recipe_view.value and "quantize" in ex.recipe_view.value
