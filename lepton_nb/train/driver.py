@@ -179,7 +179,9 @@ def run_ranks(
                 _watch(client, futures, specs, hub)
             except Failure as fail:
                 if attempt < max_restarts:
-                    hub.restart_marker(attempt + 1, fail.what, _resume_step(checkpoint_dir))
+                    step = strategy.resume_step(checkpoint_dir)
+                    hub.restart_marker(attempt + 1, fail.what,
+                                       _resume_step(checkpoint_dir) if step is None else step)
                 strategy.abort(run_payload, fail.what)
                 restarted = _teardown(client, list(zip(futures, [s.address for s in specs],
                                                        strict=True)), stuck_grace_s)
