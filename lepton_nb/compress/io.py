@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lepton_nb._registry import Registry
+from lepton_nb._storage import is_url, location
 from lepton_nb.compress._allow import register_model, resolve_class
 from lepton_nb.compress._payload import check_payload
 from lepton_nb.compress._recipe import arch_of, recipe_of
@@ -29,10 +30,18 @@ REPLAYS: Registry[Replay] = Registry("recipe step")
 
 
 def save(
-    model: nn.Module, path: str | Path | BinaryIO, init_kwargs: dict[str, Any] | None = None
-) -> Path | BinaryIO:
-    """Write ``model`` (compressed or not) to ``path``; ``init_kwargs`` rebuild its class."""
+    model: nn.Module, path: str | Path | BinaryIO, init_kwargs: dict[str, Any] | None = None,
+    *, storage_options: dict[str, Any] | None = None,
+) -> Path | BinaryIO | str:
+    """Write ``model`` (compressed or not) to ``path`` (a local path, an fsspec URL such as
+    ``s3://bucket/model.pt`` with ``storage_options=``, or a binary file); ``init_kwargs``
+    rebuild its class.  Paths and URLs are written atomically (nothing half-written)."""
     import torch
+
+    if isinstance(path, str | Path):
+        loc = location(path, storage_options)
+        loc.write_bytes(to_bytes(model, init_kwargs))
+        return loc.url if is_url(loc.url) else Path(loc.url)
 
     arch = arch_of(model)
     if init_kwargs is not None:
@@ -43,16 +52,13 @@ def save(
         "recipe": recipe_of(model),
         "state_dict": model.state_dict(),
     }
-    if isinstance(path, str | Path):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
     return path
 
 
-def to_bytes(model: nn.Module) -> bytes:
+def to_bytes(model: nn.Module, init_kwargs: dict[str, Any] | None = None) -> bytes:
     buf = io.BytesIO()
-    save(model, buf)
+    save(model, buf, init_kwargs)
     return buf.getvalue()
 
 
@@ -74,7 +80,17 @@ def _skeleton(arch: dict[str, Any], allow: Iterable[type] | None, where: str) ->
 
 
 def _where(path: Path | BinaryIO) -> str:
+    if isinstance(path, _Named):
+        return path.url
     return str(path) if isinstance(path, Path) else "the model file given"
+
+
+class _Named(io.BytesIO):
+    """Bytes read from a URL that still name that URL in error messages."""
+
+    def __init__(self, data: bytes, url: str) -> None:
+        super().__init__(data)
+        self.url = url
 
 
 def _read(path: Path | BinaryIO) -> Any:
@@ -114,14 +130,22 @@ def load(
     model: nn.Module | None = None,
     *,
     allow: Iterable[type] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Rebuild a model written by :func:`save` (safe: tensors only, no pickled code).
+
+    ``path`` is a local path, an fsspec URL (with ``storage_options=``) or a binary file.
 
     ``model`` is a fresh, uncompressed instance of the original architecture. Without it the
     skeleton is built from the class the file names, which must be allowed: lepton_nb's own
     models, a class passed in ``allow``, or one registered with :func:`register_model`. The
     file never makes this function import or call anything else.
     """
+    if is_url(path):
+        loc = location(str(path), storage_options)
+        if not loc.exists():
+            raise CheckpointError(f"no compressed model at {loc.url}; check the URL")
+        return load(_Named(loc.read_bytes(), loc.url), model=model, allow=allow)
     if isinstance(path, str | Path):
         path = Path(path)
     if isinstance(path, Path) and not path.is_file():
