@@ -8,7 +8,8 @@
    before the kill minus the resume step), with checkpoints on S3 vs in a local directory
    (private to each host, so lost with rank 0's host).
 2. Checkpoint write time: ``save_checkpoint`` of model + Adam state (after one step) for LeNet5
-   and TinyGPT (vocab 96, defaults otherwise), to a local directory vs to S3 (moto on loopback), median of N writes.
+   and TinyGPT (vocab 96, defaults otherwise), to a local directory vs to S3 (moto on
+   loopback), median of N writes.
 
 Needs root and ``ip netns`` for part 1 (skipped otherwise).
 Reproduce:  python benchmarks/storage_recovery.py [--repeats 10] [--skip-recovery]
