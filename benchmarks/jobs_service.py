@@ -5,6 +5,9 @@ Reproduce: python benchmarks/jobs_service.py [--jobs 12] [--work-s 1.0] [--repea
 Reports, in one run on one machine:
   * jobs/minute for ``--jobs`` notebooks of ``--work-s`` CPU-seconds each, queued at once and run
     by the detached runner (lepton_nb.jobs.dispatcher) with max_parallel_jobs 1 and then 2;
+  * the HTML copy's CPU in a fresh process (what one ``lepton-nb run`` pays): nbconvert's
+    ``HTMLExporter`` as-is (the anchor, what lepton_nb did before) vs lepton_nb.jobs._html.render
+    (no BeautifulSoup pass, Jinja bytecode cache), both importing nbconvert, interleaved;
   * per-job overhead of ``lepton-nb run`` (with its HTML copy, and with --no-html) over the
     ``papermill`` CLI, all three fresh processes, interleaved, medians of wall and of CPU
     (user+sys of the process and its kernel: on a shared machine CPU is the fair measure).
@@ -54,6 +57,34 @@ def timed_cmd(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     return time.perf_counter() - t0, cpu_children() - c0
 
 
+HTML_CPU = """
+import resource, sys, nbformat, papermill
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+nb = nbformat.read(sys.argv[2], as_version=4)
+nb.metadata.setdefault("language_info", {})["pygments_lexer"] = "python3"
+t = cpu()
+if sys.argv[1] == "anchor":
+    from nbconvert import HTMLExporter
+    HTMLExporter().from_notebook_node(nb)
+else:
+    from lepton_nb.jobs._html import render
+    render(nb)
+print(cpu() - t)
+"""
+
+
+def html_cpu(executed: Path, env: dict[str, str], repeat: int) -> dict[str, float]:
+    out: dict[str, list[float]] = {"anchor": [], "ours": []}
+    for _ in range(repeat):
+        for which in out:
+            cmd = [sys.executable, "-c", HTML_CPU, which, str(executed)]
+            done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+            out[which].append(float(done.stdout.split()[-1]))
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
 def throughput(nb: Path, n: int, parallel: int, home: Path) -> tuple[float, int]:
     """(jobs per minute, peak jobs running at once) for n jobs queued at once."""
     from lepton_nb.jobs import queue
@@ -81,6 +112,7 @@ def main() -> None:
     ap.add_argument("--work-s", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=3, help="rounds of the per-job comparison")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--html-only", action="store_true", help="only the HTML copy's CPU")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="lepton-bench-"))
@@ -108,6 +140,13 @@ def main() -> None:
 
     timed_cmd(pm(0), env)  # page cache, bytecode and lepton_nb's template cache, for all
     timed_cmd(ln(0), env)
+    if args.html_only:
+        cost = html_cpu(tmp / "ln0.ipynb", env, args.repeat)
+        print(f"HTML copy CPU per fresh process, median of {args.repeat}: nbconvert HTMLExporter "
+              f"{cost['anchor']:.3f} s, lepton_nb render {cost['ours']:.3f} s "
+              f"({(cost['ours'] - cost['anchor']) / cost['anchor'] * 100:+.0f} %); "
+              f"load average {os.getloadavg()[0]:.1f}")
+        return
     runs: dict[str, list[tuple[float, float]]] = {"pm": [], "ln": [], "ln_nohtml": []}
     for i in range(args.repeat):
         runs["pm"].append(timed_cmd(pm(i), env))

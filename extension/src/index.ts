@@ -1,5 +1,6 @@
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { CommandToolbarButton, runIcon } from '@jupyterlab/ui-components';
@@ -70,7 +71,7 @@ const plugin: JupyterFrontEndPlugin<ILeptonService> = {
         }
         return { path: current.context.path, parameters: parseParametersCell(parametersSource(current) ?? '').parameters };
       },
-      openDashboard: link => window.open(link, '_blank', 'noopener'),
+      openDashboard: link => window.open(/^https?:/.test(link) ? link : URLExt.join(PageConfig.getBaseUrl(), link), '_blank', 'noopener'),
       insertConnectCode: insertConnect
     });
     app.shell.add(panel, 'left', { rank: 900 });

@@ -20,6 +20,8 @@ export interface ICluster {
   status: 'running' | 'closed';
   scheduler_address: string | null;
   dashboard_link: string | null;
+  /** The dashboard through the Jupyter server, relative to its base URL (works on JupyterHub). */
+  dashboard_proxy: string | null;
   n_workers: number;
   threads: number;
   memory: number;
@@ -27,6 +29,10 @@ export interface ICluster {
   workers: IWorker[];
   options: Record<string, unknown>;
   created: number;
+  /** 'server': launched from this sidebar; otherwise a notebook's or script's cluster. */
+  origin: 'server' | 'kernel' | 'process';
+  owner: string | null;
+  pid: number | null;
 }
 
 export interface ILaunchOptions {

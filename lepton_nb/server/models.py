@@ -82,6 +82,13 @@ class ClusterInfo(BaseModel):
     workers: list[WorkerInfo] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
     created: float
+    # "server": launched here; "kernel"/"process": by a notebook or script (read from the
+    # per-user ledger; the sidebar may stop it but not scale it)
+    origin: Literal["server", "kernel", "process"] = "server"
+    # the dashboard through the Jupyter server (relative to its base URL), or None
+    dashboard_proxy: str | None = None
+    owner: str | None = None
+    pid: int | None = None
 
 
 class JobSubmit(_Strict):

@@ -91,7 +91,7 @@ export function Sidebar(props: ISidebarProps): JSX.Element {
       <section className="lepton-Section lepton-Clusters">
         <h3>Clusters</h3>
         <LaunchForm defaultWorkers={props.defaultWorkers} busy={launching} onLaunch={launch} />
-        {clusters.length === 0 ? <p className="lepton-empty">No clusters launched from this server.</p> : null}
+        {clusters.length === 0 ? <p className="lepton-empty">No clusters running (launched here or by a notebook).</p> : null}
         {clusters.map(c => (
           <ClusterCard
             key={c.id}
