@@ -33,6 +33,10 @@ export interface ICluster {
   origin: 'server' | 'kernel' | 'process';
   owner: string | null;
   pid: number | null;
+  /** TLS: the scheduler refuses clients without the credentials in this folder. */
+  secure?: boolean;
+  credentials?: string | null;
+  connect_code?: string | null;
 }
 
 export interface ILaunchOptions {

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from lepton_nb._registry import Registry
 from lepton_nb.cluster._gpu import detect_gpus
-from lepton_nb.cluster._handle import Cluster
+from lepton_nb.cluster._handle import Cluster, raise_beyond_devices
 from lepton_nb.cluster._profiles import get_profile
 from lepton_nb.errors import ClusterError, ConfigError, GPUUnavailableError
 
@@ -67,15 +68,19 @@ def _local_cuda_cluster(
         ) from e
     from distributed import Client
 
-    cluster = LocalCUDACluster(
-        n_workers=n_workers,
-        threads_per_worker=threads_per_worker or 1,
-        memory_limit=memory_limit,
-        host=host,
-        dashboard_address=dashboard_address,
-        security=security,
-        **kwargs,
-    )
+    try:
+        cluster = LocalCUDACluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker or 1,
+            memory_limit=memory_limit,
+            host=host,
+            dashboard_address=dashboard_address,
+            security=security,
+            **kwargs,
+        )
+    except ValueError as e:
+        raise_beyond_devices(e, n_workers)
+        raise
     return Cluster(Client(cluster, security=security), cluster, kind="local-cuda", gpu=True)
 
 
@@ -110,13 +115,16 @@ def launch_cluster(
     host: str = "127.0.0.1",
     dashboard_address: str | None = None,
     secure: bool = False,
+    credentials: str | Path | None = None,
     **kwargs: Any,
 ) -> Cluster:
     """Start a local Dask cluster: LocalCUDACluster (one GPU per worker) when GPUs are found,
     otherwise a LocalCluster of worker processes.
 
     Everything binds to ``host`` (127.0.0.1 by default); pass ``host="0.0.0.0"`` to expose it.
-    ``secure=True`` uses temporary TLS credentials, so plain-TCP clients are refused.
+    ``secure=True`` uses temporary TLS credentials, so plain-TCP clients are refused;
+    ``credentials`` (a new folder) also writes them there, mode 0600, so other processes of the
+    same user can ``connect(address, credentials=folder)``.
     ``profile`` names settings under ``lepton.profiles`` in dask's config; explicit arguments
     win over the profile's.
     """
@@ -140,8 +148,17 @@ def launch_cluster(
     kind = settings.get("kind") or ("local-cuda" if use_gpu else "local")
     if kind == "local-cuda" and not use_gpu:
         kind = "local"
+    if kind == "local-cuda" and n_workers is not None and "CUDA_VISIBLE_DEVICES" not in kwargs:
+        visible = detect_gpus()
+        if n_workers > len(visible):  # refuse before a scheduler starts, not halfway
+            raise_beyond_devices(ValueError("Can not scale beyond visible devices",
+                                            [g.uuid or g.index for g in visible]), n_workers)
     security = None
-    if secure:
+    if credentials is not None:
+        from lepton_nb.cluster._tls import create_credentials
+
+        security = create_credentials(credentials)
+    elif secure:
         from distributed.security import Security
 
         security = Security.temporary()
@@ -200,21 +217,34 @@ def _normalise_address(address: str) -> str:
     return f"{scheme}://{m.group('host')}:{m.group('port')}"
 
 
-def connect(address: Any, security: Any = None, timeout: float = 10) -> Cluster:
+def connect(
+    address: Any,
+    security: Any = None,
+    timeout: float = 10,
+    *,
+    credentials: str | Path | None = None,
+) -> Cluster:
     """Attach to a running Dask scheduler (dask CLI, dask-kubernetes, dask-jobqueue, ...).
 
-    ``address`` is ``'tcp://host:port'`` (or ``tls://`` with ``security``), or a dask
-    cluster object (e.g. a ``KubeCluster``), which then lets ``scale``/``adapt`` work too.
+    ``address`` is ``'tcp://host:port'`` (or ``tls://`` with ``security``, or with
+    ``credentials``: the folder of TLS credentials a cluster launched by the Jupyter server
+    wrote), or a dask cluster object (e.g. a ``KubeCluster``), which then lets
+    ``scale``/``adapt`` work too.
     """
     from distributed import Client
 
+    if credentials is not None:
+        from lepton_nb.cluster._tls import security_from
+
+        security = security_from(credentials)
     if hasattr(address, "scheduler_address") and hasattr(address, "scale"):
         return Cluster(Client(address, security=security, timeout=timeout), address, kind="remote")
     addr = _normalise_address(address)
     if addr.startswith("tls://") and security is None:
         raise ConfigError(
-            f"{addr} uses TLS: pass security=distributed.security.Security(tls_ca_file=..., "
-            "tls_client_cert=..., tls_client_key=..., require_encryption=True)"
+            f"{addr} uses TLS: pass credentials=<folder> (clusters launched from the Lepton "
+            "sidebar: use its connect code) or security=distributed.security.Security("
+            "tls_ca_file=..., tls_client_cert=..., tls_client_key=..., require_encryption=True)"
         )
     try:
         client = Client(addr, security=security, timeout=timeout)

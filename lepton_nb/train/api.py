@@ -10,16 +10,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lepton_nb.cluster._worker_gpus import all_have_gpus, worker_gpus
 from lepton_nb.errors import ConfigError
 from lepton_nb.train._common import Payload, build_model, is_module
+from lepton_nb.train._gpu import auto_precision, warn_slow_bf16
 from lepton_nb.train.callbacks import Callback
 from lepton_nb.train.config import FitConfig, validate_names
 from lepton_nb.train.context import TrainContext
 from lepton_nb.train.driver import new_run_id, run_ranks, workers_of
 from lepton_nb.train.events import EventHub, check_callbacks
+from lepton_nb.train.frameworks import FRAMEWORKS
 from lepton_nb.train.rendezvous import RankSpec, free_port, rank_task
 from lepton_nb.train.strategies import STRATEGIES, resolve_strategy
-from lepton_nb.train.strategy import FunctionStrategy, Strategy
+from lepton_nb.train.strategy import Strategy
 
 
 @dataclass
@@ -79,13 +82,40 @@ def _check_ranks(client: Any, n_workers: int | None) -> int:
     return n_workers or n
 
 
-def _cluster_has_gpu(client: Any) -> bool:
-    if client is None:
-        import torch
+def _gpu_info(client: Any) -> dict[str, dict[str, Any]]:
+    """Each rank host's GPUs (see :func:`~lepton_nb.cluster._worker_gpus.worker_gpus`); for the
+    in-process rank, this process's (NVML's view, or torch's when NVML is missing)."""
+    if client is not None:
+        return worker_gpus(client)
+    import torch
 
-        return bool(torch.cuda.is_available())
-    ws = workers_of(client).values()
-    return bool(ws) and all(w.get("gpu") for w in ws)
+    if not torch.cuda.is_available():
+        return {"local": {"gpus": [], "visible": None}}
+    from lepton_nb.cluster import detect_gpus
+
+    gpus = [g.to_dict() for g in detect_gpus()] or [{"name": "cuda", "compute_capability": None}]
+    return {"local": {"gpus": gpus, "visible": None}}
+
+
+def choose_precision(cluster: Any = None) -> str:
+    """The precision ``fit(precision="auto")`` picks for ``cluster`` (None: this process):
+    ``"bf16"`` on Ampere-or-newer GPUs, ``"fp16"`` on older ones (bf16 is emulated there),
+    ``"fp32"`` when any worker has no GPU."""
+    return auto_precision(_gpu_info(_client_of(cluster)))
+
+
+def _check_precision(strat: Strategy, precision: str, client: Any) -> None:
+    if precision not in strat.precisions:
+        raise ConfigError(f"strategy {strat.name!r} does not support precision={precision!r}"
+                          f"{strat.precision_note}; choose one of {list(strat.precisions)}")
+    if precision == "fp32":
+        return
+    info = _gpu_info(client)
+    if precision == "fp16" and not all_have_gpus(info):
+        raise ConfigError("precision='fp16' needs CUDA GPUs (GradScaler); on CPU use "
+                          "precision='bf16' or 'fp32'")
+    if precision == "bf16":
+        warn_slow_bf16(info)
 
 
 def _local_ranks(strategy: Strategy, payload: Any, hub: EventHub, run_id: str,
@@ -113,8 +143,9 @@ def fit(
     ``(x, y)`` or a factory building it on the worker).  ``batch_size`` is the global batch
     (split across ranks).  Without a cluster (or with ``strategy="single"``) training runs
     in-process.  ``strategy`` is a name in :data:`~lepton_nb.train.STRATEGIES` or a
-    :class:`~lepton_nb.train.Strategy`.  See :mod:`lepton_nb.train.driver` for recovery from a
-    lost worker."""
+    :class:`~lepton_nb.train.Strategy`.  ``precision`` is ``"fp32"``, ``"bf16"``, ``"fp16"``
+    (GPUs only, loss-scaled) or ``"auto"`` (see :func:`choose_precision`).  See
+    :mod:`lepton_nb.train.driver` for recovery from a lost worker."""
     strat = resolve_strategy(strategy)  # before anything else, with or without a cluster
     if not (is_module(model) or callable(model)):
         raise ConfigError(f"model must be a torch nn.Module or a zero-argument factory, "
@@ -123,6 +154,8 @@ def fit(
     _check_data(val_data, "val_data", False)
     if cluster is None and not strat.in_process:
         strat = STRATEGIES.get("single")
+    if precision == "auto":  # bf16 on Ampere+, fp16 on older GPUs, fp32 without GPUs
+        precision = auto_precision(_gpu_info(None if strat.in_process else _client_of(cluster)))
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, strategy=strat.name,
                     precision=precision, checkpoint_dir=None if checkpoint_dir is None
                     else str(checkpoint_dir), checkpoint_every=checkpoint_every,
@@ -134,9 +167,7 @@ def fit(
     cbs = check_callbacks(callbacks)
     client = None if strat.in_process else _client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers)
-    if precision == "fp16" and not _cluster_has_gpu(client):
-        raise ConfigError("precision='fp16' needs CUDA GPUs (GradScaler); on CPU use "
-                          "precision='bf16' or 'fp32'")
+    _check_precision(strat, precision, client)
     total = None
     if hasattr(train_data, "__len__"):
         per_rank = max(1, batch_size // world)
@@ -187,31 +218,38 @@ def fit(
 def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
         n_workers: int | None = None, max_restarts: int = 0, checkpoint_dir: str | None = None,
         callbacks: Sequence[Callback] = (), progress: bool | None = False,
-        collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0) -> RunResult:
+        collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
+        framework: str = "torch") -> RunResult:
     """Run ``train_fn(ctx)`` once per rank with torchrun's environment variables set
     (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so torchrun-style code that calls
-    ``dist.init_process_group("gloo")`` runs unchanged.  Returns the per-rank return values."""
+    ``dist.init_process_group("gloo")`` runs unchanged.  ``framework="tensorflow"`` runs each
+    rank in its own process with ``TF_CONFIG`` set for MultiWorkerMirroredStrategy (see
+    :mod:`lepton_nb.train.frameworks`).  Returns the per-rank return values."""
     if not callable(train_fn):
         raise ConfigError(f"train_fn must be a function train_fn(ctx), got {type(train_fn)}")
     if not isinstance(max_restarts, int) or max_restarts < 0:
         raise ConfigError(f"max_restarts must be >= 0, got {max_restarts!r}")
+    fw = FRAMEWORKS.get(framework)
+    fw.require()
     cbs = check_callbacks(callbacks)
     client = _client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers)
     run_id = new_run_id()
     hub = EventHub(cbs, progress, None)
     hub.start({"strategy": "run", "world_size": world, "epochs": None, "run_id": run_id,
-               "config": {}})
-    strat = FunctionStrategy(train_fn)
+               "config": {"framework": fw.name}})
+    strat = fw.strategy(train_fn)
     status = "failed"
     try:
-        if client is None:
-            results = _local_ranks(strat, None, hub, run_id, checkpoint_dir)
-        else:
-            results = run_ranks(client, strat, None, hub, run_id=run_id, n_workers=n_workers,
-                                max_restarts=max_restarts, checkpoint_dir=checkpoint_dir,
-                                collective_timeout_s=collective_timeout_s,
-                                replace_timeout_s=replace_timeout_s)
+        with fw.checkpoint_location(checkpoint_dir) as ckpt:
+            if client is None:
+                results = _local_ranks(strat, None, hub, run_id, ckpt)
+            else:
+                results = run_ranks(client, strat, None, hub, run_id=run_id,
+                                    n_workers=n_workers, max_restarts=max_restarts,
+                                    checkpoint_dir=ckpt,
+                                    collective_timeout_s=collective_timeout_s,
+                                    replace_timeout_s=replace_timeout_s)
         status = "succeeded"
     finally:
         history = hub.history()
@@ -221,4 +259,4 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
     return out
 
 
-__all__ = ["FitResult", "RunResult", "fit", "run"]
+__all__ = ["FitResult", "RunResult", "choose_precision", "fit", "run"]

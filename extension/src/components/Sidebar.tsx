@@ -13,7 +13,7 @@ export interface ISidebarProps {
   defaultWorkers: number;
   openPath: (path: string) => void;
   openDashboard: (link: string) => void;
-  insertConnectCode: (address: string) => void;
+  insertConnectCode: (address: string, credentials?: string | null) => void;
   /** The active notebook (for "Schedule open notebook"), or null. */
   currentNotebook: () => ICurrentNotebook | null;
   /** Told about each job that finished since the last poll (a JupyterLab notification). */
