@@ -64,10 +64,15 @@ const plugin: JupyterFrontEndPlugin<ILeptonService> = {
       defaultWorkers: 2,
       openPath,
       onJobFinished,
-      currentNotebook: () => {
+      currentNotebook: async () => {
         const current = tracker.currentWidget;
         if (!current) {
           return null;
+        }
+        // A schedule runs the file: read the parameters cell once the notebook is loaded and saved.
+        await current.context.ready;
+        if (current.context.model.dirty) {
+          await current.context.save();
         }
         return { path: current.context.path, parameters: parseParametersCell(parametersSource(current) ?? '').parameters };
       },

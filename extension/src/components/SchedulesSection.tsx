@@ -20,12 +20,12 @@ function browserTimeZone(): string {
 }
 
 /** "Schedule the open notebook": a cron expression and time zone; parameters come from its cell. */
-function ScheduleForm(props: { current: () => ICurrentNotebook | null; onCreate: IScheduleActions['create'] }): JSX.Element {
+function ScheduleForm(props: { current: () => Promise<ICurrentNotebook | null>; onCreate: IScheduleActions['create'] }): JSX.Element {
   const [cron, setCron] = useState('0 3 * * *');
   const [timezone, setTimezone] = useState(browserTimeZone());
   const [note, setNote] = useState<string | null>(null);
-  const submit = (): void => {
-    const nb = props.current();
+  const submit = async (): Promise<void> => {
+    const nb = await props.current();
     if (!nb) {
       setNote('Open a notebook first: the schedule runs the active notebook.');
       return;
@@ -43,7 +43,7 @@ function ScheduleForm(props: { current: () => ICurrentNotebook | null; onCreate:
         time zone
         <input className="lepton-timezone jp-mod-styled" type="text" value={timezone} onChange={e => setTimezone(e.target.value)} />
       </label>
-      <button className="jp-Button jp-mod-styled jp-mod-accept lepton-schedule-create" onClick={submit} title="Schedule the open notebook with its parameters cell's values">
+      <button className="jp-Button jp-mod-styled jp-mod-accept lepton-schedule-create" onClick={() => void submit()} title="Schedule the open notebook with its parameters cell's values">
         Schedule open notebook
       </button>
       {note ? <p className="lepton-help">{note}</p> : null}
@@ -54,7 +54,7 @@ function ScheduleForm(props: { current: () => ICurrentNotebook | null; onCreate:
 export function SchedulesSection(props: {
   schedules: ISchedule[];
   now: number;
-  current: () => ICurrentNotebook | null;
+  current: () => Promise<ICurrentNotebook | null>;
   actions: IScheduleActions;
 }): JSX.Element {
   const { actions } = props;

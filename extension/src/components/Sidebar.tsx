@@ -15,7 +15,7 @@ export interface ISidebarProps {
   openDashboard: (link: string) => void;
   insertConnectCode: (address: string, credentials?: string | null) => void;
   /** The active notebook (for "Schedule open notebook"), or null. */
-  currentNotebook: () => ICurrentNotebook | null;
+  currentNotebook: () => Promise<ICurrentNotebook | null>;
   /** Told about each job that finished since the last poll (a JupyterLab notification). */
   onJobFinished: (job: IJob) => void;
 }
