@@ -51,8 +51,7 @@ def _install() -> None:
     """pip-install lepton_nb (editable, with the gpu extra) when anything is missing, then
     restart this script so the new packages import cleanly."""
     missing = _missing()
-    sys.path.insert(0, str(ROOT))
-    if not missing and importlib.util.find_spec("lepton_nb") is not None:
+    if not missing and importlib.util.find_spec("lepton_nb") is not None:  # installed, deps too
         return
     print(f"installing: lepton_nb[gpu] ({', '.join(missing) or 'lepton_nb'} missing)", flush=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[gpu]",
