@@ -215,32 +215,31 @@ def _replay_distill(net: nn.Module, step: dict[str, Any]) -> nn.Module:
 @REPLAYS.register("quantize")
 def _replay_quantize(net: nn.Module, step: dict[str, Any]) -> nn.Module:
     import torch
-    from torch import nn
 
     from lepton_nb.compress.quantize import (
+        apply_dynamic,
         apply_weight_only,
         convert_static,
         prepare_static,
-        quiet_deprecations,
     )
 
     method = step["method"]
+    skip = step.get("skip", [])  # layers compress.search left in float
+    if not (isinstance(skip, list) and all(isinstance(s, str) for s in skip)):
+        raise CheckpointError(f"quantize step skip={str(skip)[:40]} must be a list of layer names")
     if method == "dynamic-int8":
-        with quiet_deprecations():
-            from torch.ao.quantization import quantize_dynamic
-
-            return quantize_dynamic(net, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)
+        return apply_dynamic(net, skip)
     if method == "static-int8":
         x = torch.randn(step["example_shape"])
-        prepared = prepare_static(net, x, step["per_channel"])
+        prepared = prepare_static(net, x, step["per_channel"], skip)
         with torch.no_grad():
             prepared(x)  # observers need one pass; the loaded state dict sets the real qparams
         return convert_static(prepared)
     if method == "weight-only-int8":
-        apply_weight_only(net)
+        apply_weight_only(net, skip=skip)
         return net
     if method == "weight-only-intx":
-        apply_weight_only(net, int(step["bits"]))
+        apply_weight_only(net, int(step["bits"]), skip)
         return net
     raise ConfigError(f"cannot rebuild quantization method {method!r}")
 
