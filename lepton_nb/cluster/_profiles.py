@@ -3,10 +3,13 @@
 A profile lives under ``lepton.profiles.<name>`` in any dask YAML file (``~/.config/dask/``)
 or in environment variables such as ``DASK_LEPTON__PROFILES__BIG__N_WORKERS=8``.  Keys:
 
-- ``kind``: a cluster kind (``local``, ``local-cuda``, ``remote``)
-- ``address`` (remote), ``n_workers``, ``threads_per_worker``, ``memory_limit``, ``gpu``,
-  ``host``, ``secure``
+- ``kind``: a cluster kind (``local``, ``local-cuda``, ``remote``, ``factory``, ``gateway``)
+- ``address`` (remote: the scheduler; gateway: the gateway's public proxy URL), ``n_workers``,
+  ``threads_per_worker``, ``memory_limit``, ``gpu``, ``host``, ``secure``
 - ``tls_ca_file``, ``tls_client_cert``, ``tls_client_key`` (remote TLS)
+- ``module``, ``class``, ``args``, ``kwargs`` (factory: dask-labextension's convention)
+- ``auth``, ``cluster_options``, ``proxy_address``, ``public_address`` (gateway)
+- ``description``: shown next to the profile in the sidebar
 """
 
 from __future__ import annotations
@@ -33,6 +36,17 @@ _ALLOWED = {
     "tls_ca_file",
     "tls_client_cert",
     "tls_client_key",
+    # factory: dask-labextension's labextension.factory keys
+    "module",
+    "class",
+    "args",
+    "kwargs",
+    # gateway
+    "auth",
+    "cluster_options",
+    "proxy_address",
+    "public_address",
+    "description",
 }
 
 
