@@ -165,6 +165,6 @@ def test_wrong_password_is_refused_within_seconds(gateway: str) -> None:
 
 def test_unreachable_gateway_fails_within_seconds(gateway: str) -> None:
     t0 = time.perf_counter()
-    with pytest.raises(ClusterError, match="no dask-gateway answers at http://127.0.0.1:"):
+    with pytest.raises(ClusterError, match=r"no dask-gateway answers at http://127.0.0.1:"):
         ln.launch_cluster(profile="gw-down")
     assert time.perf_counter() - t0 < 30

@@ -57,7 +57,7 @@ def test_bad_factory_says_what_and_what_to_install(module: str, cls: str, says: 
 
 def test_factory_errors_come_from_launch_cluster_too(profile: Any) -> None:
     name = profile("hpc", kind="factory", module="dask_jobqueue", **{"class": "SLURMCluster"})
-    with pytest.raises(ConfigError, match="profile 'hpc'.*pip install dask-jobqueue") as e:
+    with pytest.raises(ConfigError, match=r"profile 'hpc'.*pip install dask-jobqueue") as e:
         ln.launch_cluster(profile=name)
     assert isinstance(e.value, LeptonError)
 
@@ -65,7 +65,7 @@ def test_factory_errors_come_from_launch_cluster_too(profile: Any) -> None:
 def test_factory_arguments_it_refuses_are_a_config_error(profile: Any) -> None:
     name = profile("typo", kind="factory", module="distributed", kwargs={"shutdown_on_clos": 1},
                    **{"class": "SpecCluster"})
-    with pytest.raises(ConfigError, match="SpecCluster refused its arguments.*shutdown_on_clos"):
+    with pytest.raises(ConfigError, match=r"SpecCluster refused its arguments.*shutdown_on_clos"):
         ln.launch_cluster(profile=name)
     name = profile("notalist", kind="factory", module="distributed", args="x",
                    **{"class": "SpecCluster"})
