@@ -106,8 +106,10 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "lepton_nb.server"}]
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from lepton_nb.server import _jupyter_server_extension_points as points
+
+    return points()
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lepton_nb import _cli_tutorials
+from lepton_nb import _cli_schedule, _cli_tutorials
 from lepton_nb.errors import ConfigError, JobError, LeptonError
 
 _INT = re.compile(r"^[-+]?\d+$")
@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", help="executed notebook path")
     demo.add_argument("--workers", type=int, default=2)
     _cli_tutorials.add_parser(sub)
+    _cli_schedule.add_parsers(sub)
     return parser
 
 
@@ -300,6 +301,8 @@ _COMMANDS = {
     "jobs": _cmd_jobs,
     "demo": _cmd_demo,
     "tutorials": _cli_tutorials.cmd,
+    "schedule": _cli_schedule.cmd_schedule,
+    "scheduler": _cli_schedule.cmd_scheduler,
 }
 
 

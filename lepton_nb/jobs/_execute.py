@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from jupyter_client.manager import AsyncKernelManager
 
+from lepton_nb.jobs._html import embed_plotlyjs
 from lepton_nb.jobs.models import ErrorInfo, JobRecord
 from lepton_nb.jobs.record import read_records
 from lepton_nb.jobs.store import HEARTBEAT_S, JobStore
@@ -168,7 +169,7 @@ def _render_html(nb: Any) -> str:
         nb = copy.deepcopy(nb)
         nb.metadata.language_info.pygments_lexer = "python3"
     body, _ = HTMLExporter().from_notebook_node(nb)
-    return str(body)
+    return embed_plotlyjs(str(body))
 
 
 def _write_html(nb: Any, path: Path) -> None:
@@ -201,6 +202,8 @@ def execute(
     ACTIVE[rec.id] = watchdog
     seed = rec.seed if rec.seed is not None else 0
     env = {"LEPTON_SEED": str(seed), "PYTHONHASHSEED": str(seed % 2**32), "LEPTON_JOB_ID": rec.id}
+    if rec.profile:
+        env["LEPTON_PROFILE"] = rec.profile
     km_class = _kernel_manager_class(env, rec.cwd, watchdog)
     failure: BaseException | None = None
     watchdog.start()

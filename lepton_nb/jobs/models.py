@@ -33,6 +33,8 @@ class ErrorInfo(BaseModel):
     def describe(self) -> str:
         where = f" in cell {self.cell_index}" if self.cell_index is not None else ""
         what = f": {self.ename}: {self.evalue}" if self.ename else ""
+        if not self.ename and self.evalue:
+            what = f": {self.evalue}"
         return f"{self.reason}{where}{what}"
 
 
@@ -77,6 +79,9 @@ class JobRecord(BaseModel):
     timeout: float | None = None
     sweep_id: str | None = None
     rerun_of: str | None = None
+    schedule_id: str | None = None  # the schedule whose firing created this job
+    profile: str | None = None  # cluster profile, given to the kernel as LEPTON_PROFILE
+    html_copy: bool = True  # whether the runner renders an HTML copy next to the output
     warnings: list[str] = Field(default_factory=list)
 
     @property

@@ -41,6 +41,17 @@ def notebook_kernel(path: Path, kernel: str | None = None) -> tuple[str, dict[st
     return name, {p.name: p._asdict() for p in params}
 
 
+def kernel_missing(path: Path) -> bool:
+    """Whether the notebook names no kernel (papermill would need ``--kernel``)."""
+    import json
+
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError):
+        return False
+    return not (meta.get("kernelspec") or {}).get("name")
+
+
 def notebook_parameters(path: Path, kernel: str | None = None) -> dict[str, dict[str, Any]]:
     """The notebook's ``parameters`` cell as papermill sees it (empty when there is none)."""
     return notebook_kernel(path, kernel)[1]

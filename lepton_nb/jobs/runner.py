@@ -15,6 +15,7 @@ from lepton_nb.jobs.models import JobRecord, new_job_id
 from lepton_nb.jobs.params import (
     check_parameters,
     choose_seed,
+    kernel_missing,
     notebook_kernel,
     resolve_notebook,
 )
@@ -43,6 +44,7 @@ def prepare(
 ) -> tuple[JobRecord, Path]:
     """Validate everything and build the record of a job that has not started yet."""
     path = resolve_notebook(notebook)
+    asked = kernel
     kernel, declared = notebook_kernel(path, kernel)
     params = check_parameters(parameters, declared, path)
     if timeout is not None and timeout <= 0:
@@ -66,6 +68,11 @@ def prepare(
         git=provenance.git_info(path),
         **provenance.environment(),
     )
+    if asked is None and kernel_missing(path):
+        rec.warnings.append(
+            "the notebook has no kernel metadata (metadata.kernelspec); it ran with "
+            f"{rec.kernel!r}: pass --kernel NAME (CLI) or kernel= to choose another"
+        )
     if not declared:
         rec.warnings.append(
             "the notebook has no cell tagged 'parameters'; parameters were injected at the top"

@@ -110,14 +110,56 @@ class JobStore:
     def put(self, rec: JobRecord) -> JobRecord:
         """Insert or replace a whole record."""
         with self._write() as db:
-            db.execute(
-                "INSERT INTO jobs (id, notebook, status, created, heartbeat, data) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-                "notebook=excluded.notebook, status=excluded.status, "
-                "heartbeat=excluded.heartbeat, data=excluded.data",
-                (rec.id, rec.notebook, rec.status, rec.created, rec.heartbeat, _dump(rec)),
-            )
+            self._insert(db, rec)
         return rec
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, rec: JobRecord) -> None:
+        """Insert or replace ``rec`` inside the caller's transaction."""
+        db.execute(
+            "INSERT INTO jobs (id, notebook, status, created, heartbeat, data) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "notebook=excluded.notebook, status=excluded.status, "
+            "heartbeat=excluded.heartbeat, data=excluded.data",
+            (rec.id, rec.notebook, rec.status, rec.created, rec.heartbeat, _dump(rec)),
+        )
+
+    def claim(self, job_id: str, pid: int) -> JobRecord | None:
+        """Queued -> running for ``pid``, atomically; None when it is no longer queued."""
+        with self._write() as db:
+            rec = self._load(db, job_id)
+            if rec.status != "queued" or self._cancel_flag(db, rec.id):
+                return None
+            rec.status, rec.pid, rec.host = "running", pid, socket.gethostname()
+            rec.started = rec.heartbeat = time.time()
+            self._insert(db, rec)
+        return rec
+
+    def raw_running(self) -> list[JobRecord]:
+        """Records stored as ``running``, whatever their process does (for the runner)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT data, heartbeat FROM jobs WHERE status='running'"
+            ).fetchall()
+        out = []
+        for data, hb in rows:
+            rec = _load_row(data)
+            rec.heartbeat = hb
+            out.append(rec)
+        return out
+
+    def queued_ids(self) -> list[str]:
+        """Queued job ids, oldest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id FROM jobs WHERE status='queued' ORDER BY created, id"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def _cancel_flag(db: sqlite3.Connection, job_id: str) -> bool:
+        row = db.execute("SELECT cancel_requested FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return bool(row and row[0])
 
     def update(self, job_id: str, fn: Callable[[JobRecord], None]) -> JobRecord:
         """Read-modify-write one record atomically (``fn`` mutates the record in place)."""

@@ -1,43 +1,25 @@
-"""Jupyter server extension: the ``lepton/api`` REST API for clusters and jobs.
+"""Jupyter server extension: the ``lepton/api`` REST API for clusters, jobs and schedules.
 
-Loaded automatically when lepton_nb is installed (jupyter-config enables it).  Clusters launched
-here belong to the server process and are stopped when the server stops.
+Loaded automatically when lepton_nb is installed (jupyter-config enables it) as the
+:class:`~lepton_nb.server.app.LeptonApp` extension app; its settings are
+:class:`~lepton_nb.server.settings.LeptonSettings` (``c.LeptonSettings.max_parallel_jobs = 4``).
+Clusters launched here belong to the server process and are stopped when the server stops;
+jobs run in a detached runner process and survive it (see lepton_nb/server/jobs.py).
 """
 
 from __future__ import annotations
 
-import atexit
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from lepton_nb.server.app import LeptonApp
 from lepton_nb.server.clusters import ClusterManager
 from lepton_nb.server.jobs import JobManager
+from lepton_nb.server.schedules import ScheduleManager
+from lepton_nb.server.settings import LeptonSettings
 
 
-def _load_jupyter_server_extension(serverapp: Any) -> None:
-    from lepton_nb.server.handlers import routes
-
-    web_app = serverapp.web_app
-    clusters = ClusterManager()
-    jobs = JobManager(serverapp.root_dir)
-    # A separate pool: a slow cluster launch must not starve the server's own executor.
-    pool = ThreadPoolExecutor(4, thread_name_prefix="lepton-api")
-    web_app.settings.update(lepton_clusters=clusters, lepton_jobs=jobs, lepton_pool=pool)
-    web_app.add_handlers(".*$", routes(web_app.settings["base_url"]))
-
-    def _shutdown() -> None:
-        clusters.close_all()
-        jobs.shutdown()
-        pool.shutdown(wait=False, cancel_futures=True)
-
-    # Workers are child processes: stop them with the server, however it exits.
-    atexit.register(_shutdown)
-    serverapp.log.info(
-        "lepton_nb server extension loaded: %slepton/api/", web_app.settings["base_url"]
-    )
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    return [{"module": "lepton_nb.server", "app": LeptonApp}]
 
 
-# Older servers look the loader up under this name.
-load_jupyter_server_extension = _load_jupyter_server_extension
-
-__all__ = ["ClusterManager", "JobManager", "_load_jupyter_server_extension"]
+__all__ = ["ClusterManager", "JobManager", "LeptonApp", "LeptonSettings", "ScheduleManager"]

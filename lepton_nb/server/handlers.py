@@ -22,7 +22,15 @@ from lepton_nb.errors import ConfigError, LeptonError, NotFoundError
 from lepton_nb.server._paths import PathOutsideRootError
 from lepton_nb.server.clusters import ClusterManager
 from lepton_nb.server.jobs import JobManager
-from lepton_nb.server.models import ClusterPatch, JobFilter, JobSubmit, LaunchRequest
+from lepton_nb.server.models import (
+    ClusterPatch,
+    JobFilter,
+    JobSubmit,
+    LaunchRequest,
+    ScheduleCreate,
+    SchedulePatch,
+)
+from lepton_nb.server.schedules import ScheduleManager
 
 M = TypeVar("M", bound=BaseModel)
 AUTH_RESOURCE = "lepton"
@@ -48,6 +56,10 @@ class LeptonHandler(APIHandler):
     @property
     def jobs(self) -> JobManager:
         return self.settings["lepton_jobs"]  # type: ignore[no-any-return]
+
+    @property
+    def schedules(self) -> ScheduleManager:
+        return self.settings["lepton_schedules"]  # type: ignore[no-any-return]
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run blocking manager work in the extension's pool, never on the event loop."""
@@ -176,6 +188,44 @@ class JobRerunHandler(LeptonHandler):
         self.reply(await self.call(self.jobs.rerun, job_id), status=202)
 
 
+class SchedulesHandler(LeptonHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.call(self.schedules.list))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        request = self.body(ScheduleCreate)
+        self.reply(await self.call(self.schedules.create, request), status=201)
+
+
+class ScheduleHandler(LeptonHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, schedule_id: str) -> None:
+        self.reply(await self.call(self.schedules.get, schedule_id))
+
+    @tornado.web.authenticated
+    @authorized
+    async def patch(self, schedule_id: str) -> None:
+        patch = self.body(SchedulePatch)
+        self.reply(await self.call(self.schedules.patch, schedule_id, patch))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, schedule_id: str) -> None:
+        self.reply(await self.call(self.schedules.remove, schedule_id))
+
+
+class ScheduleRunHandler(LeptonHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, schedule_id: str) -> None:
+        self.reply(await self.call(self.schedules.run, schedule_id), status=202)
+
+
 _ID = r"(?P<{}>[A-Za-z0-9_.\-]+)"
 
 
@@ -187,4 +237,10 @@ def routes(base_url: str) -> list[tuple[str, type[LeptonHandler]]]:
         (url_path_join(api, "jobs") + "/?", JobsHandler),
         (url_path_join(api, "jobs", _ID.format("job_id"), "rerun") + "/?", JobRerunHandler),
         (url_path_join(api, "jobs", _ID.format("job_id")) + "/?", JobHandler),
+        (url_path_join(api, "schedules") + "/?", SchedulesHandler),
+        (
+            url_path_join(api, "schedules", _ID.format("schedule_id"), "run") + "/?",
+            ScheduleRunHandler,
+        ),
+        (url_path_join(api, "schedules", _ID.format("schedule_id")) + "/?", ScheduleHandler),
     ]

@@ -1,226 +1,124 @@
-"""JobManager: notebook jobs submitted through the server, run off the event loop.
+"""JobManager: jobs submitted through the server, queued in the store, run by the runner process.
 
-lepton_nb.jobs does the real work (papermill + the SQLite provenance store); this manager adds
-what a server needs on top: notebook paths confined to the root, outputs written under the root
-so the file browser can open them, and submission that returns at once while the notebook runs
-in a background thread.
+The server never runs a notebook itself: ``submit`` validates through the job runner's own
+preparation (:func:`lepton_nb.jobs.queue.submit`), writes a ``queued`` record, and makes sure the
+detached runner (:mod:`lepton_nb.jobs.dispatcher`) is up. So a server restart, even a SIGKILL,
+loses nothing: the records are in the store and the runner lives in its own session. What this
+manager adds is the server's view: notebook paths confined to the root, outputs under it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import json
-import threading
-import time
-import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from lepton_nb.errors import ConfigError, JobError, NotFoundError
+from lepton_nb.errors import JobError
+from lepton_nb.jobs import dispatcher, queue
+from lepton_nb.jobs import runner as job_api
+from lepton_nb.jobs.models import JobRecord
+from lepton_nb.jobs.store import JobStore
 from lepton_nb.server._paths import confine, relative
-from lepton_nb.server.models import JobFilter, JobSubmit
-
-OUTPUT_DIR = "lepton-outputs"
-
-
-def _jobs_api() -> Any:
-    from lepton_nb import jobs
-
-    missing = [n for n in ("run", "list", "get", "cancel") if not hasattr(jobs, n)]
-    if missing:
-        raise JobError(
-            f"lepton_nb.jobs lacks {', '.join(missing)}: this install has no job runner; "
-            "reinstall lepton-nb"
-        )
-    return jobs
-
-
-def record_to_dict(record: Any) -> dict[str, Any]:
-    """A JobRecord (pydantic, dataclass or dict) as a JSON-safe dict."""
-    if hasattr(record, "model_dump"):
-        data = record.model_dump(mode="json")
-    elif dataclasses.is_dataclass(record) and not isinstance(record, type):
-        data = dataclasses.asdict(record)
-    elif isinstance(record, dict):
-        data = dict(record)
-    else:
-        data = dict(vars(record))
-    return dict(json.loads(json.dumps(data, default=str)))
-
-
-@dataclasses.dataclass
-class _Pending:
-    """A submission whose record the jobs store has not produced yet."""
-
-    id: str
-    notebook: str
-    parameters: dict[str, Any]
-    output: str
-    submitted: float
-    future: Future[Any] | None = None
-    status: str = "queued"
-    error: str | None = None
-    record_id: str | None = None
-    rerun_of: str | None = None
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+from lepton_nb.server.models import JobFilter, JobInfo, JobSubmit
+from lepton_nb.server.settings import LeptonSettings
 
 
 class JobManager:
-    def __init__(self, root_dir: str | Path, max_parallel: int = 1) -> None:
+    def __init__(self, root_dir: str | Path, settings: LeptonSettings | None = None) -> None:
         self.root = Path(root_dir).expanduser().resolve()
-        self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="lepton-job")
-        self._pending: dict[str, _Pending] = {}
-        self._lock = threading.Lock()
+        self.settings = settings or LeptonSettings()
+        self.store = JobStore(self.settings.store())
+        self.output_dir = self.settings.resolved_output_dir(self.root)
+
+    def recover(self) -> None:
+        """At start-up: records of dead processes become ``lost``; queued ones get a runner."""
+        dispatcher.mark_lost(self.store)
+        if self.store.queued_ids():
+            self.kick()
+
+    def kick(self) -> None:
+        """Make sure a runner serves the store (it exits by itself when idle)."""
+        dispatcher.ensure_runner(
+            self.store, self.settings.max_parallel_jobs, self.settings.runner_idle_exit
+        )
 
     # -- queries ---------------------------------------------------------------------------
-    def list(self, filters: JobFilter | None = None) -> list[dict[str, Any]]:
+    def list(self, filters: JobFilter | None = None) -> list[JobInfo]:
         filters = filters or JobFilter()
-        rows = [self._present(record_to_dict(r)) for r in _jobs_api().list()]
-        seen = {r["id"] for r in rows}
-        with self._lock:
-            for p in [p for p in self._pending.values() if p.id in seen and p.future]:
-                if p.future is not None and p.future.done():  # the store has it now
-                    del self._pending[p.id]
-            pending = [p for p in self._pending.values() if p.id not in seen]
-        rows += [self._pending_row(p) for p in pending]
-        if filters.status:
-            rows = [r for r in rows if r.get("status") == filters.status]
+        recs = job_api.list_jobs(status=filters.status, store=self.store)
+        rows = [self.info(r) for r in recs]
         if filters.notebook:
-            rows = [r for r in rows if filters.notebook in str(r.get("notebook") or "")]
-        rows.sort(key=lambda r: float(r.get("created") or r.get("submitted") or 0), reverse=True)
+            rows = [r for r in rows if filters.notebook in r.notebook]
         return rows[: filters.limit]
 
-    def get(self, job_id: str) -> dict[str, Any]:
-        try:
-            return self._present(record_to_dict(_jobs_api().get(job_id)))
-        except KeyError as e:  # NotFoundError is a KeyError
-            with self._lock:
-                pending = self._pending.get(job_id)
-            if pending is not None:  # submitted here, not in the store yet
-                return self._pending_row(pending)
-            raise NotFoundError(f"no job {job_id!r}; list jobs with GET lepton/api/jobs") from e
+    def get(self, job_id: str) -> JobInfo:
+        return self.info(self.store.get(job_id))
 
     # -- commands --------------------------------------------------------------------------
-    def submit(self, request: JobSubmit) -> dict[str, Any]:
+    def submit(self, request: JobSubmit) -> JobInfo:
+        from lepton_nb.jobs.schedules import check_profile
+
         notebook = confine(self.root, request.notebook)
-        output = (
-            confine(self.root, request.output, must_exist=False)
-            if request.output
-            else self._default_output(notebook)
+        profile = request.profile or self.settings.default_profile or None
+        check_profile(profile)
+        output = confine(self.root, request.output, must_exist=False) if request.output else None
+        rec = queue.submit(
+            notebook,
+            request.parameters,
+            output=output,
+            output_dir=self.output_dir,
+            store=self.store,
+            profile=profile,
         )
-        self._validate(notebook, request.parameters)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        return self._start(notebook, request.parameters, output)
+        self.kick()
+        return self.info(rec)
 
-    def rerun(self, job_id: str) -> dict[str, Any]:
-        original = self.get(job_id)
-        if original.get("record_id") is None and original.get("status") in ("queued", "running"):
-            raise JobError(f"job {job_id!r} has not started yet; rerun it once it has a record")
-        # The original notebook may live outside this server's root (a job from the CLI).
-        notebook = confine(self.root, str(original.get("notebook_abs") or original["notebook"]))
-        output = self._default_output(notebook)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        # Same seed, kernel, timeout and cwd as the original, as jobs.rerun does.
-        keys = ("seed", "kernel", "timeout")
-        same = {k: original[k] for k in keys if original.get(k) is not None}
-        if original.get("cwd") and relative(self.root, original["cwd"]) is not None:
-            same["cwd"] = original["cwd"]  # a working directory outside the root is not reused
-        return self._start(notebook, dict(original.get("parameters") or {}), output,
-                           rerun_of=str(original["id"]), extra=same)
-
-    def _default_output(self, notebook: Path) -> Path:
-        # Under the root, so the output opens from the file browser.
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        return self.root / OUTPUT_DIR / f"{notebook.stem}-{stamp}-{uuid.uuid4().hex[:6]}.ipynb"
-
-    @staticmethod
-    def _validate(notebook: Path, parameters: dict[str, Any]) -> None:
-        """Refuse unknown parameters now (400) rather than as a failed job later."""
-        from lepton_nb.jobs import params
-
-        try:
-            params.check_parameters(parameters, params.notebook_parameters(notebook), notebook)
-        except JobError as e:
-            raise ConfigError(str(e)) from None
-
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        with self._lock:
-            pending = self._pending.get(job_id)
-        if pending is not None and pending.future is not None and pending.future.cancel():
-            pending.status = "cancelled"  # still waiting for a runner thread: never started
-            return self._pending_row(pending)
-        self.get(job_id)  # a clean 404 for unknown ids
-        return self._present(record_to_dict(_jobs_api().cancel(job_id)))
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    # -- internals -------------------------------------------------------------------------
-    def _start(
-        self, notebook: Path, parameters: dict[str, Any], output: Path,
-        rerun_of: str | None = None, extra: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        from lepton_nb.jobs.models import new_job_id
-
-        pending = _Pending(
-            id=new_job_id(),
-            notebook=str(notebook),
-            parameters=parameters,
-            output=str(output),
-            submitted=time.time(),
-            rerun_of=rerun_of,
-            extra=dict(extra or {}),
+    def rerun(self, job_id: str) -> JobInfo:
+        old = self.store.get(job_id)
+        # The original may come from the CLI, outside this root: the server runs only its own.
+        notebook = confine(self.root, old.notebook)
+        same: dict[str, Any] = {"seed": old.seed, "kernel": old.kernel, "timeout": old.timeout}
+        if old.cwd and relative(self.root, old.cwd) is not None:
+            same["cwd"] = old.cwd  # a working directory outside the root is not reused
+        rec = queue.submit(
+            notebook, old.parameters, output_dir=self.output_dir, store=self.store,
+            rerun_of=old.id, profile=old.profile, **same,
         )
-        with self._lock:
-            self._pending[pending.id] = pending
-        pending.future = self._pool.submit(self._execute, pending)
-        return self._pending_row(pending)
+        if rec.notebook_sha256 != old.notebook_sha256:
+            rec.warnings.append(f"the notebook changed since job {old.id} (sha256 differs)")
+            self.store.put(rec)
+        self.kick()
+        return self.info(rec)
 
-    def _execute(self, pending: _Pending) -> None:
-        pending.status = "running"
-        run = _jobs_api().run
-        accepted = inspect.signature(run).parameters
-        kwargs: dict[str, Any] = {"parameters": pending.parameters, "output": pending.output}
-        kwargs.update({k: v for k, v in pending.extra.items() if k in accepted})
-        # With job_id the store's record takes the id the client already holds.
-        if "job_id" in accepted:
-            kwargs["job_id"] = pending.id
-        try:
-            record = run(pending.notebook, **kwargs)
-        except Exception as e:  # noqa: BLE001 - a worker thread: shown in the job list instead
-            pending.status, pending.error = "failed", f"{type(e).__name__}: {e}"
-            return
-        pending.record_id = str(record_to_dict(record)["id"])
-        pending.status = str(getattr(record, "status", "succeeded"))
+    def cancel(self, job_id: str) -> JobInfo:
+        rec = self.store.get(job_id)
+        if rec.status not in ("queued", "running", "lost"):
+            raise JobError(f"job {rec.id} already finished ({rec.status}); nothing to cancel")
+        return self.info(job_api.cancel(rec.id, store=self.store))
 
-    def _pending_row(self, p: _Pending) -> dict[str, Any]:
-        return {
-            "id": p.id,
-            "status": p.status,
-            "notebook": relative(self.root, p.notebook) or p.notebook,
-            "parameters": p.parameters,
-            "output_path": relative(self.root, p.output),
-            "submitted": p.submitted,
-            "error": p.error,
-            "record_id": p.record_id,
-            "rerun_of": p.rerun_of,
-        }
-
-    def _present(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Add root-relative paths so the frontend can open the notebook and its output."""
-        nb = row.get("notebook") or row.get("notebook_path")
-        out = row.get("output") or row.get("output_path")
-        if nb:
-            row["notebook_abs"] = str(nb)
-            row["notebook"] = relative(self.root, nb) or str(nb)
-        row["output_path"] = relative(self.root, out) if out else None
-        error = row.get("error")
-        if isinstance(error, dict):
-            row["error_info"] = error
-            where = f" in cell {error['cell_index']}" if error.get("cell_index") is not None else ""
-            what = f": {error['ename']}: {error.get('evalue')}" if error.get("ename") else ""
-            row["error"] = f"{error.get('reason', 'error')}{where}{what}"
-        row.setdefault("record_id", row.get("id"))
-        return row
+    # -- presentation ----------------------------------------------------------------------
+    def info(self, rec: JobRecord) -> JobInfo:
+        """The REST view: root-relative paths (None outside the root) and a one-line error."""
+        return JobInfo(
+            id=rec.id,
+            status=rec.status,
+            notebook=relative(self.root, rec.notebook) or rec.notebook,
+            notebook_abs=rec.notebook,
+            parameters=rec.parameters,
+            records=rec.records,
+            output_path=relative(self.root, rec.output),
+            html_path=relative(self.root, rec.html),
+            created=rec.created,
+            started=rec.started,
+            ended=rec.ended,
+            duration_s=rec.duration_s,
+            error=rec.error.describe() if rec.error else None,
+            error_info=rec.error.model_dump() if rec.error else None,
+            seed=rec.seed,
+            kernel=rec.kernel,
+            cwd=rec.cwd,
+            timeout=rec.timeout,
+            rerun_of=rec.rerun_of,
+            schedule_id=rec.schedule_id,
+            profile=rec.profile,
+            warnings=rec.warnings,
+        )

@@ -90,6 +90,77 @@ class JobSubmit(_Strict):
     notebook: str = Field(min_length=1, max_length=4096)
     parameters: dict[str, Any] = Field(default_factory=dict)
     output: str | None = Field(default=None, min_length=1, max_length=4096)
+    profile: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class JobInfo(BaseModel):
+    """A job as the REST API returns it (paths relative to the server root where possible).
+
+    extension/src/service.ts declares the same shape as ``IJob``.
+    """
+
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled", "lost"]
+    notebook: str
+    notebook_abs: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    records: dict[str, Any] = Field(default_factory=dict)
+    output_path: str | None = None
+    html_path: str | None = None
+    created: float
+    started: float | None = None
+    ended: float | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    error_info: dict[str, Any] | None = None
+    seed: int | None = None
+    kernel: str | None = None
+    cwd: str | None = None
+    timeout: float | None = None
+    rerun_of: str | None = None
+    schedule_id: str | None = None
+    profile: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ScheduleCreate(_Strict):
+    """POST schedules: a notebook under the root, its parameters, a cron in a time zone."""
+
+    notebook: str = Field(min_length=1, max_length=4096)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    cron: str = Field(min_length=1, max_length=200)
+    timezone: str = Field(default="UTC", min_length=1, max_length=100)
+    profile: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str = Field(default="", max_length=200)
+
+
+class SchedulePatch(_Strict):
+    """PATCH schedules/{id}: any of these; unknown fields are refused (400)."""
+
+    parameters: dict[str, Any] | None = None
+    cron: str | None = Field(default=None, min_length=1, max_length=200)
+    timezone: str | None = Field(default=None, min_length=1, max_length=100)
+    profile: str | None = Field(default=None, min_length=1, max_length=200)
+    paused: bool | None = None
+    name: str | None = Field(default=None, max_length=200)
+
+
+class ScheduleInfo(BaseModel):
+    """A schedule as the REST API returns it (``ISchedule`` in extension/src/service.ts)."""
+
+    id: str
+    name: str
+    notebook: str
+    parameters: dict[str, Any]
+    cron: str
+    timezone: str
+    profile: str | None
+    paused: bool
+    created: float
+    next_fire: float | None
+    last_fire: float | None
+    last_job: str | None
+    last_status: str | None = None
 
 
 class JobFilter(_Strict):

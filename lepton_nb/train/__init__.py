@@ -1,9 +1,10 @@
 """Distributed training on the Dask cluster: ``fit`` for models, ``run`` for custom loops.
 
-Strategies (registry :data:`STRATEGIES`): ``single`` (in-process), ``ddp``
-(DistributedDataParallel, one pinned task per worker), ``ps-sync`` and ``ps-async`` (a Dask
-Actor parameter server).  Metrics stream to callbacks on the client; checkpoints are atomic and
-load with ``weights_only=True``; a lost worker triggers a restart from the last checkpoint.
+Strategies (registry :data:`STRATEGIES` of :class:`Strategy` objects): ``single``
+(in-process), ``ddp`` (DistributedDataParallel, one pinned task per worker), ``ps-sync`` and
+``ps-async`` (a Dask Actor parameter server).  Metrics stream to callbacks on the client;
+checkpoints are atomic and load with ``weights_only=True``; a lost worker triggers a restart
+from the last checkpoint.
 """
 
 from lepton_nb.train.api import FitResult, RunResult, fit, run
@@ -12,6 +13,7 @@ from lepton_nb.train.checkpoint import load_checkpoint, save_checkpoint
 from lepton_nb.train.config import LOSSES, OPTIMIZERS, FitConfig
 from lepton_nb.train.context import TrainContext
 from lepton_nb.train.strategies import STRATEGIES
+from lepton_nb.train.strategy import Strategy
 
 __all__ = [
     "LOSSES",
@@ -21,6 +23,7 @@ __all__ = [
     "FitConfig",
     "FitResult",
     "RunResult",
+    "Strategy",
     "TrainContext",
     "fit",
     "load_checkpoint",

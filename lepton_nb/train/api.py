@@ -8,7 +8,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from lepton_nb.errors import ConfigError
@@ -19,7 +18,8 @@ from lepton_nb.train.context import TrainContext
 from lepton_nb.train.driver import new_run_id, run_ranks, workers_of
 from lepton_nb.train.events import EventHub, check_callbacks
 from lepton_nb.train.rendezvous import RankSpec, free_port, rank_task
-from lepton_nb.train.strategies import STRATEGIES
+from lepton_nb.train.strategies import STRATEGIES, resolve_strategy
+from lepton_nb.train.strategy import FunctionStrategy, Strategy
 
 
 @dataclass
@@ -88,11 +88,13 @@ def _cluster_has_gpu(client: Any) -> bool:
     return bool(ws) and all(w.get("gpu") for w in ws)
 
 
-def _local_ranks(body: Callable[[TrainContext, Any], Any], payload: Any, hub: EventHub,
-                 run_id: str, checkpoint_dir: str | None, init_group: bool) -> list[Any]:
-    spec = RankSpec(0, 1, 0, 1, "local", "127.0.0.1", "127.0.0.1", free_port("127.0.0.1"),
-                    run_id, 0, checkpoint_dir, init_group, 60.0)
-    out = rank_task(spec, body, payload, sink=hub.push)
+def _local_ranks(strategy: Strategy, payload: Any, hub: EventHub, run_id: str,
+                 checkpoint_dir: str | None) -> list[Any]:
+    spec = RankSpec(rank=0, world_size=1, local_rank=0, local_world=1, address="local",
+                    host="127.0.0.1", master_addr="127.0.0.1",
+                    master_port=free_port("127.0.0.1"), run_id=run_id, attempt=0,
+                    checkpoint_dir=checkpoint_dir)
+    out = rank_task(spec, strategy, payload, sink=hub.push)
     hub.drain(force=True)
     return [out]
 
@@ -100,7 +102,7 @@ def _local_ranks(body: Callable[[TrainContext, Any], Any], payload: Any, hub: Ev
 def fit(
     model: Any, train_data: Any, val_data: Any = None, cluster: Any = None, epochs: int = 3,
     batch_size: int = 64, optimizer: str | Callable[..., Any] = "adam", lr: float = 1e-3,
-    loss: str | Callable[[Any, Any], Any] = "cross_entropy", strategy: str = "ddp",
+    loss: str | Callable[[Any, Any], Any] = "cross_entropy", strategy: str | Strategy = "ddp",
     precision: str = "fp32", checkpoint_dir: str | None = None, max_restarts: int = 2,
     seed: int = 0, callbacks: Sequence[Callback] = (), *, n_workers: int | None = None,
     log_every: int = 10, checkpoint_every: int = 50, compile: bool = False,
@@ -110,15 +112,18 @@ def fit(
     """Train ``model`` (an nn.Module or zero-argument factory) on ``train_data`` (a Dataset of
     ``(x, y)`` or a factory building it on the worker).  ``batch_size`` is the global batch
     (split across ranks).  Without a cluster (or with ``strategy="single"``) training runs
-    in-process.  See :mod:`lepton_nb.train.driver` for recovery from a lost worker."""
+    in-process.  ``strategy`` is a name in :data:`~lepton_nb.train.STRATEGIES` or a
+    :class:`~lepton_nb.train.Strategy`.  See :mod:`lepton_nb.train.driver` for recovery from a
+    lost worker."""
+    strat = resolve_strategy(strategy)  # before anything else, with or without a cluster
     if not (is_module(model) or callable(model)):
         raise ConfigError(f"model must be a torch nn.Module or a zero-argument factory, "
                           f"got {type(model).__name__}")
     _check_data(train_data, "train_data", True)
     _check_data(val_data, "val_data", False)
-    if cluster is None:
-        strategy = "single"
-    cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, strategy=strategy,
+    if cluster is None and not strat.in_process:
+        strat = STRATEGIES.get("single")
+    cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, strategy=strat.name,
                     precision=precision, checkpoint_dir=None if checkpoint_dir is None
                     else str(checkpoint_dir), checkpoint_every=checkpoint_every,
                     max_restarts=max_restarts, seed=seed, log_every=log_every,
@@ -127,7 +132,6 @@ def fit(
     cfg.validate()
     validate_names(loss, optimizer)
     cbs = check_callbacks(callbacks)
-    strat = STRATEGIES.get(strategy)
     client = None if strat.in_process else _client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers)
     if precision == "fp16" and not _cluster_has_gpu(client):
@@ -142,21 +146,19 @@ def fit(
     tmp = tempfile.mkdtemp(prefix="lepton-ckpt-") if cfg.checkpoint_dir is None else None
     ckpt = cfg.checkpoint_dir or tmp
     payload = Payload(model, train_data, val_data, loss, optimizer, cfg.to_dict())
-    hub.start({"strategy": strategy, "world_size": world, "epochs": epochs, "run_id": run_id,
+    hub.start({"strategy": strat.name, "world_size": world, "epochs": epochs, "run_id": run_id,
                "config": cfg.to_dict()})
     t0 = time.perf_counter()
     status = "failed"
     metrics: dict[str, Any] = {}
     try:
         if client is None:
-            results = _local_ranks(strat.body, payload, hub, run_id, ckpt, strat.init_group)
+            results = _local_ranks(strat, payload, hub, run_id, ckpt)
         else:
-            results = run_ranks(client, strat.body, payload, hub, run_id=run_id,
+            results = run_ranks(client, strat, payload, hub, run_id=run_id,
                                 n_workers=n_workers, max_restarts=max_restarts,
-                                checkpoint_dir=ckpt, init_group=strat.init_group,
-                                collective_timeout_s=collective_timeout_s,
-                                replace_timeout_s=replace_timeout_s, prepare=strat.prepare,
-                                abort=strat.abort)
+                                checkpoint_dir=ckpt, collective_timeout_s=collective_timeout_s,
+                                replace_timeout_s=replace_timeout_s)
         status = "succeeded"
     finally:
         history = hub.history()
@@ -171,7 +173,7 @@ def fit(
     steps = history[history["kind"] == "step"]
     last_loss = steps[steps["rank"] == 0]["loss"].dropna()
     metrics = {**r0["metrics"], "steps": int(r0["step"]), "epochs": epochs, "world_size": world,
-               "strategy": strategy, "restarts": int((history["kind"] == "restart").sum()),
+               "strategy": strat.name, "restarts": int((history["kind"] == "restart").sum()),
                "time_s": time.perf_counter() - t0,
                "train_loss": float(last_loss.iloc[-1]) if len(last_loss) else None,
                "samples_per_s": float(steps.groupby("rank")["samples_per_s"].mean().sum())
@@ -180,10 +182,6 @@ def fit(
         metrics["server"] = r0["server"]
     hub.end({"status": status, "history": history, "metrics": metrics})
     return FitResult(trained, history, metrics, cfg.to_dict())
-
-
-def _call_user(train_fn: Callable[[TrainContext], Any], ctx: TrainContext, _: Any) -> Any:
-    return train_fn(ctx)
 
 
 def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
@@ -204,15 +202,15 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
     hub = EventHub(cbs, progress, None)
     hub.start({"strategy": "run", "world_size": world, "epochs": None, "run_id": run_id,
                "config": {}})
-    body = partial(_call_user, train_fn)
+    strat = FunctionStrategy(train_fn)
     status = "failed"
     try:
         if client is None:
-            results = _local_ranks(body, None, hub, run_id, checkpoint_dir, False)
+            results = _local_ranks(strat, None, hub, run_id, checkpoint_dir)
         else:
-            results = run_ranks(client, body, None, hub, run_id=run_id, n_workers=n_workers,
+            results = run_ranks(client, strat, None, hub, run_id=run_id, n_workers=n_workers,
                                 max_restarts=max_restarts, checkpoint_dir=checkpoint_dir,
-                                init_group=False, collective_timeout_s=collective_timeout_s,
+                                collective_timeout_s=collective_timeout_s,
                                 replace_timeout_s=replace_timeout_s)
         status = "succeeded"
     finally:

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from lepton_nb.errors import ClusterError, TrainingError
 from lepton_nb.train.checkpoint import latest_path, load_checkpoint
 from lepton_nb.train.events import EventHub
 from lepton_nb.train.rendezvous import RankSpec, free_port, plan, rank_task
+from lepton_nb.train.strategy import Strategy
 
 POLL_S = 0.05
 WORKER_POLL_S = 0.25
@@ -128,7 +128,7 @@ def _teardown(client: Any, futures: list[Any], grace: float) -> list[str]:
 
 def run_ranks(
     client: Any,
-    body: Callable[[Any, Any], Any],
+    strategy: Strategy,
     payload: Any,
     hub: EventHub,
     *,
@@ -136,14 +136,13 @@ def run_ranks(
     n_workers: int | None,
     max_restarts: int,
     checkpoint_dir: str | None,
-    init_group: bool,
     collective_timeout_s: float = 60.0,
     replace_timeout_s: float = 30.0,
     stuck_grace_s: float = 5.0,
-    prepare: Callable[[Any, list[RankSpec], Any], Any] | None = None,
-    abort: Callable[[Any, str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``body(ctx, payload)`` once per rank (pinned tasks) until all ranks succeed."""
+    """Run ``strategy.body(ctx, payload)`` once per rank (pinned tasks) until all ranks
+    succeed; ``strategy.prepare`` runs before each attempt, ``strategy.abort`` after a failed
+    one."""
     topic = f"lepton-train-{run_id}"
     client.subscribe_topic(topic, hub.on_dask_event)
     target = n_workers or len(workers_of(client))
@@ -157,12 +156,14 @@ def run_ranks(
             port = client.submit(free_port, h0, workers=[a0], allow_other_workers=False,
                                  pure=False).result(timeout=60)
             threads = max(1, int(workers[a0].get("nthreads") or 1))
-            specs = [RankSpec(r, len(placed), lr, lw, a, h, h0, port, run_id, attempt,
-                              checkpoint_dir, init_group, collective_timeout_s, threads)
+            specs = [RankSpec(rank=r, world_size=len(placed), local_rank=lr, local_world=lw,
+                              address=a, host=h, master_addr=h0, master_port=port,
+                              run_id=run_id, attempt=attempt, checkpoint_dir=checkpoint_dir,
+                              timeout_s=collective_timeout_s, threads=threads)
                      for r, (a, h, lr, lw) in enumerate(placed)]
-            run_payload = prepare(client, specs, payload) if prepare else payload
+            run_payload = strategy.prepare(client, specs, payload)
             data = client.scatter(run_payload, broadcast=True, hash=False)
-            futures = [client.submit(rank_task, s, body, data, workers=[s.address],
+            futures = [client.submit(rank_task, s, strategy, data, workers=[s.address],
                                      allow_other_workers=False, pure=False, retries=0,
                                      key=f"lepton-rank-{run_id}-{attempt}-{s.rank}")
                        for s in specs]
@@ -171,8 +172,7 @@ def run_ranks(
             except Failure as fail:
                 if attempt < max_restarts:
                     hub.restart_marker(attempt + 1, fail.what, _resume_step(checkpoint_dir))
-                if abort is not None:
-                    abort(run_payload, fail.what)
+                strategy.abort(run_payload, fail.what)
                 _teardown(client, list(zip(futures, [s.address for s in specs], strict=True)),
                           stuck_grace_s)
                 if attempt == max_restarts:

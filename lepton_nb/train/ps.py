@@ -11,24 +11,14 @@ call.  Sync: the server waits for one gradient from every rank, averages them an
 from __future__ import annotations
 
 import asyncio
-import math
+from dataclasses import replace
 from typing import Any
 
-from lepton_nb.train._common import (
-    Meter,
-    Payload,
-    autocast,
-    build_data,
-    build_model,
-    evaluate,
-    loader,
-    loss_fn_of,
-    skip_batches,
-    split_batch,
-    to_device,
-)
+from lepton_nb.train._common import Payload, autocast, build_model, evaluate
 from lepton_nb.train.config import make_optimizer
 from lepton_nb.train.context import TrainContext
+from lepton_nb.train.skeleton import RankLoop
+from lepton_nb.train.strategy import Strategy
 
 SYNC_WAIT_S = 120.0
 
@@ -131,63 +121,79 @@ def _load(params: list[Any], values: list[Any]) -> None:
             p.copy_(v)
 
 
+class ParameterServerLoop(RankLoop):
+    """A rank of ``ps-sync``/``ps-async``: gradients out, fresh parameters back, every step."""
+
+    def setup(self) -> None:
+        self.server = self.payload.extra["server"]
+        self.sync = self.payload.extra["mode"] == "sync"
+        self.version, values = self.server.pull().result()
+        _load(self.params, values)
+        self.stale_max = 0
+
+    def train_step(self, x: Any, y: Any) -> Any:
+        with autocast(self.cfg, self.device):
+            loss = self.loss_fn(self.model(x), y)
+        for p in self.params:
+            p.grad = None
+        loss.backward()
+        grads = [None if p.grad is None else p.grad.detach().cpu() for p in self.params]
+        if self.sync:
+            self.version, values = self.server.push_sync(self.ctx.rank, grads).result()
+        else:
+            self.version, values, stale = self.server.push_async(
+                self.ctx.rank, grads, self.version).result()
+            self.stale_max = max(self.stale_max, stale)
+        _load(self.params, values)
+        return loss
+
+    def report_step(self) -> int:
+        return int(self.version)
+
+    def step_metrics(self) -> dict[str, Any]:
+        out = {"staleness": self.stale_max}
+        self.stale_max = 0
+        return out
+
+    def finish(self, out: dict[str, Any]) -> dict[str, Any]:
+        _, values = self.server.finish(self.ctx.rank).result()  # async: others push after us
+        out["server"] = self.server.stats().result()
+        if self.ctx.rank == 0:
+            _load(self.params, values)
+            if not self.sync and self.val_ds is not None:  # metrics of the model fit returns
+                out["metrics"] = evaluate(self.model, self.val_ds, self.loss_fn, self.cfg,
+                                          self.device)
+            out["state_dict"] = self.state_dict()
+        return out
+
+
 def ps_loop(ctx: TrainContext, payload: Payload) -> dict[str, Any]:
-    import torch
-
-    cfg = payload.cfg
-    server = payload.extra["server"]
-    sync = payload.extra["mode"] == "sync"
-    device = ctx.device
-    model = build_model(payload.model, cfg.seed).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    train_ds = build_data(payload.train_data)
-    val_ds = build_data(payload.val_data) if ctx.rank == 0 else None
-    loss_fn = loss_fn_of(payload)
-    version, values = server.pull().result()
-    _load(params, values)
-    dl = loader(train_ds, cfg, ctx.rank, ctx.world_size, device)
-    steps_per_epoch = math.ceil(len(dl.sampler) / dl.batch_size)
-    meter = Meter()
-    last_val: dict[str, float] = {}
-    stale_max = 0
-    model.train()
-    for epoch in range(cfg.epochs):
-        dl.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-        for batch in skip_batches(dl, 0):
-            x, y = (to_device(b, device) for b in split_batch(batch))
-            with autocast(cfg, device):
-                loss = loss_fn(model(x), y)
-            for p in params:
-                p.grad = None
-            loss.backward()
-            grads = [None if p.grad is None else p.grad.detach().cpu() for p in params]
-            if sync:
-                version, values = server.push_sync(ctx.rank, grads).result()
-            else:
-                version, values, stale = server.push_async(ctx.rank, grads, version).result()
-                stale_max = max(stale_max, stale)
-            _load(params, values)
-            meter.add(loss, len(y))
-            if meter.n == cfg.log_every:
-                m = meter.flush(cfg.lr)
-                ctx.report(step=version, epoch=epoch, staleness=stale_max, **m)
-                stale_max = 0
-        if meter.n:
-            ctx.report(step=version, epoch=epoch, staleness=stale_max, **meter.flush(cfg.lr))
-        if val_ds is not None:
-            last_val = evaluate(model, val_ds, loss_fn, cfg, device)
-            ctx.emit("epoch", version, epoch, **last_val)
-    out: dict[str, Any] = {"step": version, "metrics": last_val,
-                           "steps_per_epoch": steps_per_epoch}
-    _, values = server.finish(ctx.rank).result()  # async: others may push after our pull
-    out["server"] = server.stats().result()
-    if ctx.rank == 0:
-        _load(params, values)
-        if not sync and val_ds is not None:  # metrics describe the model fit returns
-            out["metrics"] = evaluate(model, val_ds, loss_fn, cfg, device)
-        with torch.no_grad():
-            out["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return out
+    return ParameterServerLoop(ctx, payload).run()
 
 
-__all__ = ["ParameterServer", "ps_loop"]
+class ParameterServerStrategy(Strategy):
+    """``ps-sync`` / ``ps-async``: the server is a Dask Actor on the rank-0 worker."""
+
+    init_group = False
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.name = f"ps-{mode}"
+
+    def prepare(self, client: Any, specs: list[Any], payload: Payload) -> Payload:
+        data = client.scatter(payload, workers=[specs[0].address], hash=False)
+        server = client.submit(ParameterServer, data, len(specs), self.mode, actor=True,
+                               workers=[specs[0].address], allow_other_workers=False,
+                               pure=False).result(timeout=120)
+        return replace(payload, extra={**payload.extra, "server": server, "mode": self.mode})
+
+    def body(self, ctx: TrainContext, payload: Payload) -> dict[str, Any]:
+        return ps_loop(ctx, payload)
+
+    def abort(self, payload: Payload, reason: str) -> None:
+        server = payload.extra.get("server")
+        if server is not None:
+            server.abort(reason).result(timeout=10)
+
+
+__all__ = ["ParameterServer", "ParameterServerLoop", "ParameterServerStrategy", "ps_loop"]

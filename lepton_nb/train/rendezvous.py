@@ -21,10 +21,14 @@ from datetime import timedelta
 from typing import Any
 
 from lepton_nb.train.context import Sink, TrainContext, pick_device, torchrun_env
+from lepton_nb.train.strategy import Strategy
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RankSpec:
+    """Where and how one rank runs (built with keywords: ``RankSpec(rank=0, world_size=2, ...)``).
+    What the rank does is the strategy's business, not the spec's."""
+
     rank: int
     world_size: int
     local_rank: int
@@ -36,8 +40,7 @@ class RankSpec:
     run_id: str
     attempt: int
     checkpoint_dir: str | None
-    init_group: bool
-    timeout_s: float
+    timeout_s: float = 60.0
     threads: int = 1
 
 
@@ -100,10 +103,10 @@ def _tune_malloc(on: bool) -> Callable[[], None]:
     return undo
 
 
-def rank_task(spec: RankSpec, body: Callable[[TrainContext, Any], Any], payload: Any,
+def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
               sink: Sink | None = None) -> dict[str, Any]:
     """The body of one rank's Dask task (or the in-process rank when ``sink`` is given):
-    environment, process group, body, teardown."""
+    environment, process group (if ``strategy.init_group``), ``strategy.body``, teardown."""
     import torch
     import torch.distributed as dist
 
@@ -125,14 +128,14 @@ def rank_task(spec: RankSpec, body: Callable[[TrainContext, Any], Any], payload:
                        sink=sink)
     restore_malloc = _tune_malloc(sink is None)
     try:
-        if spec.init_group:
+        if strategy.init_group:
             dist.init_process_group(
                 "nccl" if device.type == "cuda" else "gloo",
                 init_method=f"tcp://{spec.master_addr}:{spec.master_port}",
                 rank=spec.rank, world_size=spec.world_size,
                 timeout=timedelta(seconds=spec.timeout_s),
             )
-        result = body(ctx, payload)
+        result = strategy.body(ctx, payload)
     except BaseException as e:
         # The traceback's frames hold the DDP wrapper and so the process group; free them so
         # the group really closes its sockets and the peers fail now, not at their timeout.

@@ -1,63 +1,42 @@
-"""The strategy registry: how ranks are placed and how they share what they learn.
+"""The strategy registry (:data:`STRATEGIES`); each entry is a :class:`~lepton_nb.train.strategy.
+Strategy` instance.
 
 - ``single``: one in-process rank (no cluster needed; what fit uses without a cluster).
 - ``ddp``: one pinned Dask task per worker, a gloo/nccl process group, DistributedDataParallel.
 - ``ps-sync`` / ``ps-async``: a Dask Actor parameter server (see :mod:`lepton_nb.train.ps`).
+
+Add one with ``STRATEGIES.add(name, MyStrategy())`` (see ``docs/contributing.md``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from functools import partial
-from typing import Any
-
 from lepton_nb._registry import Registry
-from lepton_nb.train._common import Payload
-from lepton_nb.train.context import TrainContext
-from lepton_nb.train.loop import train_loop
-from lepton_nb.train.ps import ParameterServer, ps_loop
-
-
-@dataclass(frozen=True)
-class Strategy:
-    name: str
-    body: Callable[[TrainContext, Any], Any]
-    in_process: bool = False
-    init_group: bool = False
-    prepare: Callable[[Any, list[Any], Any], Any] | None = None
-    abort: Callable[[Any, str], None] | None = None
-
+from lepton_nb.errors import ConfigError, NotFoundError
+from lepton_nb.train.loop import DDPStrategy, SingleStrategy
+from lepton_nb.train.ps import ParameterServerStrategy
+from lepton_nb.train.strategy import Strategy
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 
-
-def _ddp_body(ctx: TrainContext, payload: Payload) -> dict[str, Any]:
-    return train_loop(ctx, payload, distributed=True)
-
-
-def _single_body(ctx: TrainContext, payload: Payload) -> dict[str, Any]:
-    return train_loop(ctx, payload, distributed=False)
+for _s in (SingleStrategy(), DDPStrategy(), ParameterServerStrategy("sync"),
+           ParameterServerStrategy("async")):
+    STRATEGIES.add(_s.name, _s)
 
 
-def _ps_prepare(mode: str, client: Any, specs: list[Any], payload: Payload) -> Payload:
-    data = client.scatter(payload, workers=[specs[0].address], hash=False)
-    server = client.submit(ParameterServer, data, len(specs), mode, actor=True,
-                           workers=[specs[0].address], allow_other_workers=False,
-                           pure=False).result(timeout=120)
-    return replace(payload, extra={**payload.extra, "server": server, "mode": mode})
+def resolve_strategy(strategy: str | Strategy) -> Strategy:
+    """A registered name or a :class:`Strategy` instance; anything else is a ConfigError."""
+    if isinstance(strategy, Strategy):
+        if not strategy.name:
+            raise ConfigError(f"{type(strategy).__name__} has no name; set the class "
+                              "attribute name = '...'")
+        return strategy
+    if not isinstance(strategy, str):
+        raise ConfigError(f"strategy must be a name ({', '.join(STRATEGIES.names())}) or a "
+                          f"lepton_nb.train.Strategy, got {type(strategy).__name__}")
+    try:
+        return STRATEGIES.get(strategy)
+    except NotFoundError as e:
+        raise ConfigError(str(e)) from None
 
 
-def _ps_abort(payload: Payload, reason: str) -> None:
-    server = payload.extra.get("server")
-    if server is not None:
-        server.abort(reason).result(timeout=10)
-
-
-STRATEGIES.add("single", Strategy("single", _single_body, in_process=True))
-STRATEGIES.add("ddp", Strategy("ddp", _ddp_body, init_group=True))
-for _mode in ("sync", "async"):
-    STRATEGIES.add(f"ps-{_mode}", Strategy(f"ps-{_mode}", ps_loop,
-                                            prepare=partial(_ps_prepare, _mode), abort=_ps_abort))
-
-__all__ = ["STRATEGIES", "Strategy"]
+__all__ = ["STRATEGIES", "Strategy", "resolve_strategy"]

@@ -32,8 +32,10 @@ def base_figure(title: str, height: int) -> go.Figure:
     fig.update_yaxes(title_text="loss", row=1, col=1, secondary_y=False)
     fig.update_yaxes(title_text="accuracy", row=1, col=1, secondary_y=True, showgrid=False)
     fig.update_yaxes(title_text="samples/s", row=2, col=1, secondary_y=False)
+    # From zero: plotly pads a constant series by +-1 (1e-3 drawn on -0.98..0.80), and an lr
+    # axis that starts at 0 also shows a schedule's shape truthfully.
     fig.update_yaxes(title_text="lr", row=2, col=1, secondary_y=True, showgrid=False,
-                     exponentformat="e")
+                     exponentformat="e", rangemode="tozero")
     fig.update_xaxes(title_text="step", row=2, col=1)
     return fig
 

@@ -121,3 +121,42 @@ def test_tutorials_command_refuses_unknown_names(capsys: pytest.CaptureFixture[s
     assert main(["tutorials", "99", "-o", "unused"]) == 1
     err = capsys.readouterr().err
     assert "lepton-nb: error:" in err and "99" in err
+
+
+def test_schedule_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import nbformat
+
+    book = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("n = 1")
+    cell.metadata["tags"] = ["parameters"]
+    book.cells = [cell]
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
+    nb = str(tmp_path / "a.ipynb")
+    nbformat.write(book, nb)
+    store = str(tmp_path / "s.sqlite")
+    assert main(["--store", store, "schedule", "add", nb, "0 3 * * *", "-p", "n", "4"]) == 0
+    out = capsys.readouterr().out
+    sid = out.split()[1]
+    assert "next firing" in out
+    assert main(["--store", store, "schedule", "list"]) == 0
+    assert sid in capsys.readouterr().out
+    assert main(["--store", store, "schedule", "pause", sid]) == 0
+    assert "paused" in capsys.readouterr().out
+    assert main(["--store", store, "schedule", "resume", sid]) == 0
+    assert "next" in capsys.readouterr().out
+    assert main(["--store", store, "schedule", "run", sid]) == 0
+    assert "queued" in capsys.readouterr().out
+    assert [r.status for r in JobStore(store).list()] == ["queued"]
+    assert main(["--store", store, "schedule", "remove", sid]) == 0
+    for argv, needle in (
+        (["schedule", "add", nb, "61 * * * *"], "invalid cron"),
+        (["schedule", "add", nb, "* * * * *", "--timezone", "Nowhere/X"], "unknown time zone"),
+        (["schedule", "add", nb, "* * * * *", "-p", "nope", "1"], "nope"),
+        (["schedule", "add", nb, "* * * * *", "--profile", "zzz"], "unknown cluster profile"),
+        (["schedule", "add", str(tmp_path / "missing.ipynb"), "@daily"], "does not exist"),
+        (["schedule", "pause", sid], "does not exist"),
+        (["scheduler", "--max-parallel", "0"], "max_parallel_jobs must be"),
+    ):
+        assert main(["--store", store, *argv]) == 1
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, (argv, err)

@@ -82,10 +82,10 @@ def test_every_method_is_authenticated_and_authorized() -> None:
 async def test_loading_raises_no_auth_warning(jp_serverapp: Any, jp_fetch: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        from lepton_nb.server import _load_jupyter_server_extension
+        from lepton_nb.server import LeptonApp
 
         # Loading again onto the same app re-registers the routes and must not warn.
-        _load_jupyter_server_extension(jp_serverapp)
+        LeptonApp._load_jupyter_server_extension(jp_serverapp)
     code, body = await _code(jp_fetch, "GET", ("clusters",), None)
     assert (code, body) == (200, [])
 

@@ -193,3 +193,12 @@ def test_widgets_package_resolves_names_lazily() -> None:
     assert widgets.LossCurve is LossCurve
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = widgets.Nope
+
+
+def test_constant_lr_axis_starts_at_zero() -> None:
+    curve = LossCurve(redraw_interval=0)
+    feed(curve, 5)  # lr is 1e-3 at every step
+    fig = curve.widget.children[1]
+    lr_axis = fig.layout[trace(curve, "lr").yaxis.replace("y", "yaxis")]
+    # plotly would pad a constant 1e-3 by +-1 (an axis from -0.98 to 0.80); from zero it is 0..1e-3
+    assert lr_axis.rangemode == "tozero" and lr_axis.title.text == "lr"

@@ -1,0 +1,216 @@
+"""The job runner: a process detached from the Jupyter server that starts queued jobs.
+
+One runner per store, guarded by an exclusive ``flock`` on ``<store>.runner.lock`` (released by
+the kernel when the process dies, so a SIGKILL never leaves a stale lock). It starts each job
+in a process of its own, forked from the runner after papermill and nbconvert are imported
+(a fresh interpreter per job would pay ~2 CPU-seconds of imports), at most ``max_parallel`` at
+once counting every record stored as ``running`` whose process is alive, including jobs started
+by an earlier runner that died: those are re-attached simply by being counted and left to
+finish. A ``running`` record whose process is gone is marked ``lost`` with the reason. The
+runner exits after ``idle_exit`` seconds with nothing queued or running; the server (or
+``lepton-nb scheduler``) starts a new one when work arrives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+from lepton_nb.errors import ConfigError
+from lepton_nb.jobs.models import ErrorInfo, JobRecord
+from lepton_nb.jobs.store import JobStore, _pid_alive, effective_status, open_store
+
+POLL_S = 0.3
+
+
+def lock_path(store: JobStore, what: str) -> Path:
+    return store.path.with_name(f"{store.path.name}.{what}.lock")
+
+
+@contextlib.contextmanager
+def try_lock(path: Path) -> Iterator[IO[str] | None]:
+    """Yield the open lock file when the exclusive lock was taken, else None (never waits)."""
+    f = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        yield f
+    finally:
+        f.close()
+
+
+def check_max_parallel(n: int) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"max_parallel_jobs must be an integer >= 1, got {n!r}")
+    return n
+
+
+def mark_lost(store: JobStore) -> list[str]:
+    """Every record stored as ``running`` without a live process becomes ``lost``, with why."""
+    lost = []
+    for rec in store.raw_running():
+        if effective_status(rec) != "lost":
+            continue
+
+        def mark(r: JobRecord) -> None:
+            if r.status != "running":
+                return
+            here = r.host == socket.gethostname() and r.pid is not None
+            why = (
+                f"its process (pid {r.pid} on {r.host}) ended without recording a result"
+                if here and not _pid_alive(r.pid or 0)
+                else f"no heartbeat from {r.host or 'its host'} since "
+                f"{time.ctime(r.heartbeat or 0)}"
+            )
+            r.status, r.ended = "lost", time.time()
+            r.error = ErrorInfo(reason="lost", evalue=why)
+
+        store.update(rec.id, mark)
+        lost.append(rec.id)
+    return lost
+
+
+class Dispatcher:
+    """Start queued jobs of ``store``, ``max_parallel`` at a time (call :meth:`run`)."""
+
+    def __init__(self, store: JobStore, max_parallel: int = 2, idle_exit: float = 30.0) -> None:
+        self.store, self.max_parallel = store, check_max_parallel(max_parallel)
+        self.idle_exit = idle_exit
+        self._children: list[int] = []
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def run(self) -> bool:
+        """Run until idle; False when another runner already serves this store."""
+        with try_lock(lock_path(self.store, "runner")) as lock:
+            if lock is None:
+                return False
+            lock.truncate(0)
+            lock.write(f"{os.getpid()}\n")
+            lock.flush()
+            _preload()
+            idle_since = time.monotonic()
+            while not self._halt.is_set():
+                busy = self.step()
+                if busy:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > self.idle_exit:
+                    break
+                self._halt.wait(POLL_S)
+            return True
+
+    def step(self) -> bool:
+        """One pass; returns whether anything is queued or running."""
+        self._children = [pid for pid in self._children if not _reaped(pid)]
+        mark_lost(self.store)
+        running = [r for r in self.store.raw_running() if effective_status(r) == "running"]
+        queued = self.store.queued_ids()
+        for job_id in queued[: max(0, self.max_parallel - len(running))]:
+            if self.store.claim(job_id, os.getpid()) is not None:
+                self._children.append(self._spawn(job_id))
+        return bool(running or queued or self._children)
+
+    def _spawn(self, job_id: str) -> int:
+        # The runner has no other threads, so forking it is safe.
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child (its coverage is the job's record)
+            code = 1
+            try:
+                code = run_claimed(self.store.path, job_id)
+            finally:
+                os._exit(code)
+        return pid
+
+
+def _preload() -> None:
+    import nbformat  # noqa: F401
+    import papermill  # noqa: F401
+
+    from lepton_nb.jobs._execute import _preload as preload_html
+
+    preload_html()
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == pid
+
+
+def run_claimed(store_path: Path, job_id: str) -> int:
+    """Run job ``job_id`` (claimed: stored as ``running``) in this process; the exit code."""
+    from lepton_nb.jobs._execute import execute
+
+    store = JobStore(store_path)
+    rec = store.get(job_id)
+    if rec.status != "running" or rec.output is None:
+        return 0  # cancelled between the claim and this start
+    done = execute(rec, Path(rec.notebook), Path(rec.output), store, html=rec.html_copy)
+    return 0 if done.status == "succeeded" else 1
+
+
+def runner_pid(store: JobStore) -> int | None:
+    """The pid of the runner serving ``store``, or None when none holds the lock."""
+    path = lock_path(store, "runner")
+    if not path.exists():
+        return None
+    with try_lock(path) as lock:
+        if lock is not None:
+            return None
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def ensure_runner(
+    store: JobStore | str | Path | None = None, max_parallel: int = 2, idle_exit: float = 30.0
+) -> subprocess.Popen[bytes] | None:
+    """Start a detached runner for ``store`` unless one is already running."""
+    db = open_store(store)
+    check_max_parallel(max_parallel)
+    if runner_pid(db) is not None:
+        return None
+    cmd = [
+        sys.executable, "-m", "lepton_nb.jobs.dispatcher", str(db.path),
+        "--max-parallel", str(max_parallel), "--idle-exit", str(idle_exit),
+    ]
+    with open(db.path.parent / "runner.log", "ab") as out:
+        # A new session: the server's Ctrl-C / SIGKILL of its process group never reaches it.
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    # Reap it when it exits (it is our child while this process lives).
+    threading.Thread(target=proc.wait, name="lepton-runner-reaper", daemon=True).start()
+    return proc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lepton_nb.jobs.dispatcher")
+    p.add_argument("store")
+    p.add_argument("--max-parallel", type=int, default=2)
+    p.add_argument("--idle-exit", type=float, default=30.0)
+    args = p.parse_args(argv)
+    Dispatcher(JobStore(args.store), args.max_parallel, args.idle_exit).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The schedules routes and the job runner behind a real Jupyter server (real papermill jobs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from tornado.httpclient import HTTPClientError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def jp_server_config(tmp_home: Path) -> dict[str, Any]:
+    return {
+        "ServerApp": {"jpserver_extensions": {"lepton_nb": True}},
+        "LeptonSettings": {"max_parallel_jobs": 2, "runner_idle_exit": 3.0},
+    }
+
+
+@pytest.fixture
+def notebook(jp_root_dir: Path) -> str:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("n = 2\nsleep = 0.0")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "import time\nimport lepton_nb as ln\ntime.sleep(sleep)\nln.record('square', n * n)"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
+    (jp_root_dir / "work").mkdir()
+    nbformat.write(nb, jp_root_dir / "work" / "sq.ipynb")
+    return "work/sq.ipynb"
+
+
+async def _json(jp_fetch: Any, *parts: str, **kw: Any) -> tuple[int, Any]:
+    try:
+        r = await jp_fetch("lepton", "api", *parts, request_timeout=60, **kw)
+    except HTTPClientError as e:
+        assert e.response is not None
+        return e.code, json.loads(e.response.body)
+    return r.code, json.loads(r.body)
+
+
+async def _wait_all(jp_fetch: Any, n: int, timeout: float = 240) -> list[dict[str, Any]]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        code, jobs = await _json(jp_fetch, "jobs")
+        assert code == 200
+        if len(jobs) == n and all(j["status"] not in ("queued", "running") for j in jobs):
+            return list(jobs)
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{n} jobs did not finish in {timeout} s: {jobs}")
+
+
+async def test_schedule_crud_and_run_now(jp_fetch: Any, notebook: str) -> None:
+    body = {"notebook": notebook, "parameters": {"n": 3}, "cron": "0 3 * * *",
+            "timezone": "Europe/Paris"}
+    code, s = await _json(jp_fetch, "schedules", method="POST", body=json.dumps(body))
+    assert code == 201 and s["notebook"] == notebook and s["next_fire"] > 0, s
+    assert s["last_job"] is None and s["name"] == "sq"
+    code, listed = await _json(jp_fetch, "schedules")
+    assert code == 200 and [x["id"] for x in listed] == [s["id"]]
+
+    patch = json.dumps({"parameters": {"n": 4}, "paused": True})
+    code, p = await _json(jp_fetch, "schedules", s["id"], method="PATCH", body=patch)
+    assert code == 200 and p["paused"] and p["parameters"] == {"n": 4}
+
+    code, job = await _json(jp_fetch, "schedules", s["id"], "run", method="POST", body="{}")
+    assert code == 202 and job["schedule_id"] == s["id"] and job["status"] == "queued"
+    (done,) = await _wait_all(jp_fetch, 1)
+    assert done["status"] == "succeeded" and done["records"] == {"square": 16}, done
+    assert done["output_path"].startswith("lepton-outputs/") and done["html_path"]
+    code, again = await _json(jp_fetch, "schedules", s["id"])
+    assert again["last_job"] == job["id"] and again["last_status"] == "succeeded"
+
+    code, gone = await _json(jp_fetch, "schedules", s["id"], method="DELETE")
+    assert code == 200 and gone["id"] == s["id"]
+    code, err = await _json(jp_fetch, "schedules", s["id"])
+    assert code == 404 and "does not exist" in err["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"cron": "61 * * * *"}, 400, "invalid cron"),
+        ({"cron": "every day"}, 400, "5 fields"),
+        ({"timezone": "Moon/Base"}, 400, "unknown time zone"),
+        ({"notebook": "../x.ipynb"}, 403, "outside"),
+        ({"notebook": "work/missing.ipynb"}, 400, "does not exist"),
+        ({"profile": "no-such-profile"}, 400, "unknown cluster profile"),
+        ({"parameters": {"nope": 1}}, 400, "nope"),
+        ({"when": "daily"}, 400, "when"),
+    ],
+)
+async def test_create_rejects(
+    jp_fetch: Any, notebook: str, body: dict[str, Any], status: int, needle: str
+) -> None:
+    full = {"notebook": notebook, "cron": "* * * * *", **body}
+    code, err = await _json(jp_fetch, "schedules", method="POST", body=json.dumps(full))
+    assert code == status and needle in err["message"], err
+    assert set(err) == {"error", "message"}
+    code, listed = await _json(jp_fetch, "schedules")
+    assert listed == []
+
+
+async def test_patch_rejects_unknown_fields_and_ids(jp_fetch: Any, notebook: str) -> None:
+    body = json.dumps({"notebook": notebook, "cron": "@daily"})
+    _, s = await _json(jp_fetch, "schedules", method="POST", body=body)
+    for patch, needle in (({"notebook": "other.ipynb"}, "notebook"), ({"cron": "x"}, "5 fields")):
+        code, err = await _json(
+            jp_fetch, "schedules", s["id"], method="PATCH", body=json.dumps(patch)
+        )
+        assert code == 400 and needle in err["message"], err
+    for method, parts in (("GET", ()), ("DELETE", ()), ("POST", ("run",))):
+        body = "{}" if method == "POST" else None
+        code, err = await _json(jp_fetch, "schedules", "nope", *parts, method=method, body=body)
+        assert code == 404, err
+
+
+async def test_twelve_jobs_run_at_most_two_at_once(jp_fetch: Any, notebook: str) -> None:
+    for i in range(12):
+        body = json.dumps({"notebook": notebook, "parameters": {"n": i, "sleep": 1.0}})
+        code, job = await _json(jp_fetch, "jobs", method="POST", body=body)
+        assert code == 202 and job["status"] == "queued"
+    jobs = await _wait_all(jp_fetch, 12)
+    assert sorted(j["records"]["square"] for j in jobs) == sorted(i * i for i in range(12))
+    assert {j["status"] for j in jobs} == {"succeeded"}
+    events = sorted([(j["started"], 1) for j in jobs] + [(j["ended"], -1) for j in jobs])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak == 2  # overlapping intervals seen, never more than max_parallel_jobs
