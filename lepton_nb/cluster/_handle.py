@@ -23,7 +23,7 @@ class Cluster:
     def __init__(
         self,
         client: Client,
-        cluster: DaskCluster | None = None,
+        cluster: DaskCluster | Any | None = None,  # any manager with scale/close
         kind: str = "remote",
         gpu: bool | None = None,
         name: str | None = None,

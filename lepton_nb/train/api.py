@@ -12,6 +12,7 @@ from typing import Any
 
 from lepton_nb.errors import ConfigError
 from lepton_nb.train._common import Payload, build_model, is_module
+from lepton_nb.train._lifeline import SchedulerLost
 from lepton_nb.train.callbacks import Callback
 from lepton_nb.train.config import FitConfig, validate_names
 from lepton_nb.train.context import TrainContext
@@ -160,6 +161,9 @@ def fit(
                                 checkpoint_dir=ckpt, collective_timeout_s=collective_timeout_s,
                                 replace_timeout_s=replace_timeout_s)
         status = "succeeded"
+    except SchedulerLost:
+        tmp = None  # keep the checkpoints the error message points to
+        raise
     finally:
         history = hub.history()
         if status != "succeeded":

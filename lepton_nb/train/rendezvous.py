@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from lepton_nb.train._lifeline import stop_with_worker
 from lepton_nb.train.context import Sink, TrainContext, pick_device, torchrun_env
 from lepton_nb.train.strategy import Strategy
 
@@ -135,7 +136,8 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
                 rank=spec.rank, world_size=spec.world_size,
                 timeout=timedelta(seconds=spec.timeout_s),
             )
-        result = strategy.body(ctx, payload)
+        with stop_with_worker(sink is None):  # the scheduler died: stop, don't train for nobody
+            result = strategy.body(ctx, payload)
     except BaseException as e:
         # The traceback's frames hold the DDP wrapper and so the process group; free them so
         # the group really closes its sockets and the peers fail now, not at their timeout.
