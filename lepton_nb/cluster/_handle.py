@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import html
+import os
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb.cluster._worker_gpus import worker_gpus
 from lepton_nb.errors import ClusterError, ConfigError
 
 if TYPE_CHECKING:
     from distributed import Client
     from distributed.deploy import Cluster as DaskCluster
+
+
+def raise_beyond_devices(e: ValueError, n: int | None) -> None:
+    """dask-cuda refuses more workers than visible GPUs with a bare ``ValueError("Can not
+    scale beyond visible devices", [devices])``; say it in the user's terms."""
+    if not e.args or "scale beyond visible devices" not in str(e.args[0]):
+        return
+    devices = e.args[1] if len(e.args) > 1 else "?"
+    raise ConfigError(
+        f"{n} GPU workers asked for, but LocalCUDACluster runs one worker per visible GPU and "
+        f"only these are visible: {devices} (CUDA_VISIBLE_DEVICES="
+        f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}); ask for at most that many workers, or "
+        "make more GPUs visible"
+    ) from e
 
 
 class Cluster:
@@ -82,10 +98,12 @@ class Cluster:
         if rpc is None:
             raise ClusterError("the client is not connected to a scheduler yet")
         info = client.sync(rpc.identity, n_workers=-1)["workers"]
+        # asked from the workers: nanny-started GPU workers register without their GPU
+        gpus = worker_gpus(client, info)
         rows = []
         for addr, w in sorted(info.items()):
-            # distributed's workers report NVML's one-time GPU info at registration
-            gpu = w.get("gpu") or {}
+            own = (gpus.get(addr) or {}).get("gpus") or [{}]
+            cc = own[0].get("compute_capability")
             rows.append(
                 {
                     "address": addr,
@@ -93,8 +111,10 @@ class Cluster:
                     "name": str(w.get("name")),
                     "nthreads": w.get("nthreads"),
                     "memory_limit": w.get("memory_limit"),
-                    "gpu_name": gpu.get("name"),
-                    "gpu_memory": gpu.get("memory-total"),
+                    "gpu_name": own[0].get("name"),
+                    "gpu_memory": own[0].get("memory_bytes"),
+                    "gpu_capability": None if cc is None else f"{cc[0]}.{cc[1]}",
+                    "gpu_count": len((gpus.get(addr) or {}).get("gpus") or []),
                 }
             )
         return rows
@@ -121,7 +141,12 @@ class Cluster:
     def scale(self, n: int) -> None:
         if not isinstance(n, int) or n < 0:
             raise ConfigError(f"scale(n) needs a whole number of workers >= 0, got {n!r}")
-        self._owned_cluster("scale").scale(n)
+        cluster = self._owned_cluster("scale")
+        try:
+            cluster.scale(n)
+        except ValueError as e:
+            raise_beyond_devices(e, n)
+            raise
 
     def adapt(self, minimum: int = 0, maximum: int = 4, **kwargs: Any) -> None:
         if minimum < 0 or maximum < minimum:

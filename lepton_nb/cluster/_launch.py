@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from lepton_nb.cluster import _factory, _gateway  # noqa: F401  (register their kinds)
 from lepton_nb.cluster._gpu import detect_gpus
-from lepton_nb.cluster._handle import Cluster
+from lepton_nb.cluster._handle import Cluster, raise_beyond_devices
 from lepton_nb.cluster._kinds import CLUSTER_KINDS, ClusterKind, LaunchSpec
 from lepton_nb.cluster._profiles import get_profile
 from lepton_nb.errors import ClusterError, ConfigError, GPUUnavailableError
@@ -49,15 +49,19 @@ def _local_cuda_cluster(spec: LaunchSpec) -> Cluster:
         ) from e
     from distributed import Client
 
-    cluster = LocalCUDACluster(
-        n_workers=spec.n_workers,
-        threads_per_worker=spec.threads_per_worker or 1,
-        memory_limit=spec.memory_limit,
-        host=spec.host,
-        dashboard_address=spec.dashboard_address,
-        security=spec.security,
-        **spec.extra,
-    )
+    try:
+        cluster = LocalCUDACluster(
+            n_workers=spec.n_workers,
+            threads_per_worker=spec.threads_per_worker or 1,
+            memory_limit=spec.memory_limit,
+            host=spec.host,
+            dashboard_address=spec.dashboard_address,
+            security=spec.security,
+            **spec.extra,
+        )
+    except ValueError as e:
+        raise_beyond_devices(e, spec.n_workers)
+        raise
     return Cluster(Client(cluster, security=spec.security), cluster, kind="local-cuda", gpu=True)
 
 
@@ -136,6 +140,11 @@ def launch_cluster(
     kind = kind_name or ("local-cuda" if use_gpu else "local")
     if kind == "local-cuda" and not use_gpu:
         kind = "local"
+    if kind == "local-cuda" and n_workers is not None and "CUDA_VISIBLE_DEVICES" not in kwargs:
+        visible = detect_gpus()
+        if n_workers > len(visible):  # refuse before a scheduler starts, not halfway
+            raise_beyond_devices(ValueError("Can not scale beyond visible devices",
+                                            [g.uuid or g.index for g in visible]), n_workers)
     security = None
     if secure:
         from distributed.security import Security

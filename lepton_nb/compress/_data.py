@@ -55,14 +55,34 @@ def first_input(data: Any, batch_size: int = 256, what: str = "data") -> torch.T
     raise ConfigError(f"{what} is empty; pass at least one batch")
 
 
-def forward_checked(model: nn.Module, x: torch.Tensor, what: str = "eval data") -> torch.Tensor:
-    """Run ``model(x)`` and turn a shape mismatch into an error that names the shapes."""
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's first parameter (or buffer) lives; CPU for a model without any."""
     import torch
 
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def forward_checked(model: nn.Module, x: torch.Tensor, what: str = "eval data") -> torch.Tensor:
+    """Run ``model(x)``; a device mismatch or a shape mismatch becomes an error naming it."""
+    import torch
+
+    dev = model_device(model)
+    if x.device != dev:
+        raise ConfigError(
+            f"{what} is on {x.device} but the model is on {dev}; move one to the other "
+            f"(e.g. model.to('{x.device}') or the data's tensors .to('{dev}'))"
+        )
     try:
         with torch.no_grad():
             return model(x)
     except (RuntimeError, ValueError, AssertionError) as e:
+        if "same device" in str(e) or "device type" in str(e):  # parts of the model elsewhere
+            raise ConfigError(
+                f"the model's layers are on different devices ({e}); move the whole model "
+                "with model.to(device)"
+            ) from e
         raise ConfigError(
             f"{what} has inputs of shape {tuple(x.shape)} that the model cannot take ({e}); "
             "pass data shaped like the model's training inputs, e.g. (N, 1, 28, 28) for MNIST"
@@ -76,8 +96,10 @@ def accuracy(model: nn.Module, data: Any, batch_size: int = 256) -> float:
     was_training = model.training
     model.eval()
     correct = total = 0
+    dev = model_device(model)  # eval data follows the model (a CUDA model, CPU batches)
     try:
         for x, y in iter_batches(data, batch_size, "eval data"):
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             out = forward_checked(model, x)
             if y.numel() == 0:
                 raise ConfigError("eval data has no labels; pass (x, y) pairs to measure accuracy")

@@ -20,7 +20,12 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from lepton_nb._registry import Registry
-from lepton_nb.compress._data import forward_checked, iter_batches, require_module_types
+from lepton_nb.compress._data import (
+    forward_checked,
+    iter_batches,
+    model_device,
+    require_module_types,
+)
 from lepton_nb.compress._recipe import copy_for_compression, stamp
 from lepton_nb.errors import CompressionError, ConfigError
 
@@ -70,6 +75,14 @@ def quiet_deprecations() -> Iterator[None]:
         yield
 
 
+def to_cpu_for_ao(model: nn.Module) -> nn.Module:
+    """torch.ao's int8 kernels (fbgemm/x86/qnnpack) exist only on CPU: a CUDA model is moved
+    (its compression copy, never the caller's model), so the quantized model is a CPU model."""
+    if model_device(model).type != "cpu":
+        return model.cpu()
+    return model
+
+
 def _set_engine(engine: str) -> None:
     import torch
 
@@ -89,6 +102,7 @@ def _dynamic_int8(model: nn.Module, cfg: QuantizeConfig, calibration_data: Any) 
     types = (nn.Linear, nn.LSTM, nn.GRU)
     require_module_types(model, types, "quantize dynamically (Linear, LSTM, GRU)")
     _set_engine(cfg.engine)
+    model = to_cpu_for_ao(model)
     with quiet_deprecations():
         from torch.ao.quantization import quantize_dynamic
 
@@ -140,18 +154,20 @@ def _static_int8(model: nn.Module, cfg: QuantizeConfig, calibration_data: Any) -
             "training samples (a Dataset, DataLoader or tensor), or use method='dynamic-int8'"
         )
     _set_engine(cfg.engine)
+    model = to_cpu_for_ao(model)
     batches = iter_batches(calibration_data, cfg.batch_size, "calibration_data")
     first = next(batches, None)
     if first is None:
         raise ConfigError("calibration_data is empty; pass at least one batch of inputs")
-    forward_checked(model, first[0], "calibration_data")
-    prepared = prepare_static(model, first[0], cfg.per_channel)
+    example = first[0].cpu()  # calibration batches follow the model to the CPU
+    forward_checked(model, example, "calibration_data")
+    prepared = prepare_static(model, example, cfg.per_channel)
     with torch.no_grad():
-        prepared(first[0])
+        prepared(example)
         for i, (x, _) in enumerate(batches, start=1):
             if i >= cfg.calibration_batches:
                 break
-            prepared(x)
+            prepared(x.cpu())
     out = convert_static(prepared)
     out.__dict__["_lepton_example_shape"] = [1, *first[0].shape[1:]]
     return out
@@ -201,6 +217,9 @@ def quantize(
     **options: Any,
 ) -> nn.Module:
     """Return a quantized copy of ``model`` (the original is left untouched).
+
+    ``dynamic-int8`` and ``static-int8`` return a CPU model even for a CUDA model (torch.ao's
+    int8 kernels are CPU-only); the weight-only methods keep the model's device.
 
     ``method`` is one of :data:`QUANTIZERS` (``"dynamic-int8"``, ``"static-int8"``,
     ``"weight-only-int8"``); ``options`` are :class:`QuantizeConfig` fields.

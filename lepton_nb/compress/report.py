@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from lepton_nb.compress._data import accuracy, first_input, forward_checked
+from lepton_nb.compress._data import accuracy, first_input, forward_checked, model_device
 from lepton_nb.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -74,10 +74,22 @@ def count_weights(model: nn.Module) -> tuple[int, int]:
     return total, nonzero
 
 
-def latency_ms(model: nn.Module, x: torch.Tensor, cfg: ReportConfig) -> float:
-    """Median forward time in milliseconds, with ``cfg.threads`` threads after warm-up."""
+def _synchronizer(device: Any) -> Any:
+    """What makes the clock wait for the device: CUDA kernels run asynchronously, so timing
+    without ``torch.cuda.synchronize`` measures kernel launches, not the forward pass."""
     import torch
 
+    if getattr(device, "type", "cpu") == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def latency_ms(model: nn.Module, x: torch.Tensor, cfg: ReportConfig) -> float:
+    """Median forward time in milliseconds, with ``cfg.threads`` threads after warm-up
+    (on a GPU, each run is timed from a synchronized start to a synchronized end)."""
+    import torch
+
+    sync = _synchronizer(x.device)
     before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
@@ -86,8 +98,10 @@ def latency_ms(model: nn.Module, x: torch.Tensor, cfg: ReportConfig) -> float:
                 model(x)
             times = []
             for _ in range(cfg.runs):
+                sync()
                 t0 = time.perf_counter()
                 model(x)
+                sync()
                 times.append(time.perf_counter() - t0)
     finally:
         torch.set_num_threads(before)
@@ -96,7 +110,7 @@ def latency_ms(model: nn.Module, x: torch.Tensor, cfg: ReportConfig) -> float:
 
 def measure(model: nn.Module, eval_data: Any, cfg: ReportConfig) -> dict[str, float]:
     model.eval()
-    x = first_input(eval_data, cfg.batch_size, "eval data")
+    x = first_input(eval_data, cfg.batch_size, "eval data").to(model_device(model))
     forward_checked(model, x)
     params, nonzero = count_weights(model)
     return {

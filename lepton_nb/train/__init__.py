@@ -7,7 +7,7 @@ checkpoints are atomic and load with ``weights_only=True``; a lost worker trigge
 from the last checkpoint.
 """
 
-from lepton_nb.train.api import FitResult, RunResult, fit, run
+from lepton_nb.train.api import FitResult, RunResult, choose_precision, fit, run
 from lepton_nb.train.callbacks import Callback
 from lepton_nb.train.checkpoint import load_checkpoint, save_checkpoint
 from lepton_nb.train.config import LOSSES, OPTIMIZERS, FitConfig
@@ -25,6 +25,7 @@ __all__ = [
     "RunResult",
     "Strategy",
     "TrainContext",
+    "choose_precision",
     "fit",
     "load_checkpoint",
     "run",

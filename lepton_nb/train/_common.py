@@ -115,9 +115,16 @@ def accuracy_count(outputs: Any, targets: Any) -> int | None:
 def evaluate(
     model: Any, data: Any, loss_fn: LossFn, cfg: FitConfig, device: Any
 ) -> dict[str, float]:
+    """Validation metrics.  Inside a process group every rank evaluates its own slice
+    (``rank::world``) and the sums are all-reduced: no rank waits in a collective while
+    another validates alone (on NCCL that wait counts against the collective timeout)."""
     import torch
-    from torch.utils.data import DataLoader
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader, Subset
 
+    group = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if group:
+        data = Subset(data, range(dist.get_rank(), len(data), dist.get_world_size()))
     was_training = model.training
     model.eval()
     total, n, correct, n_tok, has_acc = 0.0, 0, 0, 0, True
@@ -134,6 +141,12 @@ def evaluate(
                 correct += c
                 n_tok += int(y.numel())
     model.train(was_training)
+    if group:  # float64 sums: exact for counts, and the same loss sum a single rank gets
+        sums = torch.tensor([total, n, correct, n_tok, 0 if has_acc or n == 0 else 1],
+                            dtype=torch.float64, device=device)
+        dist.all_reduce(sums)
+        total, n, correct, n_tok = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3])
+        has_acc = int(sums[4]) == 0
     metrics = {"val_loss": total / max(n, 1)}
     if has_acc and n_tok:
         metrics["val_accuracy"] = correct / n_tok
@@ -141,9 +154,15 @@ def evaluate(
 
 
 class Meter:
-    """Accumulates detached losses between reports so ``.item()`` runs only at the interval."""
+    """Accumulates detached losses between reports so ``.item()`` runs only at the interval.
 
-    def __init__(self) -> None:
+    On a GPU the clock is read only after the device has finished the queued steps
+    (``torch.cuda.synchronize``), so ``samples_per_s`` is work done, not work launched."""
+
+    def __init__(self, device: Any = None) -> None:
+        from lepton_nb.train._gpu import synchronizer
+
+        self.sync = synchronizer(device)
         self.reset()
 
     def reset(self) -> None:
@@ -158,6 +177,7 @@ class Meter:
         self.samples += samples
 
     def flush(self, lr: float) -> dict[str, Any]:
+        self.sync()
         dt = max(time.perf_counter() - self.t0, 1e-9)
         out = {"loss": float(self.sum) / max(self.n, 1), "samples_per_s": self.samples / dt,
                "lr": lr}

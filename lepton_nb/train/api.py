@@ -10,8 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lepton_nb.cluster._worker_gpus import all_have_gpus, worker_gpus
 from lepton_nb.errors import ConfigError
 from lepton_nb.train._common import Payload, build_model, is_module
+from lepton_nb.train._gpu import auto_precision, warn_slow_bf16
 from lepton_nb.train._lifeline import SchedulerLost
 from lepton_nb.train.callbacks import Callback
 from lepton_nb.train.config import FitConfig, validate_names
@@ -80,13 +82,40 @@ def _check_ranks(client: Any, n_workers: int | None) -> int:
     return n_workers or n
 
 
-def _cluster_has_gpu(client: Any) -> bool:
-    if client is None:
-        import torch
+def _gpu_info(client: Any) -> dict[str, dict[str, Any]]:
+    """Each rank host's GPUs (see :func:`~lepton_nb.cluster._worker_gpus.worker_gpus`); for the
+    in-process rank, this process's (NVML's view, or torch's when NVML is missing)."""
+    if client is not None:
+        return worker_gpus(client)
+    import torch
 
-        return bool(torch.cuda.is_available())
-    ws = workers_of(client).values()
-    return bool(ws) and all(w.get("gpu") for w in ws)
+    if not torch.cuda.is_available():
+        return {"local": {"gpus": [], "visible": None}}
+    from lepton_nb.cluster import detect_gpus
+
+    gpus = [g.to_dict() for g in detect_gpus()] or [{"name": "cuda", "compute_capability": None}]
+    return {"local": {"gpus": gpus, "visible": None}}
+
+
+def choose_precision(cluster: Any = None) -> str:
+    """The precision ``fit(precision="auto")`` picks for ``cluster`` (None: this process):
+    ``"bf16"`` on Ampere-or-newer GPUs, ``"fp16"`` on older ones (bf16 is emulated there),
+    ``"fp32"`` when any worker has no GPU."""
+    return auto_precision(_gpu_info(_client_of(cluster)))
+
+
+def _check_precision(strat: Strategy, precision: str, client: Any) -> None:
+    if precision not in strat.precisions:
+        raise ConfigError(f"strategy {strat.name!r} does not support precision={precision!r}"
+                          f"{strat.precision_note}; choose one of {list(strat.precisions)}")
+    if precision == "fp32":
+        return
+    info = _gpu_info(client)
+    if precision == "fp16" and not all_have_gpus(info):
+        raise ConfigError("precision='fp16' needs CUDA GPUs (GradScaler); on CPU use "
+                          "precision='bf16' or 'fp32'")
+    if precision == "bf16":
+        warn_slow_bf16(info)
 
 
 def _local_ranks(strategy: Strategy, payload: Any, hub: EventHub, run_id: str,
@@ -114,8 +143,9 @@ def fit(
     ``(x, y)`` or a factory building it on the worker).  ``batch_size`` is the global batch
     (split across ranks).  Without a cluster (or with ``strategy="single"``) training runs
     in-process.  ``strategy`` is a name in :data:`~lepton_nb.train.STRATEGIES` or a
-    :class:`~lepton_nb.train.Strategy`.  See :mod:`lepton_nb.train.driver` for recovery from a
-    lost worker."""
+    :class:`~lepton_nb.train.Strategy`.  ``precision`` is ``"fp32"``, ``"bf16"``, ``"fp16"``
+    (GPUs only, loss-scaled) or ``"auto"`` (see :func:`choose_precision`).  See
+    :mod:`lepton_nb.train.driver` for recovery from a lost worker."""
     strat = resolve_strategy(strategy)  # before anything else, with or without a cluster
     if not (is_module(model) or callable(model)):
         raise ConfigError(f"model must be a torch nn.Module or a zero-argument factory, "
@@ -124,6 +154,8 @@ def fit(
     _check_data(val_data, "val_data", False)
     if cluster is None and not strat.in_process:
         strat = STRATEGIES.get("single")
+    if precision == "auto":  # bf16 on Ampere+, fp16 on older GPUs, fp32 without GPUs
+        precision = auto_precision(_gpu_info(None if strat.in_process else _client_of(cluster)))
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, strategy=strat.name,
                     precision=precision, checkpoint_dir=None if checkpoint_dir is None
                     else str(checkpoint_dir), checkpoint_every=checkpoint_every,
@@ -135,9 +167,7 @@ def fit(
     cbs = check_callbacks(callbacks)
     client = None if strat.in_process else _client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers)
-    if precision == "fp16" and not _cluster_has_gpu(client):
-        raise ConfigError("precision='fp16' needs CUDA GPUs (GradScaler); on CPU use "
-                          "precision='bf16' or 'fp32'")
+    _check_precision(strat, precision, client)
     total = None
     if hasattr(train_data, "__len__"):
         per_rank = max(1, batch_size // world)
@@ -225,4 +255,4 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
     return out
 
 
-__all__ = ["FitResult", "RunResult", "fit", "run"]
+__all__ = ["FitResult", "RunResult", "choose_precision", "fit", "run"]

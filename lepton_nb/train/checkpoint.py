@@ -73,22 +73,30 @@ def latest_path(checkpoint_dir: str | os.PathLike[str]) -> Path:
     return Path(checkpoint_dir) / LATEST
 
 
-def rng_state() -> dict[str, Any]:
+def rng_state(device: Any = None) -> dict[str, Any]:
+    """CPU, numpy and Python generator states, plus the CUDA generator of ``device`` when it is
+    a GPU (dropout on the GPU draws from it; only the rank's own device, so no context is
+    created on the other GPUs a dask-cuda worker can see)."""
     import random
 
     import numpy as np
     import torch
 
     np_state: Any = np.random.get_state()
-    return {
+    out = {
         "torch": torch.get_rng_state(),
         "numpy": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
         "numpy_pos": int(np_state[2]),
         "python": torch.tensor(list(random.getstate()[1]), dtype=torch.int64),
     }
+    if getattr(device, "type", "cpu") == "cuda":
+        out["cuda"] = torch.cuda.get_rng_state(device)
+    return out
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any], device: Any = None) -> None:
+    """Restore :func:`rng_state`; the CUDA state goes to ``device`` (which may be another index
+    than the one that saved it, e.g. after a restart on another worker)."""
     import random
 
     import numpy as np
@@ -100,6 +108,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     )
     py = tuple(int(v) for v in state["python"].tolist())
     random.setstate((3, py, None))
+    if "cuda" in state and getattr(device, "type", "cpu") == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 __all__ = ["LATEST", "latest_path", "load_checkpoint", "rng_state", "save_checkpoint"]

@@ -8,7 +8,6 @@ rank's result, so the history is complete even if a streamed event arrives late.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,15 +108,11 @@ def torchrun_env(rank: int, world_size: int, local_rank: int, local_world: int,
     }
 
 
-def pick_device(local_rank: int) -> Any:
-    import torch
+def pick_device(local_rank: int, own_first: bool = False) -> Any:
+    """See :func:`lepton_nb.train._gpu.pick_device`."""
+    from lepton_nb.train._gpu import pick_device as pick
 
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    # LocalCUDACluster rotates CUDA_VISIBLE_DEVICES so a worker's own GPU is index 0
-    if os.environ.get("CUDA_VISIBLE_DEVICES"):
-        return torch.device("cuda", 0)
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return pick(local_rank, own_first)
 
 
 __all__ = ["TrainContext", "pick_device", "torchrun_env"]

@@ -15,7 +15,11 @@ torchrun's agent kills its stuck children.  The client also polls the scheduler'
 worker at a NEW address.  On a failure the client marks the restart in the history, ends the
 surviving ranks, cancels the pinned tasks, waits for the nanny's replacement (or continues with
 the workers left after ``replace_timeout_s``), re-plans ranks on the current workers with a new
-port, and resumes from the last checkpoint.
+port, and resumes from the last checkpoint.  A rank that failed with a sticky CUDA error
+(illegal address, device-side assert: the CUDA context is unusable for the rest of the
+process) has its worker restarted through the nanny before the retry.  On GPUs each rank's
+device comes from its worker's ``CUDA_VISIBLE_DEVICES`` (asked from the workers, see
+:func:`lepton_nb.train._gpu.own_gpu_first`).
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ import time
 import uuid
 from typing import Any
 
+from lepton_nb.cluster._worker_gpus import worker_gpus
 from lepton_nb.errors import ClusterError, TrainingError
 from lepton_nb.train._codeship import ship_user_code
+from lepton_nb.train._gpu import is_sticky_cuda_error, own_gpu_first
 from lepton_nb.train._lifeline import SchedulerLost, lost_message, scheduler_gone
 from lepton_nb.train.checkpoint import latest_path, load_checkpoint
 from lepton_nb.train.events import EventHub
@@ -168,10 +174,12 @@ def run_ranks(
             port = client.submit(free_port, h0, workers=[a0], allow_other_workers=False,
                                  pure=False).result(timeout=60)
             threads = max(1, int(workers[a0].get("nthreads") or 1))
+            own = _own_gpu_first(client, workers, placed)
             specs = [RankSpec(rank=r, world_size=len(placed), local_rank=lr, local_world=lw,
                               address=a, host=h, master_addr=h0, master_port=port,
                               run_id=run_id, attempt=attempt, checkpoint_dir=checkpoint_dir,
-                              timeout_s=collective_timeout_s, threads=threads)
+                              timeout_s=collective_timeout_s, threads=threads,
+                              own_gpu_first=own[a])
                      for r, (a, h, lr, lw) in enumerate(placed)]
             run_payload = strategy.prepare(client, specs, payload)
             data = client.scatter(run_payload, broadcast=True, hash=False)
@@ -190,8 +198,11 @@ def run_ranks(
                 if attempt < max_restarts:
                     hub.restart_marker(attempt + 1, fail.what, _resume_step(checkpoint_dir))
                 strategy.abort(run_payload, fail.what)
-                _teardown(client, list(zip(futures, [s.address for s in specs], strict=True)),
-                          stuck_grace_s)
+                restarted = _teardown(client, list(zip(futures, [s.address for s in specs],
+                                                       strict=True)), stuck_grace_s)
+                if is_sticky_cuda_error(fail.what) and fail.address not in restarted:
+                    # its CUDA context is poisoned for the life of the process: a new one
+                    client.restart_workers([fail.address], raise_for_error=False)
                 if attempt == max_restarts:
                     raise TrainingError(
                         f"training failed after {max_restarts} restart(s): {fail.what}; "
@@ -207,6 +218,14 @@ def run_ranks(
     finally:
         if client.status == "running":  # with the scheduler gone there is nothing to tell
             client.unsubscribe_topic(topic)
+
+
+def _own_gpu_first(client: Any, workers: dict[str, dict[str, Any]],
+                   placed: list[tuple[str, str, int, int]]) -> dict[str, bool]:
+    chosen = {a: workers[a] for a, *_ in placed}
+    info = worker_gpus(client, chosen)
+    return own_gpu_first({a: v["visible"] for a, v in info.items()},
+                         {a: h for a, h, *_ in placed})
 
 
 def _resume_step(checkpoint_dir: str | None) -> int:

@@ -35,7 +35,7 @@ class DataParallelLoop(RankLoop):
             self.model.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
             self.scaler.load_state_dict(state["scaler"])
-            set_rng_state(state["rng"])
+            set_rng_state(state["rng"], self.device)
             self.start_epoch, self.skip_samples = state["epoch"], state["samples"]
             self.step = state["step"]
         if self.distributed:
@@ -69,7 +69,7 @@ class DataParallelLoop(RankLoop):
             return
         self.ctx.save_checkpoint({
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": rng_state(), "epoch": epoch,
+            "scaler": self.scaler.state_dict(), "rng": rng_state(self.device), "epoch": epoch,
             "samples": samples, "step": self.step, "config": self.cfg.to_dict(),
         })
 

@@ -175,6 +175,12 @@ class ParameterServerStrategy(Strategy):
     """``ps-sync`` / ``ps-async``: the server is a Dask Actor on the rank-0 worker."""
 
     init_group = False
+    # fp16 needs loss scaling, and the server would average raw, possibly underflowed or inf,
+    # gradients into its weights; bf16 has fp32's range and needs none.
+    precisions = ("fp32", "bf16")
+    precision_note = (": the parameter server has no loss scaling, so underflowed or inf fp16 "
+                      "gradients would be averaged into its weights; use 'bf16' (fp32's range, "
+                      "no scaling needed) or strategy='ddp'")
 
     def __init__(self, mode: str) -> None:
         self.mode = mode

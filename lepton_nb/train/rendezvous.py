@@ -2,9 +2,11 @@
 
 One Dask task per rank, pinned to its worker.  MASTER_ADDR is the rank-0 worker's host and
 MASTER_PORT a free port found by binding port 0 *on that worker*; LOCAL_RANK counts ranks per
-host.  Gloo picks its interface from the host name, which in multi-homed setups (containers,
-network namespaces) can resolve to an address the peers cannot reach, so each rank pins
-``GLOO_SOCKET_IFNAME`` to the interface that owns its worker's address.
+host on CPU and is the rank's device index on GPUs (0 on dask-cuda workers, whose own GPU is
+their cuda:0).  Gloo and NCCL pick their interface from the host name, which in multi-homed
+setups (containers, network namespaces) can resolve to an address the peers cannot reach, so
+each rank pins ``GLOO_SOCKET_IFNAME`` (and ``NCCL_SOCKET_IFNAME``) to the interface that owns
+its worker's address.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from lepton_nb.train._gpu import env_local_rank, group_timeout_s, nccl_env
 from lepton_nb.train._lifeline import stop_with_worker
 from lepton_nb.train.context import Sink, TrainContext, pick_device, torchrun_env
 from lepton_nb.train.strategy import Strategy
@@ -43,6 +46,7 @@ class RankSpec:
     checkpoint_dir: str | None
     timeout_s: float = 60.0
     threads: int = 1
+    own_gpu_first: bool = False  # the worker's cuda:0 is its own GPU (dask-cuda rotation)
 
 
 def plan(workers: dict[str, dict[str, Any]], n: int) -> list[tuple[str, str, int, int]]:
@@ -113,17 +117,21 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
 
     if sink is None:  # on a worker: its thread budget, not every core per rank
         torch.set_num_threads(spec.threads)
-    env = torchrun_env(spec.rank, spec.world_size, spec.local_rank, spec.local_world,
+    device = pick_device(spec.local_rank, spec.own_gpu_first)
+    local_rank = env_local_rank(device, spec.local_rank)  # a valid device index on GPUs
+    env = torchrun_env(spec.rank, spec.world_size, local_rank, spec.local_world,
                        spec.master_addr, spec.master_port)
     iface = _iface_for(spec.host)
     if iface and "GLOO_SOCKET_IFNAME" not in os.environ:
         env["GLOO_SOCKET_IFNAME"] = iface
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if backend == "nccl":  # also for run()'s torchrun-style code that starts its own group
+        env.update(nccl_env(iface))
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    device = pick_device(spec.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    ctx = TrainContext(rank=spec.rank, world_size=spec.world_size, local_rank=spec.local_rank,
+    ctx = TrainContext(rank=spec.rank, world_size=spec.world_size, local_rank=local_rank,
                        device=device, run_id=spec.run_id, attempt=spec.attempt,
                        checkpoint_dir=spec.checkpoint_dir, worker_address=spec.address,
                        sink=sink)
@@ -131,10 +139,9 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
     try:
         if strategy.init_group:
             dist.init_process_group(
-                "nccl" if device.type == "cuda" else "gloo",
-                init_method=f"tcp://{spec.master_addr}:{spec.master_port}",
+                backend, init_method=f"tcp://{spec.master_addr}:{spec.master_port}",
                 rank=spec.rank, world_size=spec.world_size,
-                timeout=timedelta(seconds=spec.timeout_s),
+                timeout=timedelta(seconds=group_timeout_s(backend, spec.timeout_s)),
             )
         with stop_with_worker(sink is None):  # the scheduler died: stop, don't train for nobody
             result = strategy.body(ctx, payload)

@@ -27,6 +27,12 @@ from lepton_nb.train._common import (
 from lepton_nb.train.context import TrainContext
 
 
+def _in_group() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 class RankLoop:
     """One rank's training run; subclasses implement :meth:`train_step`."""
 
@@ -40,7 +46,8 @@ class RankLoop:
         self.model = build_model(payload.model, cfg.seed).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.train_ds = build_data(payload.train_data)
-        self.val_ds = build_data(payload.val_data) if ctx.rank == 0 else None
+        # validated on every rank of a process group (see evaluate), else on rank 0 only
+        self.val_ds = build_data(payload.val_data) if ctx.rank == 0 or _in_group() else None
         self.loss_fn = loss_fn_of(payload)
         self.net: Any = self.model  # what forward runs through (DDP / compiled wrappers)
         self.step = 0  # this rank's optimizer steps (restored on resume)
@@ -97,7 +104,7 @@ class RankLoop:
         dl = loader(self.train_ds, cfg, ctx.rank, ctx.world_size, device)
         global_batch = dl.batch_size * ctx.world_size
         self.steps_per_epoch = math.ceil(len(dl.sampler) / dl.batch_size)
-        meter = Meter()
+        meter = Meter(device)
         self.net.train()
         for epoch in range(self.start_epoch, cfg.epochs):
             dl.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
@@ -116,7 +123,8 @@ class RankLoop:
                 self.report(meter, epoch)
             if self.val_ds is not None:
                 self.last_val = evaluate(self.model, self.val_ds, self.loss_fn, cfg, device)
-                ctx.emit("epoch", self.report_step(), epoch, **self.last_val)
+                if ctx.rank == 0:
+                    ctx.emit("epoch", self.report_step(), epoch, **self.last_val)
             self.end_epoch(epoch)
         out = {"step": self.report_step(), "metrics": self.last_val,
                "steps_per_epoch": self.steps_per_epoch}

@@ -27,11 +27,15 @@ class Strategy:
     - ``in_process``: the one rank runs in the calling process (no cluster).
     - ``init_group``: the rank set-up creates a ``torch.distributed`` process group (gloo on
       CPU, nccl on GPU) before :meth:`body` runs, and destroys it after.
+    - ``precisions``: the ``fit(precision=...)`` values it supports (``precision_note`` says
+      why one is missing).
     """
 
     name: str = ""
     in_process: bool = False
     init_group: bool = False
+    precisions: tuple[str, ...] = ("fp32", "bf16", "fp16")  # what fit(precision=) may be
+    precision_note: str = ""  # why a precision is missing, for the error message
 
     def prepare(self, client: Any, specs: list[RankSpec], payload: Any) -> Any:
         """Client side, once per attempt, before the ranks start: return the payload the

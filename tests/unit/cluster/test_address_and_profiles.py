@@ -84,12 +84,10 @@ def test_no_gpu_here_and_fallback_is_logged_once(caplog: pytest.LogCaptureFixtur
         _resolve_gpu("yes")  # type: ignore[arg-type]
 
 
-def test_cuda_visible_devices_filters(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lepton_nb.cluster._gpu import _visible
+def test_cuda_visible_devices_filters() -> None:
+    from lepton_nb.cluster._gpu import GPUInfo, select_visible
 
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
-    assert _visible([0, 1, 2]) == [1]
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert _visible([0, 1]) == []
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    assert _visible([0, 1]) == [0, 1]
+    gpus = [GPUInfo(i, "gpu", 1) for i in range(3)]
+    assert [g.index for g in select_visible(gpus, "1,3")] == [1]  # 3 does not exist: CUDA stops
+    assert select_visible(gpus, "") == []
+    assert select_visible(gpus, None) == gpus

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,22 +11,6 @@ from lepton_nb.models import LeNet5
 from lepton_nb.train import fit, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.gpu]
-
-
-@pytest.fixture(scope="module")
-def gpu_cluster() -> Iterator[Any]:
-    import torch
-
-    import lepton_nb as ln
-
-    n = torch.cuda.device_count()
-    cluster = ln.launch_cluster(n_workers=n, threads_per_worker=1, gpu=True,
-                                dashboard_address="127.0.0.1:0")
-    cluster.wait_for_workers(n)
-    try:
-        yield cluster
-    finally:
-        cluster.close()
 
 
 def _device_info(ctx: Any) -> dict[str, Any]:
