@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lepton_nb import _cli_schedule, _cli_tutorials
+from lepton_nb import _cli_jobs, _cli_schedule, _cli_tutorials
 from lepton_nb.errors import ConfigError, JobError, LeptonError
 
 _INT = re.compile(r"^[-+]?\d+$")
@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("notebook")
     run.add_argument("-o", "--output", help="executed notebook path")
     run.add_argument("--seed", type=int, help="seed when the notebook has no seed parameter")
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output and its .html copy"
+    )
     _add_param_options(run)
 
     sw = sub.add_parser("sweep", help="run a parameter grid of a notebook on a Dask cluster")
@@ -127,23 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--output-dir", help="folder for the executed notebooks")
     _add_param_options(sw, sweep=True)
 
-    jobs = sub.add_parser("jobs", help="list, show, rerun, compare or cancel recorded jobs")
-    jsub = jobs.add_subparsers(dest="action", required=True)
-    ls = jsub.add_parser("list", help="recorded jobs, newest first")
-    ls.add_argument("--notebook")
-    ls.add_argument("--status")
-    ls.add_argument("-n", "--limit", type=int, default=50)
-    show = jsub.add_parser("show", help="one job's full record (JSON)")
-    show.add_argument("id")
-    rerun = jsub.add_parser("rerun", help="run a job again with the same parameters and seed")
-    rerun.add_argument("id")
-    rerun.add_argument("-o", "--output")
-    cmp_ = jsub.add_parser("compare", help="two jobs side by side, differences flagged")
-    cmp_.add_argument("a")
-    cmp_.add_argument("b")
-    cmp_.add_argument("--all", action="store_true", help="also show rows that are equal")
-    cancel = jsub.add_parser("cancel", help="stop a queued or running job")
-    cancel.add_argument("id")
+    _cli_jobs.add_parser(sub)
 
     demo = sub.add_parser("demo", help="run the quickstart notebook as a job")
     demo.add_argument("-o", "--output", help="executed notebook path")
@@ -200,6 +187,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         store=args.store,
         seed=args.seed,
         html=not args.no_html,
+        overwrite=args.overwrite,
     )
     return _report(rec)
 
@@ -251,41 +239,6 @@ def _sweep_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _cmd_jobs(args: argparse.Namespace) -> int:
-    from lepton_nb import jobs
-
-    if args.action == "list":
-        recs = jobs.list(
-            notebook=args.notebook, status=args.status, store=args.store, limit=args.limit
-        )
-        if not recs:
-            print("no jobs recorded yet; run one with `lepton-nb run NOTEBOOK`")
-        for r in recs:
-            params = json.dumps(r.parameters, ensure_ascii=False)
-            print(f"{r.summary()}  {params}")
-        return 0
-    if args.action == "show":
-        print(
-            json.dumps(
-                jobs.get(args.id, store=args.store).model_dump(mode="json"),
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
-        return 0
-    if args.action == "rerun":
-        return _report(jobs.rerun(args.id, output=args.output, store=args.store))
-    if args.action == "compare":
-        df = jobs.compare(args.a, args.b, store=args.store)
-        if not args.all:
-            df = df[df["differs"]]
-        print(df.to_string() if len(df) else "no differences")
-        return 0
-    rec = jobs.cancel(args.id, store=args.store)
-    print(f"job {rec.id} {rec.status}")
-    return 0
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from lepton_nb import jobs
 
@@ -298,7 +251,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "run": _cmd_run,
     "sweep": _cmd_sweep,
-    "jobs": _cmd_jobs,
+    "jobs": _cli_jobs.cmd,
     "demo": _cmd_demo,
     "tutorials": _cli_tutorials.cmd,
     "schedule": _cli_schedule.cmd_schedule,

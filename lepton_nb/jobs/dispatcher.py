@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import fcntl
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -27,8 +26,8 @@ from pathlib import Path
 from typing import IO
 
 from lepton_nb.errors import ConfigError
-from lepton_nb.jobs.models import ErrorInfo, JobRecord
-from lepton_nb.jobs.store import JobStore, _pid_alive, effective_status, open_store
+from lepton_nb.jobs.models import JobRecord
+from lepton_nb.jobs.store import JobStore, as_lost, effective_status, open_store
 
 POLL_S = 0.3
 
@@ -66,17 +65,10 @@ def mark_lost(store: JobStore) -> list[str]:
             continue
 
         def mark(r: JobRecord) -> None:
-            if r.status != "running":
-                return
-            here = r.host == socket.gethostname() and r.pid is not None
-            why = (
-                f"its process (pid {r.pid} on {r.host}) ended without recording a result"
-                if here and not _pid_alive(r.pid or 0)
-                else f"no heartbeat from {r.host or 'its host'} since "
-                f"{time.ctime(r.heartbeat or 0)}"
-            )
-            r.status, r.ended = "lost", time.time()
-            r.error = ErrorInfo(reason="lost", evalue=why)
+            # the same reason, end time and partial notebook a reader of the store computes
+            lost = as_lost(r)
+            for name in ("status", "ended", "duration_s", "error", "output", "partial"):
+                setattr(r, name, getattr(lost, name))
 
         store.update(rec.id, mark)
         lost.append(rec.id)
@@ -162,7 +154,10 @@ def run_claimed(store_path: Path, job_id: str) -> int:
     rec = store.get(job_id)
     if rec.status != "running" or rec.output is None:
         return 0  # cancelled between the claim and this start
-    done = execute(rec, Path(rec.notebook), Path(rec.output), store, html=rec.html_copy)
+    done = execute(
+        rec, Path(rec.notebook), Path(rec.output), store, html=rec.html_copy,
+        overwrite=rec.overwrite,
+    )
     return 0 if done.status == "succeeded" else 1
 
 

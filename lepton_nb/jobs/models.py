@@ -56,6 +56,7 @@ class JobRecord(BaseModel):
     notebook_parameters: list[str] = Field(default_factory=list)
     output: str | None = None
     html: str | None = None
+    partial: str | None = None  # the notebook being written; left behind if the job is lost
     status: Status = "queued"
     created: float = Field(default_factory=time.time)
     started: float | None = None
@@ -82,6 +83,7 @@ class JobRecord(BaseModel):
     schedule_id: str | None = None  # the schedule whose firing created this job
     profile: str | None = None  # cluster profile, given to the kernel as LEPTON_PROFILE
     html_copy: bool = True  # whether the runner renders an HTML copy next to the output
+    overwrite: bool = False  # whether the output (and HTML copy) may replace existing files
     warnings: list[str] = Field(default_factory=list)
 
     @property

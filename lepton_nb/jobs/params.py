@@ -6,6 +6,7 @@ import ast
 import keyword
 import math
 import secrets
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,34 @@ def notebook_parameters(path: Path, kernel: str | None = None) -> dict[str, dict
     return notebook_kernel(path, kernel)[1]
 
 
-def _check_value(name: str, value: Any, where: str = "") -> None:
-    if value is None or isinstance(value, (bool, int, str)):
+# Python refuses to print ints of more than 4300 digits, and papermill prints parameters as code.
+_MAX_INT_BITS = 4000 * 3
+# A parameter nested deeper than this is a mistake, and would exhaust the recursion limit.
+MAX_PARAM_DEPTH = 20
+
+
+def _check_value(name: str, value: Any, where: str = "", depth: int = 0) -> None:
+    if depth > MAX_PARAM_DEPTH:
+        raise ConfigError(
+            f"parameter {name!r} nests deeper than {MAX_PARAM_DEPTH} levels; pass flatter data"
+        )
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:
+            raise ConfigError(
+                f"parameter {name!r}{where} is an integer of more than 3600 digits; pass it as "
+                "a string"
+            )
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(
+                f"parameter {name!r}{where} is not valid Unicode text (a lone surrogate); "
+                "notebooks are stored as UTF-8"
+            ) from None
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -66,13 +93,14 @@ def _check_value(name: str, value: Any, where: str = "") -> None:
         return
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            _check_value(name, v, f"{where}[{i}]")
+            _check_value(name, v, f"{where}[{i}]", depth + 1)
         return
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise ConfigError(f"parameter {name!r}{where} has a non-string key {k!r}")
-            _check_value(name, v, f"{where}[{k!r}]")
+            _check_value(name, k, f"{where} key", depth + 1)
+            _check_value(name, v, f"{where}[{k[:40]!r}]", depth + 1)
         return
     raise ConfigError(
         f"parameter {name!r}{where} has type {type(value).__name__}; job parameters must be "
@@ -90,6 +118,12 @@ def check_parameters(
             raise ConfigError(
                 f"parameter name {name!r} is not a Python identifier; notebook parameters are "
                 "variables, e.g. 'learning_rate'"
+            )
+        if unicodedata.normalize("NFKC", name) != name:
+            # Python normalizes identifiers: the kernel would bind another name than given
+            raise ConfigError(
+                f"parameter name {name!r} is read by Python as "
+                f"{unicodedata.normalize('NFKC', name)!r}; use that spelling"
             )
         _check_value(name, value)
     unknown = sorted(set(params) - set(declared))

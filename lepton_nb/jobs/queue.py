@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lepton_nb.errors import JobError
 from lepton_nb.jobs.models import ErrorInfo, JobRecord
+from lepton_nb.jobs.outputs import OutputExistsError, check_output
 from lepton_nb.jobs.runner import default_output, prepare
 from lepton_nb.jobs.store import JobStore, open_store
 
@@ -30,8 +30,13 @@ def queued_record(
     seed: int | None = None,
     html: bool = True,
     profile: str | None = None,
+    overwrite: bool = False,
 ) -> JobRecord:
-    """A validated ``queued`` record with its output path (nothing written yet)."""
+    """A validated ``queued`` record with its output path (nothing written yet).
+
+    The output is checked here (:func:`lepton_nb.jobs.outputs.check_output`): an existing file
+    is refused unless ``overwrite``, and so is a folder, the notebook, a non-``.ipynb`` name.
+    """
     rec, path = prepare(notebook, parameters, kernel=kernel, timeout=timeout, cwd=cwd, seed=seed)
     if output is not None:
         out = Path(output).expanduser().resolve()
@@ -40,11 +45,9 @@ def queued_record(
         out = Path(output_dir).expanduser().resolve() / f"{path.stem}-{stamp}-{rec.id[-6:]}.ipynb"
     else:
         out = default_output(path, rec.id)
-    if out == path:
-        raise JobError(
-            f"output {str(output)!r} is the notebook itself; write the executed copy elsewhere"
-        )
+    out = check_output(path, out, overwrite=overwrite, html=html)
     rec.status, rec.output, rec.html_copy, rec.profile = "queued", str(out), html, profile
+    rec.overwrite = overwrite
     return rec
 
 
@@ -74,4 +77,9 @@ def submit(
     """Validate and queue a job; the runner process starts it (see :func:`ensure_runner`)."""
     rec = queued_record(notebook, parameters, **options)
     rec.rerun_of = rerun_of
-    return open_store(store).put(rec)
+    db = open_store(store)
+    if not rec.overwrite and rec.output in db.active_outputs():
+        raise OutputExistsError(
+            f"{rec.output} is the output of a job still queued or running; choose another"
+        )
+    return db.put(rec)

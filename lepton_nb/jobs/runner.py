@@ -12,6 +12,7 @@ from lepton_nb.jobs import provenance
 from lepton_nb.jobs._execute import ACTIVE, execute
 from lepton_nb.jobs.models import ACTIVE as ACTIVE_STATUSES
 from lepton_nb.jobs.models import JobRecord, new_job_id
+from lepton_nb.jobs.outputs import check_output
 from lepton_nb.jobs.params import (
     check_parameters,
     choose_seed,
@@ -94,23 +95,24 @@ def run(
     seed: int | None = None,
     html: bool = True,
     job_id: str | None = None,
+    overwrite: bool = False,
 ) -> JobRecord:
     """Execute ``notebook`` with papermill as a recorded job and return its :class:`JobRecord`.
 
     A job that runs but fails (an exception in a cell, a timeout, a dead kernel, a cancel) comes
     back with ``status`` ``failed``/``cancelled`` and ``error`` filled in; call
     ``record.raise_for_status()`` to turn that into an exception. Bad input (missing notebook,
-    unknown parameter) raises before anything runs. ``timeout`` bounds the whole job (seconds).
+    unknown parameter, an output that exists) raises before anything runs. ``timeout`` bounds
+    the whole job (seconds). An existing ``output`` (or its ``.html`` neighbour) is replaced only
+    with ``overwrite=True``.
     """
     rec, path = prepare(
         notebook, parameters, kernel=kernel, timeout=timeout, cwd=cwd, seed=seed, job_id=job_id
     )
-    out = Path(output).expanduser().resolve() if output else default_output(path, rec.id)
-    if out == path:
-        raise JobError(
-            f"output {str(output)!r} is the notebook itself; write the executed copy elsewhere"
-        )
-    return execute(rec, path, out, open_store(store), html=html)
+    out = check_output(
+        path, output or default_output(path, rec.id), overwrite=overwrite, html=html
+    )
+    return execute(rec, path, out, open_store(store), html=html, overwrite=overwrite)
 
 
 def get(job_id: str, *, store: StoreArg = None) -> JobRecord:
@@ -138,7 +140,12 @@ def list_jobs(
 
 
 def rerun(
-    job_id: str, *, output: str | Path | None = None, store: StoreArg = None, html: bool = True
+    job_id: str,
+    *,
+    output: str | Path | None = None,
+    store: StoreArg = None,
+    html: bool = True,
+    overwrite: bool = False,
 ) -> JobRecord:
     """Run job ``job_id`` again: same notebook, parameters, seed, kernel and cwd; a new record."""
     db = open_store(store)
@@ -154,8 +161,10 @@ def rerun(
     rec.rerun_of = old.id
     if rec.notebook_sha256 != old.notebook_sha256:
         rec.warnings.append(f"the notebook changed since job {old.id} (sha256 differs)")
-    out = Path(output).expanduser().resolve() if output else default_output(path, rec.id)
-    return execute(rec, path, out, db, html=html)
+    out = check_output(
+        path, output or default_output(path, rec.id), overwrite=overwrite, html=html
+    )
+    return execute(rec, path, out, db, html=html, overwrite=overwrite)
 
 
 def cancel(job_id: str, *, store: StoreArg = None, wait: float = 15.0) -> JobRecord:

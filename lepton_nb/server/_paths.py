@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lepton_nb.errors import ConfigError
+from lepton_nb.jobs.outputs import check_name
 
 
 class PathOutsideRootError(ConfigError):
@@ -18,17 +19,23 @@ def confine(root: str | Path, user_path: str, *, must_exist: bool = True) -> Pat
     prefix, so ``/srv/root-other/x`` is refused for a root of ``/srv/root``.
     """
     root_path = Path(root).expanduser().resolve()
-    if "\x00" in user_path:
-        raise ConfigError("a notebook path may not contain NUL characters")
+    check_name(user_path, f"path {user_path[:60]!r}")  # never an OSError from the OS below
     # Contents-API paths are relative; an absolute path is taken as a file-system path, which
     # passes only when it already lies under the root.
-    target = (root_path / user_path).resolve()
+    try:
+        target = (root_path / user_path).resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop
+        raise ConfigError(f"path {user_path[:60]!r} cannot be resolved: {e}") from None
     if not target.is_relative_to(root_path):
         raise PathOutsideRootError(
             f"path {user_path!r} is outside the server's root directory; give a path "
             "relative to the Jupyter root (as shown in the file browser)"
         )
-    if must_exist and not target.is_file():
+    try:
+        missing = must_exist and not target.is_file()
+    except OSError as e:
+        raise ConfigError(f"path {user_path[:60]!r} cannot be checked: {e}") from None
+    if missing:
         raise ConfigError(
             f"notebook {user_path!r} does not exist under the server's root directory; "
             "check the path in the file browser"

@@ -20,7 +20,8 @@ class LeptonApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         settings = load_settings(self.config)
-        self.clusters = ClusterManager()
+        # TLS credentials of launched clusters go to the user's runtime dir (0600 files)
+        self.clusters = ClusterManager(runtime_dir=self.serverapp.runtime_dir)  # type: ignore[union-attr]
         self.jobs = JobManager(self.serverapp.root_dir, settings)  # type: ignore[union-attr]
         self.jobs.recover()
         self.schedules = ScheduleManager(self.jobs)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lepton_nb.errors import ClusterError, NotFoundError
@@ -23,6 +24,15 @@ class _Entry:
     cluster: Any  # lepton_nb.cluster.Cluster (imported lazily: dask is heavy)
     options: dict[str, Any]
     created: float = field(default_factory=time.time)
+    credentials: Path | None = None  # TLS key/cert folder in the runtime dir
+
+
+def connect_code(address: str | None, credentials: Path | None) -> str:
+    """The Python "Insert connect code" puts in a notebook (the frontend shows this text)."""
+    args = repr(address or "")
+    if credentials is not None:
+        args += f", credentials={str(credentials)!r}"
+    return f"import lepton_nb as ln\n\ncluster = ln.connect({args})\ncluster"
 
 
 def _default_launcher(**kwargs: Any) -> Any:
@@ -35,22 +45,40 @@ def _default_launcher(**kwargs: Any) -> Any:
 class ClusterManager:
     """Launch, list, scale, adapt and stop clusters owned by this process."""
 
-    def __init__(self, launcher: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self, launcher: Callable[..., Any] | None = None, runtime_dir: str | Path | None = None
+    ) -> None:
         self._launch = launcher or _default_launcher
+        self._runtime_dir = runtime_dir
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
     def launch(self, request: LaunchRequest) -> ClusterInfo:
-        cluster = self._launch(
-            n_workers=request.n_workers,
-            threads_per_worker=request.threads_per_worker,
-            gpu=request.gpu_arg(),
-            profile=request.profile,
-        )
-        if request.n_workers:
-            # Report the workers the user asked for, not an empty list from mid-startup.
-            cluster.wait_for_workers(request.n_workers, timeout=120)
-        entry = _Entry(uuid.uuid4().hex[:12], cluster, request.model_dump())
+        from lepton_nb.cluster._tls import remove_credentials, runtime_folder
+
+        cluster_id = uuid.uuid4().hex[:12]
+        # TLS unless asked otherwise: anyone on the machine can reach a scheduler port, and a
+        # client runs code on the workers as this user. A profile naming a remote cluster
+        # brings its own security settings.
+        creds = runtime_folder(cluster_id, self._runtime_dir) if request.secure else None
+        extra: dict[str, Any] = {"credentials": creds} if creds is not None else {}
+        try:
+            cluster = self._launch(
+                n_workers=request.n_workers,
+                threads_per_worker=request.threads_per_worker,
+                gpu=request.gpu_arg(),
+                profile=request.profile,
+                **extra,
+            )
+            if request.n_workers:
+                # Report the workers the user asked for, not an empty list from mid-startup.
+                cluster.wait_for_workers(request.n_workers, timeout=120)
+        except BaseException:
+            remove_credentials(creds)
+            raise
+        if creds is not None and not creds.exists():
+            creds = None  # a profile connected to a remote cluster: its own security applies
+        entry = _Entry(cluster_id, cluster, request.model_dump(), credentials=creds)
         with self._lock:
             self._entries[entry.id] = entry
         return self._info(entry)
@@ -83,6 +111,7 @@ class ClusterManager:
             raise self._missing(cluster_id)
         info = self._info(entry)
         entry.cluster.close()
+        self._forget(entry)
         return info.model_copy(update={"status": "closed", "workers": [], "n_workers": 0})
 
     def close_all(self) -> None:
@@ -91,6 +120,13 @@ class ClusterManager:
             entries, self._entries = list(self._entries.values()), {}
         for entry in entries:
             entry.cluster.close()
+            self._forget(entry)
+
+    @staticmethod
+    def _forget(entry: _Entry) -> None:
+        from lepton_nb.cluster._tls import remove_credentials
+
+        remove_credentials(entry.credentials)
 
     # -- helpers ---------------------------------------------------------------------------
     def _entry(self, cluster_id: str) -> _Entry:
@@ -123,11 +159,12 @@ class ClusterManager:
                 created=entry.created,
             )
         workers = [WorkerInfo(**w) for w in c.workers]
+        address = c.scheduler_address
         return ClusterInfo(
             id=entry.id,
             kind=c.kind,
             status="running",
-            scheduler_address=c.scheduler_address,
+            scheduler_address=address,
             dashboard_link=c.dashboard_link,
             n_workers=len(workers),
             threads=sum(w.nthreads or 0 for w in workers),
@@ -136,4 +173,7 @@ class ClusterManager:
             workers=workers,
             options=entry.options,
             created=entry.created,
+            secure=str(address).startswith("tls://"),
+            credentials=str(entry.credentials) if entry.credentials else None,
+            connect_code=connect_code(address, entry.credentials),
         )

@@ -19,6 +19,7 @@ from jupyter_server.utils import url_path_join
 from pydantic import BaseModel, ValidationError
 
 from lepton_nb.errors import ConfigError, LeptonError, NotFoundError
+from lepton_nb.jobs.store import StoreDamagedError
 from lepton_nb.server._paths import PathOutsideRootError
 from lepton_nb.server.clusters import ClusterManager
 from lepton_nb.server.jobs import JobManager
@@ -34,9 +35,41 @@ from lepton_nb.server.schedules import ScheduleManager
 
 M = TypeVar("M", bound=BaseModel)
 AUTH_RESOURCE = "lepton"
+# Deeper JSON than any real request; past this, parsing and validation would recurse too far.
+MAX_DEPTH = 32
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion (so no RecursionError)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children)
+    return deepest
+
+
+def parse_body(body: bytes | None) -> dict[str, Any]:
+    """A request body as a JSON object, or a ConfigError (400) saying what is wrong with it."""
+    try:
+        raw = json.loads(body or b"{}")
+    except RecursionError:
+        raise ConfigError(f"the request body nests deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        # JSONDecodeError, and ints past Python's 4300-digit conversion limit
+        raise ConfigError(f"the request body is not valid JSON: {str(e)[:200]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("the request body must be a JSON object")
+    if json_depth(raw) > MAX_DEPTH:
+        raise ConfigError(f"the request body nests deeper than {MAX_DEPTH} levels")
+    return raw
 
 
 def _status_for(error: LeptonError) -> int:
+    if isinstance(error, StoreDamagedError):
+        return 503  # not the request's fault; retrying will not help until it is repaired
     if isinstance(error, PathOutsideRootError):
         return 403
     if isinstance(error, NotFoundError):
@@ -67,13 +100,7 @@ class LeptonHandler(APIHandler):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     def body(self, model: type[M]) -> M:
-        try:
-            raw = json.loads(self.request.body or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"the request body is not valid JSON: {e}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError("the request body must be a JSON object")
-        return self._validate(model, raw)
+        return self._validate(model, parse_body(self.request.body))
 
     @staticmethod
     def _validate(model: type[M], raw: dict[str, Any]) -> M:
@@ -81,8 +108,8 @@ class LeptonHandler(APIHandler):
             return model.model_validate(raw)
         except ValidationError as e:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-                for err in e.errors()
+                f"{'.'.join(str(p) for p in err['loc'])[:100] or 'body'}: {err['msg']}"
+                for err in e.errors()[:10]
             )
             raise ConfigError(f"invalid {model.__name__}: {problems}") from None
 

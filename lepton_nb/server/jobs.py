@@ -68,6 +68,7 @@ class JobManager:
             output_dir=self.output_dir,
             store=self.store,
             profile=profile,
+            overwrite=request.overwrite,
         )
         self.kick()
         return self.info(rec)

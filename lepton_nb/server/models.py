@@ -1,7 +1,8 @@
 """Pydantic models for the REST edge: request bodies in, JSON-safe dicts out.
 
-Bodies are validated strictly (unknown fields are rejected) so a typo in a client surfaces as a
-400 that names the field, instead of being silently ignored.
+Bodies are validated strictly: unknown fields are rejected, so a typo in a client surfaces as a
+400 that names the field instead of being silently ignored, and values are not coerced
+(``{"n_workers": "2"}`` is a 400, as ``launch_cluster(n_workers="2")`` is an error).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 GPUMode = Literal["auto", "on", "off"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "lost"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class LaunchRequest(_Strict):
@@ -24,6 +26,8 @@ class LaunchRequest(_Strict):
     threads_per_worker: int | None = Field(default=None, ge=1, le=256)
     gpu: GPUMode = "auto"
     profile: str | None = Field(default=None, min_length=1, max_length=200)
+    # TLS with credentials in the user's runtime dir; false only for a trusted single-user box
+    secure: bool = True
 
     def gpu_arg(self) -> bool | Literal["auto"]:
         return {"auto": "auto", "on": True, "off": False}[self.gpu]  # type: ignore[return-value]
@@ -82,6 +86,9 @@ class ClusterInfo(BaseModel):
     workers: list[WorkerInfo] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
     created: float
+    secure: bool = False
+    credentials: str | None = None  # folder of the TLS key/cert (0600), None without TLS
+    connect_code: str | None = None  # Python that attaches a notebook to this cluster
 
 
 class JobSubmit(_Strict):
@@ -90,6 +97,7 @@ class JobSubmit(_Strict):
     notebook: str = Field(min_length=1, max_length=4096)
     parameters: dict[str, Any] = Field(default_factory=dict)
     output: str | None = Field(default=None, min_length=1, max_length=4096)
+    overwrite: bool = False  # replace an existing output (and its .html copy)
     profile: str | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -163,11 +171,13 @@ class ScheduleInfo(BaseModel):
     last_status: str | None = None
 
 
-class JobFilter(_Strict):
-    """Query-string filters for GET jobs."""
+class JobFilter(BaseModel):
+    """Query-string filters for GET jobs (query values are text, so ``limit`` is parsed)."""
 
-    status: str | None = None
-    notebook: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    status: JobStatus | None = None
+    notebook: str | None = Field(default=None, max_length=4096)
     limit: int = Field(default=100, ge=1, le=10_000)
 
 

@@ -20,9 +20,10 @@ from lepton_nb.train.config import FitConfig, validate_names
 from lepton_nb.train.context import TrainContext
 from lepton_nb.train.driver import new_run_id, run_ranks, workers_of
 from lepton_nb.train.events import EventHub, check_callbacks
+from lepton_nb.train.frameworks import FRAMEWORKS
 from lepton_nb.train.rendezvous import RankSpec, free_port, rank_task
 from lepton_nb.train.strategies import STRATEGIES, resolve_strategy
-from lepton_nb.train.strategy import FunctionStrategy, Strategy
+from lepton_nb.train.strategy import Strategy
 
 
 @dataclass
@@ -221,31 +222,38 @@ def fit(
 def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
         n_workers: int | None = None, max_restarts: int = 0, checkpoint_dir: str | None = None,
         callbacks: Sequence[Callback] = (), progress: bool | None = False,
-        collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0) -> RunResult:
+        collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
+        framework: str = "torch") -> RunResult:
     """Run ``train_fn(ctx)`` once per rank with torchrun's environment variables set
     (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so torchrun-style code that calls
-    ``dist.init_process_group("gloo")`` runs unchanged.  Returns the per-rank return values."""
+    ``dist.init_process_group("gloo")`` runs unchanged.  ``framework="tensorflow"`` runs each
+    rank in its own process with ``TF_CONFIG`` set for MultiWorkerMirroredStrategy (see
+    :mod:`lepton_nb.train.frameworks`).  Returns the per-rank return values."""
     if not callable(train_fn):
         raise ConfigError(f"train_fn must be a function train_fn(ctx), got {type(train_fn)}")
     if not isinstance(max_restarts, int) or max_restarts < 0:
         raise ConfigError(f"max_restarts must be >= 0, got {max_restarts!r}")
+    fw = FRAMEWORKS.get(framework)
+    fw.require()
     cbs = check_callbacks(callbacks)
     client = _client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers)
     run_id = new_run_id()
     hub = EventHub(cbs, progress, None)
     hub.start({"strategy": "run", "world_size": world, "epochs": None, "run_id": run_id,
-               "config": {}})
-    strat = FunctionStrategy(train_fn)
+               "config": {"framework": fw.name}})
+    strat = fw.strategy(train_fn)
     status = "failed"
     try:
-        if client is None:
-            results = _local_ranks(strat, None, hub, run_id, checkpoint_dir)
-        else:
-            results = run_ranks(client, strat, None, hub, run_id=run_id, n_workers=n_workers,
-                                max_restarts=max_restarts, checkpoint_dir=checkpoint_dir,
-                                collective_timeout_s=collective_timeout_s,
-                                replace_timeout_s=replace_timeout_s)
+        with fw.checkpoint_location(checkpoint_dir) as ckpt:
+            if client is None:
+                results = _local_ranks(strat, None, hub, run_id, ckpt)
+            else:
+                results = run_ranks(client, strat, None, hub, run_id=run_id,
+                                    n_workers=n_workers, max_restarts=max_restarts,
+                                    checkpoint_dir=ckpt,
+                                    collective_timeout_s=collective_timeout_s,
+                                    replace_timeout_s=replace_timeout_s)
         status = "succeeded"
     finally:
         history = hub.history()

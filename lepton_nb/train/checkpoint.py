@@ -51,6 +51,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"no checkpoint at {p}; train with checkpoint_dir= to create one")
+    if not zipfile.is_zipfile(p):  # torch.save writes a zip archive; garbage is not "pickled"
+        raise CheckpointError(
+            f"checkpoint {p} is truncated or corrupt (not an archive written by torch.save: "
+            "empty, cut short or another format); delete it to fall back to an earlier one or "
+            "restart training"
+        )
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

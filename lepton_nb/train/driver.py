@@ -190,13 +190,15 @@ def run_ranks(
             try:
                 _watch(client, futures, specs, hub)
             except SchedulerLost:
-                step = _resume_step(checkpoint_dir)
-                path = str(latest_path(checkpoint_dir)) if checkpoint_dir and step else None
-                raise SchedulerLost(lost_message(scheduler, path or checkpoint_dir, step)
+                last = _resume_step(checkpoint_dir)
+                path = str(latest_path(checkpoint_dir)) if checkpoint_dir and last else None
+                raise SchedulerLost(lost_message(scheduler, path or checkpoint_dir, last)
                                     ) from None
             except Failure as fail:
                 if attempt < max_restarts:
-                    hub.restart_marker(attempt + 1, fail.what, _resume_step(checkpoint_dir))
+                    step = strategy.resume_step(checkpoint_dir)
+                    hub.restart_marker(attempt + 1, fail.what,
+                                       _resume_step(checkpoint_dir) if step is None else step)
                 strategy.abort(run_payload, fail.what)
                 restarted = _teardown(client, list(zip(futures, [s.address for s in specs],
                                                        strict=True)), stuck_grace_s)

@@ -51,6 +51,11 @@ class Strategy:
         """Client side, when an attempt fails, before its ranks are torn down: release what
         :meth:`prepare` set up so blocked ranks return.  Default: nothing to release."""
 
+    def resume_step(self, checkpoint_dir: str | None) -> int | None:
+        """Client side, after a failure: the step the next attempt resumes from (where the
+        restart marker goes).  Default None: the step of ``latest.pt`` in ``checkpoint_dir``."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb.compress._recipe import class_of
 from lepton_nb.compress._wire import pack, unpack
 from lepton_nb.compress.io import from_bytes, to_bytes
 from lepton_nb.compress.methods import Variant, build_and_measure
@@ -43,7 +44,9 @@ def _rebuild(ex: CompressionExplorer, data: bytes | None) -> Any:
         return None
     # the user's own instance is the skeleton, so non-default constructor arguments survive
     plain = not getattr(ex.model, "_lepton_recipe", None)
-    return from_bytes(data, model=copy.deepcopy(ex.model) if plain else None)
+    # the user's class is allowed by object, not by the name the bytes carry
+    allow = [class_of(ex.model)]
+    return from_bytes(data, model=copy.deepcopy(ex.model) if plain else None, allow=allow)
 
 
 def run_variants(ex: CompressionExplorer, todo: list[Variant | None]) -> Iterator[Outcome]:

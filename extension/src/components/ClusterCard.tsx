@@ -7,7 +7,7 @@ export interface IClusterActions {
   adapt: (id: string, minimum: number, maximum: number) => void;
   stop: (id: string) => void;
   openDashboard: (link: string) => void;
-  insertConnectCode: (address: string) => void;
+  insertConnectCode: (address: string, credentials?: string | null) => void;
 }
 
 /** One cluster: totals, its workers, and the actions on it. */
@@ -73,7 +73,7 @@ export function ClusterCard(props: { cluster: ICluster; actions: IClusterActions
         </button>
       </div>
       <div className="lepton-ClusterCard-row">
-        <button className="jp-Button jp-mod-styled lepton-insert" disabled={!c.scheduler_address} onClick={() => c.scheduler_address && a.insertConnectCode(c.scheduler_address)}>
+        <button className="jp-Button jp-mod-styled lepton-insert" disabled={!c.scheduler_address} onClick={() => c.scheduler_address && a.insertConnectCode(c.scheduler_address, c.credentials)}>
           Insert connect code
         </button>
         <button className="jp-Button jp-mod-styled lepton-dashboard" disabled={!c.dashboard_link} onClick={() => c.dashboard_link && a.openDashboard(c.dashboard_link)}>

@@ -11,7 +11,7 @@ export interface ISidebarProps {
   defaultWorkers: number;
   openPath: (path: string) => void;
   openDashboard: (link: string) => void;
-  insertConnectCode: (address: string) => void;
+  insertConnectCode: (address: string, credentials?: string | null) => void;
 }
 
 function message(error: unknown): string {

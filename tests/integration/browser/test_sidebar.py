@@ -23,7 +23,7 @@ def test_sidebar_launches_a_cluster_and_shows_its_workers(page: Any, ui: Any, la
     card = page.locator(".lepton-ClusterCard").first
     assert "2 workers" in card.inner_text()
     address = card.locator(".lepton-ClusterCard-address").inner_text()
-    assert address.startswith("tcp://127.0.0.1:")
+    assert address.startswith("tls://127.0.0.1:")  # TLS by default (issue 11)
     ui.shot("sidebar-cluster")
 
     # The server agrees with what the browser shows.
@@ -39,13 +39,15 @@ def test_sidebar_launches_a_cluster_and_shows_its_workers(page: Any, ui: Any, la
         timeout=60_000,
     )
 
-    # "Insert connect code" writes a cell that attaches the notebook to this cluster.
+    # "Insert connect code" writes a cell that attaches the notebook to this cluster, with the
+    # TLS credentials folder the server wrote.
+    creds = clusters[0]["credentials"]
     ui.open_notebook("scratch.ipynb")
     page.click(".lepton-ClusterCard .lepton-insert")
     page.wait_for_function(
-        "([sel, addr]) => [...document.querySelectorAll(sel + ' .jp-Cell .jp-InputArea-editor')]"
-        ".some(e => e.textContent.includes('ln.connect(\"' + addr + '\")'))",
-        arg=[ui.current_nb, address],
+        "([sel, code]) => [...document.querySelectorAll(sel + ' .jp-Cell .jp-InputArea-editor')]"
+        ".some(e => e.textContent.includes(code))",
+        arg=[ui.current_nb, f'ln.connect("{address}", credentials="{creds}")'],
         timeout=30_000,
     )
     page.wait_for_timeout(500)  # let the notebook finish painting for the screenshot

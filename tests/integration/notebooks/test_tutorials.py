@@ -7,6 +7,7 @@ thresholds of its issue.  Set ``LEPTON_TUTORIALS`` (e.g. ``00,05``) to run a sub
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
@@ -91,6 +92,15 @@ def test_05_gpt_validation_loss_falls_30_percent(ran: dict[str, Any]) -> None:
     r = _result(ran, "05")
     assert r["val_loss_after"] <= 0.7 * r["val_loss_before"]
     assert r["val_loss_drop"] >= 0.30
+
+
+def test_06_keras_mlp_on_two_workers(ran: dict[str, Any]) -> None:
+    if importlib.util.find_spec("tf_keras") is None:  # find, not import: TF takes seconds
+        pytest.skip("needs the tf extra: pip install 'lepton-nb[tf]'")
+    r = _result(ran, "06")
+    assert r["test_accuracy"] >= 0.90
+    assert r["ranks_reporting"] == r["world_size"] == 2
+    assert r["parameters"] == 784 * 128 + 128 + 128 * 10 + 10
 
 
 def test_index_lists_every_tutorial_with_links(ran: dict[str, Any]) -> None:

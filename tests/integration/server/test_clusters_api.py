@@ -35,9 +35,13 @@ async def test_cluster_lifecycle(jp_fetch: Any, jp_serverapp: Any) -> None:
     cid = info["id"]
     try:
         assert info["status"] == "running"
-        assert info["scheduler_address"].startswith("tcp://127.0.0.1:")
+        # TLS by default (issue 11): the credentials live in the user's runtime dir
+        assert info["scheduler_address"].startswith("tls://127.0.0.1:") and info["secure"]
+        creds = info["credentials"]
+        assert creds.startswith(str(jp_serverapp.runtime_dir))
+        assert f"credentials={creds!r}" in info["connect_code"]
         assert info["n_workers"] == 1 and info["threads"] == 1 and info["gpus"] == 0
-        assert info["memory"] > 0 and info["workers"][0]["address"].startswith("tcp://127.0.0.1")
+        assert info["memory"] > 0 and info["workers"][0]["address"].startswith("tls://127.0.0.1")
         assert info["dashboard_link"].startswith("http://127.0.0.1:")
 
         code, listed = await _json(jp_fetch, "clusters")

@@ -51,6 +51,31 @@ def test_validation_on_every_rank_equals_one_rank(cluster2: Any) -> None:
         assert m["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-6)
 
 
+_SET_CVD = "import os; os.environ['CUDA_VISIBLE_DEVICES'] = '{}'"
+
+
+def test_dask_cuda_rotation_read_from_the_workers(cluster2: Any) -> None:
+    """The driver learns each worker's CUDA_VISIBLE_DEVICES from the worker itself: rotated
+    lists (dask-cuda) mean "your GPU is cuda:0", one shared list means "spread by local rank"."""
+    from lepton_nb.cluster import _worker_gpus
+    from lepton_nb.train import driver, rendezvous
+
+    client = cluster2.client
+    workers = driver.workers_of(client)
+    placed = rendezvous.plan(workers, 2)
+    try:
+        for (addr, *_), cvd in zip(placed, ["0,1", "1,0"], strict=True):
+            client.run(exec, _SET_CVD.format(cvd), {}, workers=[addr])
+        _worker_gpus._CACHE.clear()
+        assert set(driver._own_gpu_first(client, workers, placed).values()) == {True}
+        client.run(exec, _SET_CVD.format("0,1"), {})
+        _worker_gpus._CACHE.clear()
+        assert set(driver._own_gpu_first(client, workers, placed).values()) == {False}
+    finally:
+        client.run(exec, "import os; os.environ.pop('CUDA_VISIBLE_DEVICES', None)", {})
+        _worker_gpus._CACHE.clear()
+
+
 def test_parameter_server_refuses_fp16(cluster2: Any) -> None:
     data = TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,)))
     with pytest.raises(ConfigError, match=r"'ps-sync' does not support precision='fp16'.*no "

@@ -1,0 +1,24 @@
+"""Keras (tf-keras) helpers for ``ln.run(train_fn, cluster=..., framework="tensorflow")``.
+
+:class:`LeptonCallback` is a ``tf.keras.callbacks.Callback`` that sends Keras' per-batch logs
+and per-epoch validation metrics through lepton_nb's event stream, so ``LossCurve``, the
+progress bar, ``result.history`` and ``ln.record`` work as they do for PyTorch.  Importing this
+package does not import TensorFlow; resolving ``LeptonCallback`` does (in a rank process,
+where ``TF_USE_LEGACY_KERAS=1`` is already set).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lepton_nb.keras._callback import LeptonCallback
+
+__all__ = ["LeptonCallback"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LeptonCallback":
+        return importlib.import_module("lepton_nb.keras._callback").LeptonCallback
+    raise AttributeError(f"module 'lepton_nb.keras' has no attribute {name!r}")
