@@ -39,6 +39,10 @@ class JobError(LeptonError):
     """A notebook job could not be run, found, or recorded."""
 
 
+class StorageError(LeptonError):
+    """A storage URL cannot be used: unknown protocol, unreachable, no such bucket, denied."""
+
+
 class NotFoundError(LeptonError, KeyError):
     """A named thing (job, cluster, strategy, method) does not exist."""
 
@@ -55,5 +59,6 @@ __all__ = [
     "JobError",
     "LeptonError",
     "NotFoundError",
+    "StorageError",
     "TrainingError",
 ]

@@ -97,7 +97,8 @@ for _t in (
               Check("distill_params_x", ">=", 5.0),
               Check("student_distilled_accuracy", ">=", "student_scratch_accuracy"),
               Check("distill_gap_points", "<=", 2.0),
-              Check("save_load_identical", "==", True))),
+              Check("save_load_identical", "==", True),
+              Check("search_met_budget", "==", True), Check("search_drop_points", "<=", 1.0))),
     Tutorial("04", "04_reproducible_jobs.ipynb", "Reproducible jobs",
              "Run a notebook as a job, inspect its provenance, sweep a grid on the cluster, "
              "compare two runs, rerun.",

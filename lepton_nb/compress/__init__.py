@@ -5,23 +5,30 @@
 >>> compress.report({"fp32": model, "int8": q}, test_data)
 """
 
+from lepton_nb.compress._candidates import Recipe
 from lepton_nb.compress.distill import DistillConfig, distill, kd_loss
 from lepton_nb.compress.io import load, register_model, save
 from lepton_nb.compress.methods import METHODS, Variant, make_variant
 from lepton_nb.compress.prune import SCOPES, PruneConfig, prune
 from lepton_nb.compress.quantize import QUANTIZERS, QuantizeConfig, quantize
 from lepton_nb.compress.report import ReportConfig, report, to_html
+from lepton_nb.compress.search import OBJECTIVES, SEARCH_METHODS, SearchConfig, SearchResult, search
 from lepton_nb.compress.sensitivity import PERTURBATIONS, sensitivity
 
 __all__ = [
     "METHODS",
+    "OBJECTIVES",
     "PERTURBATIONS",
     "QUANTIZERS",
     "SCOPES",
+    "SEARCH_METHODS",
     "DistillConfig",
     "PruneConfig",
     "QuantizeConfig",
+    "Recipe",
     "ReportConfig",
+    "SearchConfig",
+    "SearchResult",
     "Variant",
     "distill",
     "kd_loss",
@@ -32,6 +39,7 @@ __all__ = [
     "register_model",
     "report",
     "save",
+    "search",
     "sensitivity",
     "to_html",
 ]

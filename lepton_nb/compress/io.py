@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lepton_nb._registry import Registry
+from lepton_nb._storage import is_url, location
 from lepton_nb.compress._allow import register_model, resolve_class
 from lepton_nb.compress._payload import check_payload
 from lepton_nb.compress._recipe import arch_of, recipe_of
@@ -29,10 +30,18 @@ REPLAYS: Registry[Replay] = Registry("recipe step")
 
 
 def save(
-    model: nn.Module, path: str | Path | BinaryIO, init_kwargs: dict[str, Any] | None = None
-) -> Path | BinaryIO:
-    """Write ``model`` (compressed or not) to ``path``; ``init_kwargs`` rebuild its class."""
+    model: nn.Module, path: str | Path | BinaryIO, init_kwargs: dict[str, Any] | None = None,
+    *, storage_options: dict[str, Any] | None = None,
+) -> Path | BinaryIO | str:
+    """Write ``model`` (compressed or not) to ``path`` (a local path, an fsspec URL such as
+    ``s3://bucket/model.pt`` with ``storage_options=``, or a binary file); ``init_kwargs``
+    rebuild its class.  Paths and URLs are written atomically (nothing half-written)."""
     import torch
+
+    if isinstance(path, str | Path):
+        loc = location(path, storage_options)
+        loc.write_bytes(to_bytes(model, init_kwargs))
+        return loc.url if is_url(loc.url) else Path(loc.url)
 
     arch = arch_of(model)
     if init_kwargs is not None:
@@ -43,16 +52,13 @@ def save(
         "recipe": recipe_of(model),
         "state_dict": model.state_dict(),
     }
-    if isinstance(path, str | Path):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
     return path
 
 
-def to_bytes(model: nn.Module) -> bytes:
+def to_bytes(model: nn.Module, init_kwargs: dict[str, Any] | None = None) -> bytes:
     buf = io.BytesIO()
-    save(model, buf)
+    save(model, buf, init_kwargs)
     return buf.getvalue()
 
 
@@ -74,7 +80,17 @@ def _skeleton(arch: dict[str, Any], allow: Iterable[type] | None, where: str) ->
 
 
 def _where(path: Path | BinaryIO) -> str:
+    if isinstance(path, _Named):
+        return path.url
     return str(path) if isinstance(path, Path) else "the model file given"
+
+
+class _Named(io.BytesIO):
+    """Bytes read from a URL that still name that URL in error messages."""
+
+    def __init__(self, data: bytes, url: str) -> None:
+        super().__init__(data)
+        self.url = url
 
 
 def _read(path: Path | BinaryIO) -> Any:
@@ -114,14 +130,22 @@ def load(
     model: nn.Module | None = None,
     *,
     allow: Iterable[type] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Rebuild a model written by :func:`save` (safe: tensors only, no pickled code).
+
+    ``path`` is a local path, an fsspec URL (with ``storage_options=``) or a binary file.
 
     ``model`` is a fresh, uncompressed instance of the original architecture. Without it the
     skeleton is built from the class the file names, which must be allowed: lepton_nb's own
     models, a class passed in ``allow``, or one registered with :func:`register_model`. The
     file never makes this function import or call anything else.
     """
+    if is_url(path):
+        loc = location(str(path), storage_options)
+        if not loc.exists():
+            raise CheckpointError(f"no compressed model at {loc.url}; check the URL")
+        return load(_Named(loc.read_bytes(), loc.url), model=model, allow=allow)
     if isinstance(path, str | Path):
         path = Path(path)
     if isinstance(path, Path) and not path.is_file():
@@ -191,32 +215,31 @@ def _replay_distill(net: nn.Module, step: dict[str, Any]) -> nn.Module:
 @REPLAYS.register("quantize")
 def _replay_quantize(net: nn.Module, step: dict[str, Any]) -> nn.Module:
     import torch
-    from torch import nn
 
     from lepton_nb.compress.quantize import (
+        apply_dynamic,
         apply_weight_only,
         convert_static,
         prepare_static,
-        quiet_deprecations,
     )
 
     method = step["method"]
+    skip = step.get("skip", [])  # layers compress.search left in float
+    if not (isinstance(skip, list) and all(isinstance(s, str) for s in skip)):
+        raise CheckpointError(f"quantize step skip={str(skip)[:40]} must be a list of layer names")
     if method == "dynamic-int8":
-        with quiet_deprecations():
-            from torch.ao.quantization import quantize_dynamic
-
-            return quantize_dynamic(net, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)
+        return apply_dynamic(net, skip)
     if method == "static-int8":
         x = torch.randn(step["example_shape"])
-        prepared = prepare_static(net, x, step["per_channel"])
+        prepared = prepare_static(net, x, step["per_channel"], skip)
         with torch.no_grad():
             prepared(x)  # observers need one pass; the loaded state dict sets the real qparams
         return convert_static(prepared)
     if method == "weight-only-int8":
-        apply_weight_only(net)
+        apply_weight_only(net, skip=skip)
         return net
     if method == "weight-only-intx":
-        apply_weight_only(net, int(step["bits"]))
+        apply_weight_only(net, int(step["bits"]), skip)
         return net
     raise ConfigError(f"cannot rebuild quantization method {method!r}")
 

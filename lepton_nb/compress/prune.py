@@ -9,7 +9,7 @@ channel, so parameters, bytes and latency really fall.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lepton_nb._registry import Registry
@@ -30,13 +30,18 @@ class PruneConfig:
     scope: str = "layer"
     steps: int = 1
     fine_tune_epochs: int = 1
+    # structured only: per-layer fractions of output channels (module name -> amount), e.g.
+    # guided by sensitivity; layers not named get ``amount``
+    layer_amounts: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= float(self.amount) < 1.0:
-            raise ConfigError(
-                f"amount must be in [0, 1) (the fraction of weights or channels to remove), "
-                f"got {self.amount}"
-            )
+        for what, value in [("amount", self.amount), *self.layer_amounts.items()]:
+            if not 0.0 <= float(value) < 1.0:
+                raise ConfigError(
+                    f"{what} must be in [0, 1) (the fraction of weights or channels to "
+                    f"remove), got {value}"
+                )
+        self.layer_amounts = {str(k): float(v) for k, v in self.layer_amounts.items()}
         SCOPES.get(self.scope)
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
@@ -141,11 +146,17 @@ def _structured(
     ignored = [*ignored, *([out_layer] if out_layer is not None else [])]
     if not _prunable(model, ignored):
         raise _nothing(model, "hidden Linear or Conv channels")
+    modules = dict(model.named_modules())
+    unknown = sorted(set(cfg.layer_amounts) - set(modules))
+    if unknown:
+        raise ConfigError(f"layer_amounts names unknown layers {unknown}; use names from "
+                          "model.named_modules()")  # fmt: skip
     pruner = tp.pruner.MetaPruner(
         model,
         example_input,
         importance=tp.importance.MagnitudeImportance(p=1),
         pruning_ratio=cfg.amount,
+        pruning_ratio_dict={modules[n]: a for n, a in cfg.layer_amounts.items()} or None,
         iterative_steps=cfg.steps,
         ignored_layers=ignored,
         global_pruning=SCOPES.get(cfg.scope),
@@ -173,6 +184,7 @@ def prune(
     steps: int = 1,
     fine_tune_epochs: int = 1,
     cluster: Any = None,
+    layer_amounts: dict[str, float] | None = None,
     **fit_kwargs: Any,
 ) -> nn.Module:
     """Return a pruned copy of ``model``.
@@ -180,8 +192,11 @@ def prune(
     With ``structured=True`` whole channels are removed (the output layer is kept) and, when
     ``train_data`` is given, each of ``steps`` pruning steps is followed by ``fine_tune_epochs``
     of :func:`lepton_nb.train.fit` (``cluster`` and ``fit_kwargs`` are passed through).
+    ``layer_amounts`` (structured only) sets per-layer fractions that override ``amount``.
     """
-    cfg = PruneConfig(amount, structured, scope, steps, fine_tune_epochs)
+    cfg = PruneConfig(amount, structured, scope, steps, fine_tune_epochs, dict(layer_amounts or {}))
+    if cfg.layer_amounts and not structured:
+        raise ConfigError("layer_amounts applies to structured=True pruning only")
     work = copy_for_compression(model)
     by_id = {id(m): n for n, m in model.named_modules()}
     work_mods = dict(work.named_modules())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lepton_nb._registry import Registry
@@ -44,8 +44,10 @@ class QuantizeConfig:
     per_channel: bool = False  # per-tensor weights keep static int8 >= 3.5x smaller on LeNet5
     engine: str = "x86"
     bits: int = 4  # weight-only-intx only
+    skip: list[str] = field(default_factory=list)  # module names left in float (sensitive ones)
 
     def __post_init__(self) -> None:
+        self.skip = [str(s) for s in self.skip]
         if not 1 <= int(self.bits) <= 8:
             raise ConfigError(f"bits must be between 1 and 8, got {self.bits}")
 
@@ -96,38 +98,55 @@ def _set_engine(engine: str) -> None:
 
 @QUANTIZERS.register("dynamic-int8")
 def _dynamic_int8(model: nn.Module, cfg: QuantizeConfig, calibration_data: Any) -> nn.Module:
-    import torch
     from torch import nn
 
     types = (nn.Linear, nn.LSTM, nn.GRU)
     require_module_types(model, types, "quantize dynamically (Linear, LSTM, GRU)")
     _set_engine(cfg.engine)
     model = to_cpu_for_ao(model)
+    return apply_dynamic(model, cfg.skip)
+
+
+def apply_dynamic(model: nn.Module, skip: list[str] | None = None) -> nn.Module:
+    """torch.ao dynamic int8 of every Linear/LSTM/GRU except the modules named in ``skip``."""
+    import torch
+    from torch import nn
+
+    types = (nn.Linear, nn.LSTM, nn.GRU)
     with quiet_deprecations():
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
-        return quantize_dynamic(model, set(types), dtype=torch.qint8)
+        if not skip:
+            return quantize_dynamic(model, set(types), dtype=torch.qint8)
+        spec = {n: default_dynamic_qconfig for n, m in model.named_modules()
+                if isinstance(m, types) and n not in set(skip)}  # fmt: skip
+        return quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
-def static_qconfig_mapping(per_channel: bool) -> Any:
+def static_qconfig_mapping(per_channel: bool, skip: list[str] | None = None) -> Any:
     from torch.ao.quantization import QConfig, get_default_qconfig_mapping
     from torch.ao.quantization.observer import HistogramObserver, default_weight_observer
 
-    if per_channel:
-        return get_default_qconfig_mapping("x86")
-    qconfig = QConfig(
-        activation=HistogramObserver.with_args(reduce_range=False),
-        weight=default_weight_observer,
-    )
-    return get_default_qconfig_mapping("x86").set_global(qconfig)
+    mapping = get_default_qconfig_mapping("x86")
+    if not per_channel:
+        qconfig = QConfig(
+            activation=HistogramObserver.with_args(reduce_range=False),
+            weight=default_weight_observer,
+        )
+        mapping = mapping.set_global(qconfig)
+    for name in skip or ():
+        mapping = mapping.set_module_name(name, None)
+    return mapping
 
 
-def prepare_static(model: nn.Module, example: torch.Tensor, per_channel: bool) -> nn.Module:
+def prepare_static(
+    model: nn.Module, example: torch.Tensor, per_channel: bool, skip: list[str] | None = None
+) -> nn.Module:
     with quiet_deprecations():
         from torch.ao.quantization.quantize_fx import prepare_fx
 
         try:
-            return prepare_fx(model, static_qconfig_mapping(per_channel), (example,))
+            return prepare_fx(model, static_qconfig_mapping(per_channel, skip), (example,))
         except Exception as e:  # FX tracing raises many types; name the cause
             raise CompressionError(
                 f"static-int8 could not trace {type(model).__name__} with torch.fx ({e}); "
@@ -161,7 +180,7 @@ def _static_int8(model: nn.Module, cfg: QuantizeConfig, calibration_data: Any) -
         raise ConfigError("calibration_data is empty; pass at least one batch of inputs")
     example = first[0].cpu()  # calibration batches follow the model to the CPU
     forward_checked(model, example, "calibration_data")
-    prepared = prepare_static(model, example, cfg.per_channel)
+    prepared = prepare_static(model, example, cfg.per_channel, cfg.skip)
     with torch.no_grad():
         prepared(example)
         for i, (x, _) in enumerate(batches, start=1):
@@ -178,25 +197,35 @@ def _weight_only_int8(model: nn.Module, cfg: QuantizeConfig, calibration_data: A
     from torch import nn
 
     require_module_types(model, (nn.Linear,), "quantize weight-only (Linear)")
-    apply_weight_only(model)
+    apply_weight_only(model, skip=cfg.skip)
     return model
 
 
-def apply_weight_only(model: nn.Module, bits: int | None = None) -> None:
-    """torchao weight-only quantization: int8 (``bits=None``) or 1-8 bit per-channel intx."""
+def apply_weight_only(
+    model: nn.Module, bits: int | None = None, skip: list[str] | None = None
+) -> None:
+    """torchao weight-only quantization: int8 (``bits=None``) or 1-8 bit per-channel intx,
+    of every Linear except the modules named in ``skip``."""
     import logging
 
     import torch
+    from torch import nn
 
     logging.getLogger("torchao").setLevel(logging.ERROR)  # import chatter about CUDA kernels
     from torchao.quantization import Int8WeightOnlyConfig, IntxWeightOnlyConfig, quantize_
     from torchao.quantization.granularity import PerAxis
 
+    left_out = set(skip or ())
+
+    def wanted(m: nn.Module, fqn: str) -> bool:
+        return isinstance(m, nn.Linear) and fqn not in left_out
+
     if bits is None:
-        quantize_(model, Int8WeightOnlyConfig())
+        quantize_(model, Int8WeightOnlyConfig(), filter_fn=wanted)
     else:
         dtype = getattr(torch, f"int{bits}")
-        quantize_(model, IntxWeightOnlyConfig(weight_dtype=dtype, granularity=PerAxis(0)))
+        cfg = IntxWeightOnlyConfig(weight_dtype=dtype, granularity=PerAxis(0))
+        quantize_(model, cfg, filter_fn=wanted)
 
 
 @QUANTIZERS.register("weight-only-intx")
@@ -206,7 +235,7 @@ def _weight_only_intx(model: nn.Module, cfg: QuantizeConfig, calibration_data: A
     from torch import nn
 
     require_module_types(model, (nn.Linear,), "quantize weight-only (Linear)")
-    apply_weight_only(model, int(cfg.bits))
+    apply_weight_only(model, int(cfg.bits), cfg.skip)
     return model
 
 

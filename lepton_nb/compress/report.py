@@ -147,6 +147,17 @@ def report(models: dict[str, nn.Module], eval_data: Any, **settings: Any) -> pd.
     return table
 
 
+def pareto_front(table: pd.DataFrame, cost: str, value: str = "accuracy") -> list[Any]:
+    """Index labels of rows no other row beats on both: lower ``cost`` and higher ``value``."""
+    front = []
+    best = float("-inf")
+    for label, row in table.sort_values([cost, value], ascending=[True, False]).iterrows():
+        if row[value] > best:
+            front.append(label)
+            best = row[value]
+    return front
+
+
 def to_html(table: pd.DataFrame) -> str:
     """The report as formatted HTML, with the measurement settings underneath."""
     fmt = {
@@ -164,4 +175,12 @@ def to_html(table: pd.DataFrame) -> str:
     return styler.to_html() + note
 
 
-__all__ = ["ReportConfig", "count_weights", "latency_ms", "report", "serialized_bytes", "to_html"]
+__all__ = [
+    "ReportConfig",
+    "count_weights",
+    "latency_ms",
+    "pareto_front",
+    "report",
+    "serialized_bytes",
+    "to_html",
+]

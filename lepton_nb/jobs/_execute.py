@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from jupyter_client.manager import AsyncKernelManager
 
 from lepton_nb.jobs._html import embed_plotlyjs
+from lepton_nb.jobs._link import PROGRESS, WorkerLink
 from lepton_nb.jobs.models import ErrorInfo, JobRecord
 from lepton_nb.jobs.outputs import html_path, partial_path, place
 from lepton_nb.jobs.record import read_records
@@ -55,7 +56,8 @@ class _JobKernelManager(AsyncKernelManager):
 
 
 class _Watchdog(threading.Thread):
-    def __init__(self, job_id: str, store: JobStore | None, timeout: float | None) -> None:
+    def __init__(self, job_id: str, store: JobStore | WorkerLink | None,
+                 timeout: float | None) -> None:
         super().__init__(name=f"lepton-job-{job_id}", daemon=True)
         self.job_id, self.store, self.timeout = job_id, store, timeout
         self.reason: str | None = None  # why we killed the kernel: "timeout" | "cancelled"
@@ -93,6 +95,35 @@ class _Watchdog(threading.Thread):
 
     def finish(self) -> None:
         self._done.set()
+
+
+def _watched_engine() -> str:
+    """Register (once) a papermill engine that notes which cell each job is running, for the
+    progress its heartbeats carry (:data:`lepton_nb.jobs._link.PROGRESS`)."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    if "lepton" in papermill_engines._engines:
+        return "lepton"
+
+    class LeptonEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kw: Any) -> Any:
+            job_id = getattr(kw.get("kernel_manager_class"), "job_env", {}).get("LEPTON_JOB_ID")
+            start = nb_man.cell_start
+
+            def cell_start(cell: Any, cell_index: int | None = None, **k: Any) -> Any:
+                if job_id and cell_index is not None:
+                    PROGRESS[job_id] = {"cell": cell_index + 1, "cells": len(nb_man.nb.cells)}
+                return start(cell, cell_index, **k)
+
+            nb_man.cell_start = cell_start
+            try:
+                return super().execute_managed_notebook(nb_man, kernel_name, **kw)
+            finally:
+                PROGRESS.pop(job_id or "", None)
+
+    papermill_engines.register("lepton", LeptonEngine)
+    return "lepton"
 
 
 def _kernel_manager_class(
@@ -187,7 +218,7 @@ def execute(
     rec: JobRecord,
     notebook: Path,
     output: Path,
-    store: JobStore | None,
+    store: JobStore | WorkerLink | None,
     html: bool = True,
     overwrite: bool = False,
 ) -> JobRecord:
@@ -225,6 +256,7 @@ def execute(
             kernel_name=rec.kernel,
             progress_bar=False,
             kernel_manager_class=km_class,
+            engine_name=_watched_engine(),
         )
     except Exception as e:  # noqa: BLE001 - any kernel/engine failure is recorded, never lost
         failure = e

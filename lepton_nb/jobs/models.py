@@ -63,6 +63,7 @@ class JobRecord(BaseModel):
     ended: float | None = None
     duration_s: float | None = None
     heartbeat: float | None = None
+    progress: dict[str, int] = Field(default_factory=dict)  # {"cell": i, "cells": n}, running
     error: ErrorInfo | None = None
     git: GitInfo | None = None
     python: str = ""

@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb._storage import is_url
 from lepton_nb.errors import JobError
 from lepton_nb.jobs import provenance
 from lepton_nb.jobs._execute import ACTIVE, execute
+from lepton_nb.jobs._outputs import check_output_url, execute_to_url
 from lepton_nb.jobs.models import ACTIVE as ACTIVE_STATUSES
 from lepton_nb.jobs.models import JobRecord, new_job_id
 from lepton_nb.jobs.outputs import check_output
@@ -95,6 +97,7 @@ def run(
     seed: int | None = None,
     html: bool = True,
     job_id: str | None = None,
+    storage_options: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> JobRecord:
     """Execute ``notebook`` with papermill as a recorded job and return its :class:`JobRecord`.
@@ -104,11 +107,15 @@ def run(
     ``record.raise_for_status()`` to turn that into an exception. Bad input (missing notebook,
     unknown parameter, an output that exists) raises before anything runs. ``timeout`` bounds
     the whole job (seconds). An existing ``output`` (or its ``.html`` neighbour) is replaced only
-    with ``overwrite=True``.
+    with ``overwrite=True``. ``output`` may be an fsspec URL (``s3://bucket/runs/a.ipynb``, with
+    ``storage_options=``).
     """
     rec, path = prepare(
         notebook, parameters, kernel=kernel, timeout=timeout, cwd=cwd, seed=seed, job_id=job_id
     )
+    if is_url(output):
+        check_output_url(str(output), storage_options, overwrite)
+        return execute_to_url(rec, path, str(output), storage_options, open_store(store), html)
     out = check_output(
         path, output or default_output(path, rec.id), overwrite=overwrite, html=html
     )

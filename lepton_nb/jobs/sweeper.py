@@ -2,8 +2,9 @@
 
 The worker task starts the kernel (papermill runs inside the Dask worker), so a sweep runs as
 many jobs at once as the cluster has threads. The notebook travels with the task, and the executed
-notebook and HTML travel back as text, so workers need no file system shared with the client.
-Workers on the client's machine also update the store as their job starts and beats.
+notebook and HTML travel back as text, so workers need no file system shared with the client;
+status, heartbeats, progress and cancels go through Dask events (see :mod:`lepton_nb.jobs._link`).
+Outputs go to a local directory or an fsspec URL prefix.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb._storage import Location, check_writable, is_url
 from lepton_nb.errors import ConfigError
 from lepton_nb.jobs import provenance
 from lepton_nb.jobs._execute import execute
+from lepton_nb.jobs._link import ClientRelay, WorkerLink
 from lepton_nb.jobs.models import ErrorInfo, JobRecord, new_job_id
 from lepton_nb.jobs.runner import StoreArg, prepare
 from lepton_nb.jobs.store import JobStore, lepton_home, open_store
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Grid = Mapping[str, Any] | Iterable[Mapping[str, Any]]
+RELAY_S = 0.25  # how often the client applies heartbeats and forwards cancels
 
 
 def expand_grid(grid: Grid | None) -> list[dict[str, Any]]:
@@ -48,17 +53,19 @@ def expand_grid(grid: Grid | None) -> list[dict[str, Any]]:
 
 
 def _worker_job(
-    rec_json: str, nb_bytes: bytes, nb_path: str, store_path: str | None, html: bool
+    rec_json: str, nb_bytes: bytes, nb_path: str, topic: str, html: bool
 ) -> tuple[dict[str, Any], str | None, str | None]:
-    """Runs on a Dask worker: execute one job, return its record, notebook and HTML."""
+    """Runs on a Dask worker: execute one job, return its record, notebook and HTML.
+
+    The worker needs no file system shared with the client: the notebook arrives as bytes,
+    the results go back as text, and status, heartbeats, progress and cancels travel through
+    Dask (:mod:`lepton_nb.jobs._link`), never through the client's job store."""
     rec = JobRecord.model_validate_json(rec_json)
     rec = rec.model_copy(update=provenance.environment())  # where it actually runs
-    store = None
-    if store_path and Path(store_path).exists():  # same machine or shared file system
-        store = JobStore(store_path)
-        if store.cancel_requested(rec.id):
-            rec.status, rec.error = "cancelled", ErrorInfo(reason="cancelled")
-            return rec.model_dump(mode="json"), None, None
+    link = WorkerLink(topic)
+    if link.cancel_requested(rec.id):
+        rec.status, rec.error = "cancelled", ErrorInfo(reason="cancelled")
+        return rec.model_dump(mode="json"), None, None
     tmp = Path(tempfile.mkdtemp(prefix="lepton-sweep-"))
     try:
         path = Path(nb_path)
@@ -68,19 +75,13 @@ def _worker_job(
         if not rec.cwd or not Path(rec.cwd).is_dir():
             rec.cwd = str(path.parent)
         out = tmp / "out" / f"{path.stem}.ipynb"
-        rec = execute(rec, path, out, store, html=html)
+        rec = execute(rec, path, out, link, html=html)
         nb_text = out.read_text(encoding="utf-8") if out.exists() else None
         html_path = out.with_suffix(".html")
         html_text = html_path.read_text(encoding="utf-8") if html_path.exists() else None
         return rec.model_dump(mode="json"), nb_text, html_text
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _client_for(cluster: Any) -> tuple[Any, Any]:
@@ -110,6 +111,7 @@ def sweep(
     cluster: Any = None,
     *,
     output_dir: str | Path | None = None,
+    storage_options: dict[str, Any] | None = None,
     kernel: str | None = None,
     timeout: float | None = None,
     cwd: str | Path | None = None,
@@ -124,9 +126,11 @@ def sweep(
     ``cluster`` is a lepton_nb Cluster, a distributed.Client, a scheduler address, or None (a
     local cluster is launched for the sweep and closed after). A failing job does not stop the
     others; every job is in the store. Jobs share one seed unless ``seed`` is a parameter.
+    ``output_dir`` is a local directory or an fsspec URL prefix (``s3://bucket/sweeps/a``, with
+    ``storage_options=``), checked before any job starts. ``jobs.cancel(id)`` stops a job of a
+    running sweep from any process, on any worker.
     """
     import pandas as pd
-    from distributed import as_completed
     from tqdm.auto import tqdm
 
     points = expand_grid(grid)
@@ -140,25 +144,27 @@ def sweep(
         rec.sweep_id = sweep_id
         jobs.append((rec, path))
     path = jobs[0][1]
-    out_dir = (
-        Path(output_dir).expanduser().resolve()
-        if output_dir
-        else (lepton_home() / "sweeps" / f"{path.stem}-{sweep_id}")
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if output_dir is None:
+        output_dir = lepton_home() / "sweeps" / f"{path.stem}-{sweep_id}"
+    elif not is_url(output_dir):
+        output_dir = Path(output_dir).expanduser().resolve()
+    out_dir = check_writable(output_dir, storage_options, what="output_dir")
     db = open_store(store)
     for rec, _ in jobs:
         db.put(rec)
     nb_bytes = path.read_bytes()
     client, owned = _client_for(cluster)
+    relay = None
     try:
+        topic = f"lepton-jobs-{sweep_id}"
+        relay = ClientRelay(client, topic, db, [rec.id for rec, _ in jobs])
         futures = {
             client.submit(
                 _worker_job,
                 rec.model_dump_json(),
                 nb_bytes,
                 str(path),
-                str(db.path),
+                topic,
                 html,
                 pure=False,
                 key=f"lepton-job-{rec.id}",
@@ -167,19 +173,29 @@ def sweep(
         }
         done: dict[str, JobRecord] = {}
         bar = tqdm(total=len(futures), desc=f"sweep {path.name}", disable=not progress)
-        for fut in as_completed(list(futures)):
-            rec = futures[fut]
-            done[rec.id] = _collect(fut, rec, out_dir, db)
-            bar.update(1)
+        waiting = set(futures)
+        while waiting:
+            finished = {f for f in waiting if f.done()}
+            if not finished:
+                time.sleep(RELAY_S)
+            waiting -= finished
+            relay.pump()
+            for fut in finished:
+                rec = futures[fut]
+                relay.done(rec.id)
+                done[rec.id] = _collect(fut, rec, out_dir, db)
+                bar.update(1)
             bar.set_postfix(failed=sum(r.status != "succeeded" for r in done.values()))
         bar.close()
     finally:
+        if relay is not None:
+            relay.close()
         if owned is not None:
             owned.close()
     return _frame([done[rec.id] for rec, _ in jobs], pd)
 
 
-def _collect(fut: Any, rec: JobRecord, out_dir: Path, db: JobStore) -> JobRecord:
+def _collect(fut: Any, rec: JobRecord, out_dir: Location, db: JobStore) -> JobRecord:
     try:
         data, nb_text, html_text = fut.result()
     except Exception as e:  # noqa: BLE001 - a lost worker fails this job, not the sweep
@@ -189,13 +205,14 @@ def _collect(fut: Any, rec: JobRecord, out_dir: Path, db: JobStore) -> JobRecord
     rec = JobRecord.model_validate(data)
     stem = f"{Path(rec.notebook).stem}-{rec.id}"
     rec.output = rec.html = None
+    rec.progress = {}
     if nb_text is not None:
-        out = out_dir / f"{stem}.ipynb"
-        _atomic_write(out, nb_text)
+        out = out_dir.join(f"{stem}.ipynb")
+        out.write_bytes(nb_text.encode("utf-8"))
         rec.output = str(out)
     if html_text is not None:
-        html_out = out_dir / f"{stem}.html"
-        _atomic_write(html_out, html_text)
+        html_out = out_dir.join(f"{stem}.html")
+        html_out.write_bytes(html_text.encode("utf-8"))
         rec.html = str(html_out)
     return db.put(rec)
 

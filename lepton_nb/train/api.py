@@ -22,6 +22,7 @@ from lepton_nb.train.driver import new_run_id, run_ranks, workers_of
 from lepton_nb.train.events import EventHub, check_callbacks
 from lepton_nb.train.frameworks import FRAMEWORKS
 from lepton_nb.train.rendezvous import RankSpec, free_port, rank_task
+from lepton_nb.train.resume import announce_resume, checkpoint_location
 from lepton_nb.train.strategies import STRATEGIES, resolve_strategy
 from lepton_nb.train.strategy import Strategy
 
@@ -120,11 +121,12 @@ def _check_precision(strat: Strategy, precision: str, client: Any) -> None:
 
 
 def _local_ranks(strategy: Strategy, payload: Any, hub: EventHub, run_id: str,
-                 checkpoint_dir: str | None) -> list[Any]:
+                 checkpoint_dir: str | None,
+                 storage_options: dict[str, Any] | None = None) -> list[Any]:
     spec = RankSpec(rank=0, world_size=1, local_rank=0, local_world=1, address="local",
                     host="127.0.0.1", master_addr="127.0.0.1",
                     master_port=free_port("127.0.0.1"), run_id=run_id, attempt=0,
-                    checkpoint_dir=checkpoint_dir)
+                    checkpoint_dir=checkpoint_dir, storage_options=storage_options)
     out = rank_task(spec, strategy, payload, sink=hub.push)
     hub.drain(force=True)
     return [out]
@@ -139,6 +141,7 @@ def fit(
     log_every: int = 10, checkpoint_every: int = 50, compile: bool = False,
     max_staleness: int = 4, grad_clip: float | None = None, progress: bool | None = None,
     collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
+    storage_options: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model`` (an nn.Module or zero-argument factory) on ``train_data`` (a Dataset of
     ``(x, y)`` or a factory building it on the worker).  ``batch_size`` is the global batch
@@ -146,7 +149,11 @@ def fit(
     in-process.  ``strategy`` is a name in :data:`~lepton_nb.train.STRATEGIES` or a
     :class:`~lepton_nb.train.Strategy`.  ``precision`` is ``"fp32"``, ``"bf16"``, ``"fp16"``
     (GPUs only, loss-scaled) or ``"auto"`` (see :func:`choose_precision`).  See
-    :mod:`lepton_nb.train.driver` for recovery from a lost worker."""
+    :mod:`lepton_nb.train.driver` for recovery from a lost worker.
+
+    ``checkpoint_dir`` is a local path or an fsspec URL (``s3://bucket/run``, with
+    ``storage_options=`` or the filesystem's environment variables); by default dask config
+    ``lepton.storage.checkpoints``.  A checkpoint already there is resumed from."""
     strat = resolve_strategy(strategy)  # before anything else, with or without a cluster
     if not (is_module(model) or callable(model)):
         raise ConfigError(f"model must be a torch nn.Module or a zero-argument factory, "
@@ -169,6 +176,9 @@ def fit(
     client = None if strat.in_process else _client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers)
     _check_precision(strat, precision, client)
+    ckpt_url = checkpoint_location(checkpoint_dir, storage_options,
+                                   None if client is None else workers_of(client))
+    cfg.checkpoint_dir = ckpt_url
     total = None
     if hasattr(train_data, "__len__"):
         per_rank = max(1, batch_size // world)
@@ -184,13 +194,15 @@ def fit(
     status = "failed"
     metrics: dict[str, Any] = {}
     try:
+        announce_resume(hub, ckpt, storage_options)
         if client is None:
-            results = _local_ranks(strat, payload, hub, run_id, ckpt)
+            results = _local_ranks(strat, payload, hub, run_id, ckpt, storage_options)
         else:
             results = run_ranks(client, strat, payload, hub, run_id=run_id,
                                 n_workers=n_workers, max_restarts=max_restarts,
                                 checkpoint_dir=ckpt, collective_timeout_s=collective_timeout_s,
-                                replace_timeout_s=replace_timeout_s)
+                                replace_timeout_s=replace_timeout_s,
+                                storage_options=storage_options)
         status = "succeeded"
     except SchedulerLost:
         tmp = None  # keep the checkpoints the error message points to
@@ -223,7 +235,7 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
         n_workers: int | None = None, max_restarts: int = 0, checkpoint_dir: str | None = None,
         callbacks: Sequence[Callback] = (), progress: bool | None = False,
         collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
-        framework: str = "torch") -> RunResult:
+        framework: str = "torch", storage_options: dict[str, Any] | None = None) -> RunResult:
     """Run ``train_fn(ctx)`` once per rank with torchrun's environment variables set
     (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so torchrun-style code that calls
     ``dist.init_process_group("gloo")`` runs unchanged.  ``framework="tensorflow"`` runs each
@@ -238,6 +250,9 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
     cbs = check_callbacks(callbacks)
     client = _client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers)
+    if checkpoint_dir is not None:
+        checkpoint_dir = checkpoint_location(str(checkpoint_dir), storage_options,
+                                             None if client is None else workers_of(client))
     run_id = new_run_id()
     hub = EventHub(cbs, progress, None)
     hub.start({"strategy": "run", "world_size": world, "epochs": None, "run_id": run_id,
@@ -247,13 +262,14 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
     try:
         with fw.checkpoint_location(checkpoint_dir) as ckpt:
             if client is None:
-                results = _local_ranks(strat, None, hub, run_id, ckpt)
+                results = _local_ranks(strat, None, hub, run_id, ckpt, storage_options)
             else:
                 results = run_ranks(client, strat, None, hub, run_id=run_id,
                                     n_workers=n_workers, max_restarts=max_restarts,
                                     checkpoint_dir=ckpt,
                                     collective_timeout_s=collective_timeout_s,
-                                    replace_timeout_s=replace_timeout_s)
+                                    replace_timeout_s=replace_timeout_s,
+                                    storage_options=storage_options)
         status = "succeeded"
     finally:
         history = hub.history()

@@ -1,64 +1,60 @@
 """Atomic checkpoints that load only with ``torch.load(weights_only=True)``.
 
-A checkpoint is written to a temporary file in the same directory, fsynced, then renamed over
-the target, so a crash mid-save leaves the previous checkpoint intact (rename is atomic on
-POSIX).  Loading refuses anything that is not plain tensors/containers/numbers (a pickled
-object payload), and a truncated file is reported by its path.
+A checkpoint is serialized in memory, then written atomically to a local path or an fsspec
+URL (:mod:`lepton_nb._storage`: temp file + fsync + rename locally, one all-or-nothing put on an
+object store), so a crash mid-save leaves the previous checkpoint intact.  Loading refuses
+anything that is not plain tensors/containers/numbers (a pickled object payload), and a
+truncated file is reported by its path or URL.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from lepton_nb._storage import Location, is_url, location
 from lepton_nb.errors import CheckpointError
 
 LATEST = "latest.pt"
 
 
-def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write ``state`` atomically to ``path`` (temp file + fsync + rename)."""
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str],
+                    storage_options: dict[str, Any] | None = None) -> Path | str:
+    """Write ``state`` atomically to ``path``, a local path or an fsspec URL (see
+    :mod:`lepton_nb._storage`): serialized in memory first, so a failure writes nothing."""
     import torch
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:  # make the rename itself durable
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return target
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    loc = location(path, storage_options)
+    loc.write_bytes(buf.getvalue())
+    return loc.local_path if loc.is_local and not is_url(loc.url) else loc.url
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike[str] | Location,
+                    storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; errors name the file and the fix."""
     import torch
 
-    p = Path(path)
-    if not p.is_file():
+    loc = location(path, storage_options)
+    p = loc.local_path if loc.is_local else loc.url
+    if not loc.exists():
         raise CheckpointError(f"no checkpoint at {p}; train with checkpoint_dir= to create one")
-    if not zipfile.is_zipfile(p):  # torch.save writes a zip archive; garbage is not "pickled"
+    src: Any = p if loc.is_local else io.BytesIO(loc.read_bytes())
+    if not zipfile.is_zipfile(src):  # torch.save writes a zip archive; garbage is not "pickled"
         raise CheckpointError(
             f"checkpoint {p} is truncated or corrupt (not an archive written by torch.save: "
             "empty, cut short or another format); delete it to fall back to an earlier one or "
             "restart training"
         )
+    if not loc.is_local:
+        src.seek(0)
     try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        state = torch.load(src, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"refusing to load {p}: it contains pickled objects beyond tensors and plain "
@@ -75,8 +71,20 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-def latest_path(checkpoint_dir: str | os.PathLike[str]) -> Path:
-    return Path(checkpoint_dir) / LATEST
+def latest_path(checkpoint_dir: str | os.PathLike[str]) -> Path | str:
+    loc = location(checkpoint_dir).join(LATEST)
+    return loc.local_path if loc.is_local and not is_url(loc.url) else loc.url
+
+
+def latest_state(checkpoint_dir: str | os.PathLike[str] | None,
+                 storage_options: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The latest checkpoint under ``checkpoint_dir``, or None when there is none."""
+    if checkpoint_dir is None:
+        return None
+    loc = location(checkpoint_dir, storage_options).join(LATEST)
+    if not loc.exists():
+        return None
+    return load_checkpoint(loc)
 
 
 def rng_state(device: Any = None) -> dict[str, Any]:
@@ -118,4 +126,5 @@ def set_rng_state(state: dict[str, Any], device: Any = None) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-__all__ = ["LATEST", "latest_path", "load_checkpoint", "rng_state", "save_checkpoint"]
+__all__ = ["LATEST", "latest_path", "latest_state", "load_checkpoint", "rng_state",
+           "save_checkpoint"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lepton_nb.train.callbacks import Event
-from lepton_nb.train.checkpoint import latest_path, load_checkpoint, save_checkpoint
+from lepton_nb.train.checkpoint import latest_path, latest_state, save_checkpoint
 
 Sink = Callable[[Event], None]
 
@@ -42,6 +42,7 @@ class TrainContext:
     attempt: int = 0
     checkpoint_dir: str | None = None
     worker_address: str | None = None
+    storage_options: dict[str, Any] | None = field(default=None, repr=False)
     events: list[Event] = field(default_factory=list, repr=False)
     sink: Sink | None = field(default=None, repr=False)
     _step: int = field(default=0, repr=False)
@@ -79,20 +80,16 @@ class TrainContext:
             self._step = int(step)
         self.emit(kind, step, epoch, **metrics)
 
-    def save_checkpoint(self, state: dict[str, Any]) -> Path | None:
-        """Rank 0 writes ``state`` atomically to ``<checkpoint_dir>/latest.pt``; others skip."""
+    def save_checkpoint(self, state: dict[str, Any]) -> Path | str | None:
+        """Rank 0 writes ``state`` atomically to ``<checkpoint_dir>/latest.pt`` (a local path
+        or an fsspec URL such as ``s3://bucket/run``); other ranks skip."""
         if self.checkpoint_dir is None or self.rank != 0:
             return None
-        return save_checkpoint(state, latest_path(self.checkpoint_dir))
+        return save_checkpoint(state, latest_path(self.checkpoint_dir), self.storage_options)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The latest checkpoint (loaded with ``weights_only=True``), or None if there is none."""
-        if self.checkpoint_dir is None:
-            return None
-        path = latest_path(self.checkpoint_dir)
-        if not path.exists():
-            return None
-        return load_checkpoint(path)
+        return latest_state(self.checkpoint_dir, self.storage_options)
 
 
 def torchrun_env(rank: int, world_size: int, local_rank: int, local_world: int,

@@ -33,7 +33,7 @@ from lepton_nb.errors import ClusterError, TrainingError
 from lepton_nb.train._codeship import ship_user_code
 from lepton_nb.train._gpu import is_sticky_cuda_error, own_gpu_first
 from lepton_nb.train._lifeline import SchedulerLost, lost_message, scheduler_gone
-from lepton_nb.train.checkpoint import latest_path, load_checkpoint
+from lepton_nb.train.checkpoint import latest_path, latest_state
 from lepton_nb.train.events import EventHub
 from lepton_nb.train.rendezvous import RankSpec, free_port, plan, rank_task
 from lepton_nb.train.strategy import Strategy
@@ -154,6 +154,7 @@ def run_ranks(
     collective_timeout_s: float = 60.0,
     replace_timeout_s: float = 30.0,
     stuck_grace_s: float = 5.0,
+    storage_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``strategy.body(ctx, payload)`` once per rank (pinned tasks) until all ranks
     succeed; ``strategy.prepare`` runs before each attempt, ``strategy.abort`` after a failed
@@ -179,7 +180,7 @@ def run_ranks(
                               address=a, host=h, master_addr=h0, master_port=port,
                               run_id=run_id, attempt=attempt, checkpoint_dir=checkpoint_dir,
                               timeout_s=collective_timeout_s, threads=threads,
-                              own_gpu_first=own[a])
+                              own_gpu_first=own[a], storage_options=storage_options)
                      for r, (a, h, lr, lw) in enumerate(placed)]
             run_payload = strategy.prepare(client, specs, payload)
             data = client.scatter(run_payload, broadcast=True, hash=False)
@@ -190,7 +191,7 @@ def run_ranks(
             try:
                 _watch(client, futures, specs, hub)
             except SchedulerLost:
-                last = _resume_step(checkpoint_dir)
+                last = resume_step(checkpoint_dir, storage_options)
                 path = str(latest_path(checkpoint_dir)) if checkpoint_dir and last else None
                 raise SchedulerLost(lost_message(scheduler, path or checkpoint_dir, last)
                                     ) from None
@@ -198,7 +199,8 @@ def run_ranks(
                 if attempt < max_restarts:
                     step = strategy.resume_step(checkpoint_dir)
                     hub.restart_marker(attempt + 1, fail.what,
-                                       _resume_step(checkpoint_dir) if step is None else step)
+                                       resume_step(checkpoint_dir, storage_options)
+                                       if step is None else step)
                 strategy.abort(run_payload, fail.what)
                 restarted = _teardown(client, list(zip(futures, [s.address for s in specs],
                                                        strict=True)), stuck_grace_s)
@@ -230,13 +232,11 @@ def _own_gpu_first(client: Any, workers: dict[str, dict[str, Any]],
                          {a: h for a, h, *_ in placed})
 
 
-def _resume_step(checkpoint_dir: str | None) -> int:
-    if checkpoint_dir is None:
-        return 0
-    path = latest_path(checkpoint_dir)
-    if not path.exists():
-        return 0
-    return int(load_checkpoint(path).get("step", 0))
+def resume_step(checkpoint_dir: str | None,
+                storage_options: dict[str, Any] | None = None) -> int:
+    """The step a restart resumes at: the last checkpoint's, or 0 without one."""
+    state = latest_state(checkpoint_dir, storage_options)
+    return 0 if state is None else int(state.get("step", 0))
 
 
-__all__ = ["run_ranks"]
+__all__ = ["resume_step", "run_ranks"]

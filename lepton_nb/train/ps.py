@@ -6,6 +6,11 @@ call.  Sync: the server waits for one gradient from every rank, averages them an
 (equivalent to data-parallel SGD).  Async: each gradient is applied on arrival; its staleness
 (server updates since the rank last pulled) is recorded per update, and a gradient staler than
 ``max_staleness`` is dropped rather than applied, which bounds the staleness.
+
+Checkpoints hold the server's parameters, optimizer state and version (the step), plus rank 0's
+place in the data; rank 0 writes one every ``checkpoint_every`` server versions and at each
+epoch's end, and a new server (after a lost worker, or a second ``fit`` on the same
+``checkpoint_dir``) starts from the latest one.  In async mode all ranks resume at rank 0's place.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from lepton_nb.train._common import Payload, autocast, build_model, evaluate
+from lepton_nb.train.checkpoint import latest_state
 from lepton_nb.train.config import make_optimizer
 from lepton_nb.train.context import TrainContext
 from lepton_nb.train.skeleton import RankLoop
@@ -26,7 +32,9 @@ SYNC_WAIT_S = 120.0
 class ParameterServer:
     """Holds the global parameters and optimizer; lives on one worker as a Dask Actor."""
 
-    def __init__(self, payload: Payload, world_size: int, mode: str) -> None:
+    def __init__(self, payload: Payload, world_size: int, mode: str,
+                 checkpoint_dir: str | None = None,
+                 storage_options: dict[str, Any] | None = None) -> None:
         import torch
 
         torch.set_num_threads(1)
@@ -38,6 +46,13 @@ class ParameterServer:
         self.mode = mode
         self.max_staleness = cfg.max_staleness
         self.version = 0
+        self.resume_point = (0, 0)  # (epoch, samples into it) the ranks start from
+        state = latest_state(checkpoint_dir, storage_options)
+        if state is not None:  # the server's parameters and optimizer, as last checkpointed
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.version = int(state["step"])
+            self.resume_point = (int(state["epoch"]), int(state["samples"]))
         self.staleness: list[int] = []
         self.dropped = 0
         self._pending: dict[int, list[Any]] = {}
@@ -57,8 +72,15 @@ class ParameterServer:
     def _snapshot(self) -> list[Any]:
         return [p.detach().clone() for p in self.params]
 
-    def pull(self) -> tuple[int, list[Any]]:
-        return self.version, self._snapshot()
+    def pull(self) -> tuple[int, list[Any], tuple[int, int]]:
+        return self.version, self._snapshot(), self.resume_point
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint holds of the server: parameters, optimizer state, version."""
+        import copy
+
+        return {"model": copy.deepcopy(self.model.state_dict()),
+                "optimizer": copy.deepcopy(self.opt.state_dict()), "step": self.version}
 
     async def push_sync(self, rank: int, grads: list[Any]) -> tuple[int, list[Any]]:
         if self._aborted:
@@ -127,9 +149,10 @@ class ParameterServerLoop(RankLoop):
     def setup(self) -> None:
         self.server = self.payload.extra["server"]
         self.sync = self.payload.extra["mode"] == "sync"
-        self.version, values = self.server.pull().result()
+        self.version, values, (self.start_epoch, self.skip_samples) = self.server.pull().result()
         _load(self.params, values)
         self.stale_max = 0
+        self.saved = self.version
 
     def train_step(self, x: Any, y: Any) -> Any:
         with autocast(self.cfg, self.device):
@@ -149,6 +172,23 @@ class ParameterServerLoop(RankLoop):
 
     def report_step(self) -> int:
         return int(self.version)
+
+    def checkpoint(self, epoch: int, samples: int) -> None:
+        # rank 0 saves the server's state; in sync mode it matches this rank's place in the
+        # data (the server cannot step again before rank 0 pushes)
+        if self.ctx.checkpoint_dir is None or self.ctx.rank != 0:
+            return
+        self.ctx.save_checkpoint({**self.server.state().result(), "epoch": epoch,
+                                  "samples": samples, "config": self.cfg.to_dict()})
+
+    def after_step(self, epoch: int, samples: int) -> None:
+        every = self.cfg.checkpoint_every
+        if self.version // every > self.saved // every:
+            self.checkpoint(epoch, samples)
+            self.saved = self.version
+
+    def end_epoch(self, epoch: int) -> None:
+        self.checkpoint(epoch + 1, 0)
 
     def step_metrics(self) -> dict[str, Any]:
         out = {"staleness": self.stale_max}
@@ -188,7 +228,8 @@ class ParameterServerStrategy(Strategy):
 
     def prepare(self, client: Any, specs: list[Any], payload: Payload) -> Payload:
         data = client.scatter(payload, workers=[specs[0].address], hash=False)
-        server = client.submit(ParameterServer, data, len(specs), self.mode, actor=True,
+        server = client.submit(ParameterServer, data, len(specs), self.mode,
+                               specs[0].checkpoint_dir, specs[0].storage_options, actor=True,
                                workers=[specs[0].address], allow_other_workers=False,
                                pure=False).result(timeout=120)
         return replace(payload, extra={**payload.extra, "server": server, "mode": self.mode})
@@ -198,8 +239,13 @@ class ParameterServerStrategy(Strategy):
 
     def abort(self, payload: Payload, reason: str) -> None:
         server = payload.extra.get("server")
-        if server is not None:
+        if server is None:
+            return
+        try:
             server.abort(reason).result(timeout=10)
+        except RuntimeError as e:  # the server's worker is the one that was lost: nobody to tell
+            if "Actor was lost" not in str(e):
+                raise
 
 
 __all__ = ["ParameterServer", "ParameterServerLoop", "ParameterServerStrategy", "ps_loop"]

@@ -47,6 +47,7 @@ class RankSpec:
     timeout_s: float = 60.0
     threads: int = 1
     own_gpu_first: bool = False  # the worker's cuda:0 is its own GPU (dask-cuda rotation)
+    storage_options: dict[str, Any] | None = None
 
 
 def plan(workers: dict[str, dict[str, Any]], n: int) -> list[tuple[str, str, int, int]]:
@@ -134,7 +135,7 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
     ctx = TrainContext(rank=spec.rank, world_size=spec.world_size, local_rank=local_rank,
                        device=device, run_id=spec.run_id, attempt=spec.attempt,
                        checkpoint_dir=spec.checkpoint_dir, worker_address=spec.address,
-                       sink=sink)
+                       sink=sink, storage_options=spec.storage_options)
     restore_malloc = _tune_malloc(sink is None)
     try:
         if strategy.init_group:

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb.compress.report import pareto_front
+
 if TYPE_CHECKING:
     import pandas as pd
 
 # (x column, x axis title) of each subplot; y is always accuracy
 PANELS = (("bytes", "serialized bytes"), ("latency_ms", "latency (ms)"))
-
-
-def pareto_front(table: pd.DataFrame, cost: str, value: str = "accuracy") -> list[Any]:
-    """Index labels of rows no other row beats on both: lower ``cost`` and higher ``value``."""
-    front = []
-    best = float("-inf")
-    for label, row in table.sort_values([cost, value], ascending=[True, False]).iterrows():
-        if row[value] > best:
-            front.append(label)
-            best = row[value]
-    return front
 
 
 def empty_figure() -> Any:
@@ -55,4 +46,45 @@ def update_figure(fig: Any, table: pd.DataFrame) -> None:
             line.y = front["accuracy"].tolist()
 
 
-__all__ = ["PANELS", "empty_figure", "pareto_front", "update_figure"]
+
+
+def add_search_traces(fig: Any) -> None:
+    """Per panel: the accuracy budget line and the chosen point of a search (traces 4-7)."""
+    import plotly.graph_objects as go
+
+    if len(fig.data) > 2 * len(PANELS):
+        return
+    for col in range(1, len(PANELS) + 1):
+        budget = go.Scatter(mode="lines", name="accuracy budget", showlegend=col == 1,
+                            line={"dash": "dash", "color": "#d62728"})  # fmt: skip
+        chosen = go.Scatter(mode="markers", name="chosen", showlegend=col == 1,
+                            marker={"symbol": "star", "size": 18, "color": "#ff7f0e"})  # fmt: skip
+        fig.add_trace(budget, row=1, col=col)
+        fig.add_trace(chosen, row=1, col=col)
+
+
+def update_search_traces(
+    fig: Any, table: pd.DataFrame, threshold: float | None, chosen: str | None
+) -> None:
+    """Draw the budget line (accuracy ``threshold``) across each panel and star ``chosen``."""
+    n = 2 * len(PANELS)
+    with fig.batch_update():
+        for i, (col, _) in enumerate(PANELS):
+            budget, star = fig.data[n + 2 * i], fig.data[n + 2 * i + 1]
+            if threshold is not None and len(table):
+                budget.x = [table[col].min(), table[col].max()]
+                budget.y = [threshold, threshold]
+            in_table = chosen is not None and chosen in table.index
+            star.x = [table.loc[chosen, col]] if in_table else []
+            star.y = [table.loc[chosen, "accuracy"]] if in_table else []
+            star.text = [chosen] if in_table else []
+
+
+__all__ = [
+    "PANELS",
+    "add_search_traces",
+    "empty_figure",
+    "pareto_front",
+    "update_figure",
+    "update_search_traces",
+]

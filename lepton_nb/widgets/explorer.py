@@ -8,6 +8,7 @@ with their Pareto fronts, the table fills in, and any variant can be exported wi
 
 from __future__ import annotations
 
+import functools
 import html
 import threading
 from collections.abc import Sequence
@@ -19,10 +20,13 @@ import ipywidgets as W
 from lepton_nb.compress.methods import METHODS, Variant, VariantContext
 from lepton_nb.errors import ConfigError, LeptonError
 from lepton_nb.widgets._explorer_plot import empty_figure, update_figure
+from lepton_nb.widgets._explorer_search import show_recipe, start_search
 
 if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
+
+    from lepton_nb.compress.search import SearchResult
 
 _COLUMNS = ["method", "strength", "params", "bytes", "latency_ms", "accuracy"]
 BASELINE = "baseline"
@@ -33,7 +37,8 @@ class CompressionExplorer(W.VBox):
 
     ``calibration_data`` enables static-int8, ``example_input`` structured pruning (taken from
     ``eval_data`` when omitted), ``train_data`` fine-tuning and, with ``student``, distillation.
-    ``settings`` are :class:`lepton_nb.compress.ReportConfig` fields.
+    ``settings`` are :class:`lepton_nb.compress.ReportConfig` fields.  :meth:`search` runs
+    :func:`lepton_nb.compress.search` and draws it live.
     """
 
     def __init__(
@@ -64,15 +69,21 @@ class CompressionExplorer(W.VBox):
         self.settings = dict(settings or {"runs": 20})
         self.models: dict[str, nn.Module] = {}
         self.errors: dict[str, str] = {}  # label -> why that variant failed
+        self.recipes: dict[str, dict[str, Any]] = {}  # label -> what built it (shown on click)
+        self.search_result: SearchResult | None = None
         self._rows: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._build_controls()
         self.figure = empty_figure()
+        for points in (self.figure.data[0], self.figure.data[2]):
+            points.on_click(functools.partial(show_recipe, self))
+        self.recipe_view = W.HTML()
         self.table = W.HTML()
         self.status = W.HTML()
+        parts = [self.controls, self.figure, self.recipe_view, self.table, self.export_box]
         super().__init__(
-            [self.controls, self.figure, self.table, self.export_box, self.status],
+            [*parts, self.status],
             layout={"border": "1px solid var(--jp-border-color2, #ddd)", "padding": "4px"},
         )
         self.add_class("lepton-compression-explorer")
@@ -152,11 +163,19 @@ class CompressionExplorer(W.VBox):
                 with self._lock:
                     self._rows[label] = row
                     self.models[label] = model
+                    self.recipes[label] = {"method": row["method"], "strength": row["strength"]}
                 self._redraw()
             done = f"{len(self._rows) - 1} variant(s) measured"
             self._say("; ".join([done, *failed]), error=bool(failed))
         finally:
             self.run_button.disabled = False
+
+    def search(self, max_drop: float = 1.0, objective: str = "latency", wait: bool = True,
+               **options: Any) -> SearchResult | None:  # fmt: skip
+        """Run :func:`lepton_nb.compress.search` on this model and data, drawing every candidate
+        as it is measured; the chosen model lands in :attr:`models` and :attr:`search_result`.
+        ``options`` are search()'s other keywords (``methods``, ``budget_s``, ``config``)."""
+        return start_search(self, max_drop, objective, wait, options)
 
     @property
     def results(self) -> pd.DataFrame:

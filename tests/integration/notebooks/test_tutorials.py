@@ -79,6 +79,8 @@ def test_03_compression_ratios(ran: dict[str, Any]) -> None:
     assert r["student_distilled_accuracy"] >= r["student_scratch_accuracy"]
     assert r["distill_gap_points"] <= 2.0  # within 2 points of the teacher
     assert r["explorer_variants"] == 5 and r["save_load_identical"] is True
+    assert r["search_met_budget"] is True and r["search_drop_points"] <= 1.0
+    assert r["search_candidates"] >= 3
 
 
 def test_04_jobs_sweep_compare_rerun(ran: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pandas as pd
@@ -97,3 +98,31 @@ def test_bad_input_is_shown_not_raised(model: nn.Module, split: Split) -> None:
     assert "calibration_data" in ex.errors["static-int8"]
     with pytest.raises(ConfigError, match="no variant"):
         ex.export("nope", "x.pt")
+
+
+def test_search_draws_live_and_shows_a_recipe_on_click(model: nn.Module, split: Split) -> None:
+    ex = CompressionExplorer(model, split.test)
+    drawn: list[int] = []  # points on the plot each time the status reports a new candidate
+    ex.status.observe(lambda _: drawn.append(len(ex.figure.data[0].x or ())), names="value")
+    cfg = compress.SearchConfig(subset_size=128, prune_amounts=(0.25, 0.5), max_skip=1,
+                                settings={"runs": 3, "warmup": 1})  # fmt: skip
+    result = ex.search(max_drop=1.0, methods=["dynamic-int8", "prune-structured"], config=cfg)
+    assert result is not None and ex.search_result is result
+    table, built = ex.results, result.table
+    if "error" in built:
+        built = built[built["error"].isna()]
+    assert set(table.index) == set(built.index)
+    assert drawn[:3] == [1, 2, 3]  # points appeared one by one, as candidates finished
+    budget, star = ex.figure.data[4], ex.figure.data[5]
+    threshold = result.table.loc["baseline", "accuracy"] - 0.01
+    assert list(budget.y) == pytest.approx([threshold, threshold])
+    chosen = result.recipe.label
+    assert list(star.x) == [table.loc[chosen, "bytes"]] and ex.choice.value == chosen
+    assert chosen in ex.models
+    # a click in the browser reaches the kernel as this message; the recipe appears
+    i = list(ex.figure.data[0].text).index(chosen)
+    ex.figure._js2py_pointsCallback = {
+        "event_type": "plotly_click", "device_state": None, "selector": None,
+        "points": {"trace_indexes": [0], "point_indexes": [i], "xs": [0], "ys": [0]},
+    }  # fmt: skip
+    assert html.escape(chosen) in ex.recipe_view.value and "quantize" in ex.recipe_view.value
