@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,17 @@ pytestmark = pytest.mark.integration
 PASSWORD = "s3cret-for-tests"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """n distinct free ports (held open together: one at a time, the kernel often hands the
+    same port out twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
@@ -46,6 +54,22 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: flo
     raise RuntimeError(f"dask-gateway-server did not listen on {port}:\n{log.read_text()[-3000:]}")
 
 
+def _wait_routed(address: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """The proxy answers 404 until it has fetched its routes from the private API."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{address}/api/health", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:  # HTTPError (404 before routing) and connection errors
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise RuntimeError(f"the gateway proxy never routed /api/health:\n{log.read_text()[-3000:]}")
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A dask-gateway-server: private API and proxy on free loopback ports; clients and the
@@ -53,7 +77,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("dask-gateway-server") is None:
         pytest.skip("dask-gateway-server is not installed (pip install 'lepton-nb[dev]')")
     root = tmp_path_factory.mktemp("gateway")
-    api, proxy = _free_port(), _free_port()
+    api, proxy, unused = _free_ports(3)
     config = root / "dask_gateway_config.py"
     config.write_text(
         f'c.DaskGateway.address = "127.0.0.1:{api}"\n'
@@ -80,12 +104,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_port(proxy, proc, log)
         _wait_port(api, proc, log)
         address = f"http://127.0.0.1:{proxy}"
+        _wait_routed(address, proc, log)
         profiles = {
             "gw": {"kind": "gateway", "address": address, "description": "test gateway",
                    "auth": {"type": "basic", "username": "alice", "password": PASSWORD}},
             "gw-wrong": {"kind": "gateway", "address": address,
                          "auth": {"type": "basic", "username": "alice", "password": "nope"}},
-            "gw-down": {"kind": "gateway", "address": f"http://127.0.0.1:{_free_port()}",
+            "gw-down": {"kind": "gateway", "address": f"http://127.0.0.1:{unused}",
                         "timeout": 3, "auth": {"type": "basic", "password": PASSWORD}},
         }
         with dask.config.set({"lepton.profiles": profiles}):
