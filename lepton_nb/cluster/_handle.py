@@ -49,6 +49,7 @@ class Cluster:
         self.kind = kind
         self.gpu = gpu
         self.name = name  # a dask-gateway cluster's name (connect("gateway://.../<name>"))
+        self.ledger_id: str | None = None  # its entry in the per-user cluster ledger
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -159,6 +160,10 @@ class Cluster:
         """Close the client and, if lepton_nb launched it, the scheduler and workers.  (A
         gateway cluster re-attached by name keeps running: use :meth:`shutdown`.)"""
         client, self._client = self._client, None
+        if self._cluster is not None:
+            from lepton_nb.cluster._ledger import forget
+
+            forget(getattr(self, "ledger_id", None))
         if client is not None:
             client.close()
         if self._cluster is not None:

@@ -162,7 +162,7 @@ def launch_cluster(
     spec = LaunchSpec(n_workers, threads_per_worker, memory_limit, host, dashboard, security,
                       settings, profile, kwargs)
     try:
-        return CLUSTER_KINDS.get(kind).launch(spec)
+        cluster = CLUSTER_KINDS.get(kind).launch(spec)
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"could not start a {kind} cluster on {host}: {e}") from e
     except RuntimeError as e:
@@ -173,6 +173,18 @@ def launch_cluster(
             "that launches the cluster under `if __name__ == \"__main__\":`; otherwise check "
             "the worker logs above"
         ) from e
+    _record(cluster)
+    return cluster
+
+
+def _record(cluster: Cluster) -> None:
+    """List the cluster in the per-user ledger (the sidebar shows every cluster)."""
+    from lepton_nb.cluster import _ledger
+
+    try:
+        _ledger.register(cluster)
+    except (OSError, ClusterError) as e:  # a read-only home must not stop a launch
+        log.warning("could not record the cluster in %s: %s", _ledger.ledger_dir(), e)
 
 
 def _normalise_address(address: str) -> str:
