@@ -8,7 +8,8 @@
    before the kill minus the resume step), with checkpoints on S3 vs in a local directory
    (private to each host, so lost with rank 0's host).
 2. Checkpoint write time: ``save_checkpoint`` of model + Adam state (after one step) for LeNet5
-   and TinyGPT, to a local directory vs to S3 (moto on loopback), median of N writes.
+   and TinyGPT (vocab 96, defaults otherwise), to a local directory vs to S3 (moto on
+   loopback), median of N writes.
 
 Needs root and ``ip netns`` for part 1 (skipped otherwise).
 Reproduce:  python benchmarks/storage_recovery.py [--repeats 10] [--skip-recovery]
@@ -105,7 +106,7 @@ def write_times(h: Any, repeats: int) -> list[dict[str, Any]]:
     s3fs.S3FileSystem(skip_instance_cache=True, **opts).mkdir(bucket)
     rows = []
     try:
-        for name, model in (("LeNet5", LeNet5()), ("TinyGPT", TinyGPT())):
+        for name, model in (("LeNet5", LeNet5()), ("TinyGPT", TinyGPT(vocab_size=96))):
             opt = torch.optim.Adam(model.parameters())
             for p in model.parameters():
                 p.grad = torch.zeros_like(p)

@@ -37,6 +37,9 @@ def add_parsers(sub: Any) -> None:
     sc = sub.add_parser("scheduler", help="fire schedules and run queued jobs in the foreground")
     sc.add_argument("--max-parallel", type=int, default=2, help="jobs at once (default 2)")
     sc.add_argument("--tick", type=float, default=5.0, help="seconds between looks (default 5)")
+    sc.add_argument(
+        "--idle-exit", type=float, default=30.0, help="seconds the job runner idles before exiting"
+    )
 
 
 def _when(ts: float | None) -> str:
@@ -94,7 +97,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     store = ScheduleStore(args.store)
 
     def kick(_fired: object = None) -> None:
-        ensure_runner(store.jobs, args.max_parallel)
+        ensure_runner(store.jobs, args.max_parallel, args.idle_exit)
 
     scheduler = Scheduler(store, tick=args.tick, on_fire=kick)
     print(f"lepton-nb scheduler on {store.jobs.path} (Ctrl-C stops it)", flush=True)

@@ -1,13 +1,14 @@
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { CommandToolbarButton, runIcon } from '@jupyterlab/ui-components';
 import { LeptonApiError } from './errors';
-import { connectCode } from './logic';
+import { connectCode, parseParametersCell } from './logic';
 import { leptonIcon, LeptonPanel } from './panel';
-import { askRunJob } from './runJob';
-import { ILeptonService, LeptonService } from './service';
+import { askRunJob, parametersSource } from './runJob';
+import { IJob, ILeptonService, LeptonService } from './service';
 import { CommandIDs, ILeptonServiceToken, PLUGIN_ID } from './tokens';
 
 function insertCode(tracker: INotebookTracker, code: string): boolean {
@@ -42,12 +43,40 @@ const plugin: JupyterFrontEndPlugin<ILeptonService> = {
         Notification.warning('Open a notebook first: the connect code goes into the active notebook.');
       }
     };
+    const openPath = (path: string): void => void commands.execute('docmanager:open', { path });
+    const onJobFinished = (job: IJob): void => {
+      const name = job.notebook.split('/').pop();
+      const text = job.status === 'succeeded' ? `Job ${job.id} (${name}) succeeded` : `Job ${job.id} (${name}) ${job.status}${job.error ? `: ${job.error}` : ''}`;
+      const output = job.output_path;
+      const options = {
+        autoClose: job.status === 'succeeded' ? 8000 : (false as const),
+        actions: output ? [{ label: 'Open output', callback: () => openPath(output) }] : []
+      };
+      if (job.status === 'succeeded') {
+        Notification.success(text, options);
+      } else {
+        Notification.error(text, options);
+      }
+    };
     const panel = new LeptonPanel({
       service,
       pollMs: 3000,
       defaultWorkers: 2,
-      openPath: path => void commands.execute('docmanager:open', { path }),
-      openDashboard: link => window.open(link, '_blank', 'noopener'),
+      openPath,
+      onJobFinished,
+      currentNotebook: async () => {
+        const current = tracker.currentWidget;
+        if (!current) {
+          return null;
+        }
+        // A schedule runs the file: read the parameters cell once the notebook is loaded and saved.
+        await current.context.ready;
+        if (current.context.model.dirty) {
+          await current.context.save();
+        }
+        return { path: current.context.path, parameters: parseParametersCell(parametersSource(current) ?? '').parameters };
+      },
+      openDashboard: link => window.open(/^https?:/.test(link) ? link : URLExt.join(PageConfig.getBaseUrl(), link), '_blank', 'noopener'),
       insertConnectCode: insertConnect
     });
     app.shell.add(panel, 'left', { rank: 900 });

@@ -184,7 +184,24 @@ export function formatKeyValues(values: unknown, maxLength = 80): string {
   return text.length > maxLength ? text.slice(0, maxLength - 1) + '…' : text;
 }
 
-export const TERMINAL_STATUSES = new Set(['succeeded', 'success', 'done', 'completed', 'failed', 'error', 'cancelled', 'canceled']);
+export const TERMINAL_STATUSES = new Set(['succeeded', 'success', 'done', 'completed', 'failed', 'error', 'cancelled', 'canceled', 'lost']);
 export function isActive(status: string | undefined): boolean {
   return !!status && !TERMINAL_STATUSES.has(status);
+}
+
+/** Jobs that reached an end state since the previous poll (only ones seen active before). */
+export function newlyFinished<J extends { id: string; status: string }>(previous: Map<string, string>, jobs: J[]): J[] {
+  return jobs.filter(j => {
+    const before = previous.get(j.id);
+    return before !== undefined && isActive(before) && !isActive(j.status);
+  });
+}
+
+/** "in 5 min", "in 2 h 3 min", "now": when a schedule fires next. */
+export function formatUntil(epochSeconds: number | null, now: number = Date.now() / 1000): string {
+  if (epochSeconds === null) {
+    return 'paused';
+  }
+  const s = epochSeconds - now;
+  return s <= 1 ? 'now' : `in ${formatDuration(s)}`;
 }

@@ -20,6 +20,8 @@ export interface ICluster {
   status: 'running' | 'closed';
   scheduler_address: string | null;
   dashboard_link: string | null;
+  /** The dashboard through the Jupyter server, relative to its base URL (works on JupyterHub). */
+  dashboard_proxy: string | null;
   n_workers: number;
   threads: number;
   memory: number;
@@ -27,6 +29,10 @@ export interface ICluster {
   workers: IWorker[];
   options: Record<string, unknown>;
   created: number;
+  /** 'server': launched from this sidebar; otherwise a notebook's or script's cluster. */
+  origin: 'server' | 'kernel' | 'process';
+  owner: string | null;
+  pid: number | null;
   /** TLS: the scheduler refuses clients without the credentials in this folder. */
   secure?: boolean;
   credentials?: string | null;
@@ -40,16 +46,61 @@ export interface ILaunchOptions {
   profile?: string;
 }
 
-/** A job record; the server passes the jobs store's fields through. */
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'lost';
+
+/** A job as the server returns it: the pydantic `JobInfo` of lepton_nb/server/models.py. */
 export interface IJob {
   id: string;
-  status: string;
-  notebook?: string;
-  parameters?: Record<string, unknown>;
-  output_path?: string | null;
-  error?: string | null;
-  [key: string]: unknown;
+  status: JobStatus;
+  notebook: string;
+  notebook_abs: string;
+  parameters: Record<string, unknown>;
+  records: Record<string, unknown>;
+  output_path: string | null;
+  html_path: string | null;
+  created: number;
+  started: number | null;
+  ended: number | null;
+  duration_s: number | null;
+  error: string | null;
+  error_info: Record<string, unknown> | null;
+  seed: number | null;
+  kernel: string | null;
+  cwd: string | null;
+  timeout: number | null;
+  rerun_of: string | null;
+  schedule_id: string | null;
+  profile: string | null;
+  warnings: string[];
 }
+
+/** A schedule: `ScheduleInfo` of lepton_nb/server/models.py. */
+export interface ISchedule {
+  id: string;
+  name: string;
+  notebook: string;
+  parameters: Record<string, unknown>;
+  cron: string;
+  timezone: string;
+  profile: string | null;
+  paused: boolean;
+  created: number;
+  next_fire: number | null;
+  last_fire: number | null;
+  last_job: string | null;
+  last_status: JobStatus | null;
+}
+
+export interface IScheduleCreate {
+  notebook: string;
+  parameters: Record<string, unknown>;
+  cron: string;
+  timezone: string;
+  profile?: string;
+  name?: string;
+}
+
+export type ISchedulePatch = Partial<Pick<ISchedule, 'parameters' | 'cron' | 'timezone' | 'paused' | 'name'>>;
 
 export interface IJobFilter {
   status?: string;
@@ -69,6 +120,11 @@ export interface ILeptonService {
   getJob(id: string): Promise<IJob>;
   cancelJob(id: string): Promise<IJob>;
   rerunJob(id: string): Promise<IJob>;
+  listSchedules(): Promise<ISchedule[]>;
+  createSchedule(request: IScheduleCreate): Promise<ISchedule>;
+  patchSchedule(id: string, patch: ISchedulePatch): Promise<ISchedule>;
+  removeSchedule(id: string): Promise<ISchedule>;
+  runSchedule(id: string): Promise<IJob>;
 }
 
 export class LeptonService implements ILeptonService {
@@ -110,6 +166,21 @@ export class LeptonService implements ILeptonService {
   }
   rerunJob(id: string): Promise<IJob> {
     return this.request(`jobs/${encodeURIComponent(id)}/rerun`, 'POST');
+  }
+  listSchedules(): Promise<ISchedule[]> {
+    return this.request('schedules');
+  }
+  createSchedule(request: IScheduleCreate): Promise<ISchedule> {
+    return this.request('schedules', 'POST', request);
+  }
+  patchSchedule(id: string, patch: ISchedulePatch): Promise<ISchedule> {
+    return this.request(`schedules/${encodeURIComponent(id)}`, 'PATCH', patch);
+  }
+  removeSchedule(id: string): Promise<ISchedule> {
+    return this.request(`schedules/${encodeURIComponent(id)}`, 'DELETE');
+  }
+  runSchedule(id: string): Promise<IJob> {
+    return this.request(`schedules/${encodeURIComponent(id)}/run`, 'POST');
   }
 
   private async request<T>(path: string, method = 'GET', body?: unknown): Promise<T> {

@@ -3,8 +3,10 @@ import {
   formatBytes,
   formatDuration,
   formatKeyValues,
+  formatUntil,
   isActive,
   jobDuration,
+  newlyFinished,
   parseParametersCell,
   parsePythonLiteral,
   stripComment,
@@ -122,5 +124,31 @@ describe('display helpers', () => {
     expect(isActive('succeeded')).toBe(false);
     expect(isActive('failed')).toBe(false);
     expect(isActive(undefined)).toBe(false);
+  });
+});
+
+describe('newlyFinished', () => {
+  it('announces only jobs seen active before and finished now', () => {
+    const before = new Map([
+      ['a', 'running'],
+      ['b', 'queued'],
+      ['c', 'succeeded']
+    ]);
+    const now = [
+      { id: 'a', status: 'succeeded' },
+      { id: 'b', status: 'running' },
+      { id: 'c', status: 'succeeded' },
+      { id: 'd', status: 'failed' }
+    ];
+    expect(newlyFinished(before, now).map(j => j.id)).toEqual(['a']);
+    expect(newlyFinished(new Map([['x', 'running']]), [{ id: 'x', status: 'lost' }]).length).toBe(1);
+  });
+});
+
+describe('formatUntil', () => {
+  it('says when a schedule fires next', () => {
+    expect(formatUntil(1000 + 300, 1000)).toBe('in 5 min 00 s');
+    expect(formatUntil(1000, 1000)).toBe('now');
+    expect(formatUntil(null, 1000)).toBe('paused');
   });
 });

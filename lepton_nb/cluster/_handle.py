@@ -47,6 +47,7 @@ class Cluster:
         self._cluster = cluster
         self.kind = kind
         self.gpu = gpu
+        self.ledger_id: str | None = None  # its entry in the per-user cluster ledger
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -151,6 +152,10 @@ class Cluster:
     def close(self) -> None:
         """Close the client and, if lepton_nb launched it, the scheduler and workers."""
         client, self._client = self._client, None
+        if self._cluster is not None:
+            from lepton_nb.cluster._ledger import forget
+
+            forget(getattr(self, "ledger_id", None))
         if client is not None:
             client.close()
         if self._cluster is not None:

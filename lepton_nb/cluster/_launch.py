@@ -164,7 +164,7 @@ def launch_cluster(
         security = Security.temporary()
     dashboard = dashboard_address or settings.get("dashboard_address") or f"{host}:8787"
     try:
-        return CLUSTER_KINDS.get(kind)(
+        cluster = CLUSTER_KINDS.get(kind)(
             n_workers,
             threads_per_worker,
             memory_limit,
@@ -183,6 +183,18 @@ def launch_cluster(
             "that launches the cluster under `if __name__ == \"__main__\":`; otherwise check "
             "the worker logs above"
         ) from e
+    _record(cluster)
+    return cluster
+
+
+def _record(cluster: Cluster) -> None:
+    """List the cluster in the per-user ledger (the sidebar shows every cluster)."""
+    from lepton_nb.cluster import _ledger
+
+    try:
+        _ledger.register(cluster)
+    except (OSError, ClusterError) as e:  # a read-only home must not stop a launch
+        log.warning("could not record the cluster in %s: %s", _ledger.ledger_dir(), e)
 
 
 def _normalise_address(address: str) -> str:

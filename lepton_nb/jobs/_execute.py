@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from jupyter_client.manager import AsyncKernelManager
 
-from lepton_nb.jobs._html import embed_plotlyjs
+from lepton_nb.jobs._html import render
 from lepton_nb.jobs._link import PROGRESS, WorkerLink
 from lepton_nb.jobs.models import ErrorInfo, JobRecord
 from lepton_nb.jobs.outputs import html_path, partial_path, place
@@ -192,16 +192,13 @@ def _preload() -> None:
 def _render_html(nb: Any) -> str:
     import copy
 
-    from nbconvert import HTMLExporter
-
     info = nb.get("metadata", {}).get("language_info", {})
     if info.get("pygments_lexer") in ("ipython3", "ipython"):
         # IPython's lexer costs a quarter CPU-second of imports per process; pygments' Python
         # lexer colours the same code (magics aside) for the HTML copy of a job.
         nb = copy.deepcopy(nb)
         nb.metadata.language_info.pygments_lexer = "python3"
-    body, _ = HTMLExporter().from_notebook_node(nb)
-    return embed_plotlyjs(str(body))
+    return render(nb)
 
 
 def _write_html(nb: Any, path: Path, overwrite: bool) -> bool:

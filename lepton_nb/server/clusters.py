@@ -1,4 +1,9 @@
-"""ClusterManager: the Dask clusters that belong to this Jupyter server process.
+"""ClusterManager: the Dask clusters of this Jupyter server, and every other cluster of the user.
+
+Clusters launched here belong to the server process. Clusters that kernels (or scripts) launched
+with ``ln.launch_cluster`` are read from the per-user ledger (lepton_nb/cluster/_ledger.py) and
+listed too, with the notebook that owns them; the server can stop them (a scheduler shutdown)
+but not scale them (their owner can).
 
 Synchronous and Tornado-free on purpose: the handlers call it from a thread pool, and tests can
 drive it directly.
@@ -6,6 +11,7 @@ drive it directly.
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
 import uuid
@@ -35,6 +41,16 @@ def connect_code(address: str | None, credentials: Path | None) -> str:
     return f"import lepton_nb as ln\n\ncluster = ln.connect({args})\ncluster"
 
 
+def _proxy(cluster_id: str, link: str | None) -> str | None:
+    """The dashboard's page through the Jupyter server (lepton_nb/server/dashboard.py)."""
+    if not link:
+        return None
+    from urllib.parse import urlsplit
+
+    path = urlsplit(link).path.lstrip("/") or "status"
+    return f"lepton/dashboard/{cluster_id}/{path}"
+
+
 def _default_launcher(**kwargs: Any) -> Any:
     from lepton_nb.cluster import launch_cluster
 
@@ -54,6 +70,7 @@ class ClusterManager:
         self._lock = threading.Lock()
 
     def launch(self, request: LaunchRequest) -> ClusterInfo:
+        from lepton_nb.cluster import _ledger
         from lepton_nb.cluster._tls import remove_credentials, runtime_folder
 
         cluster_id = uuid.uuid4().hex[:12]
@@ -78,6 +95,13 @@ class ClusterManager:
             raise
         if creds is not None and not creds.exists():
             creds = None  # a profile connected to a remote cluster: its own security applies
+        # launch_cluster listed it under an id of its own; list it under this server's id
+        _ledger.forget(getattr(cluster, "ledger_id", None))
+        cluster.ledger_id = cluster_id
+        try:
+            _ledger.register(cluster, origin="server", owner="Jupyter server")
+        except OSError:  # the ledger is a convenience; the cluster is running
+            pass
         entry = _Entry(cluster_id, cluster, request.model_dump(), credentials=creds)
         with self._lock:
             self._entries[entry.id] = entry
@@ -86,12 +110,22 @@ class ClusterManager:
     def list(self) -> list[ClusterInfo]:
         with self._lock:
             entries = list(self._entries.values())
-        return [self._info(e) for e in sorted(entries, key=lambda e: e.created)]
+        own = [self._info(e) for e in sorted(entries, key=lambda e: e.created)]
+        return own + [self._foreign_info(e) for e in self._foreign()]
 
     def get(self, cluster_id: str) -> ClusterInfo:
+        foreign = self._foreign_entry(cluster_id)
+        if foreign is not None:
+            return self._foreign_info(foreign)
         return self._info(self._entry(cluster_id))
 
     def patch(self, cluster_id: str, patch: ClusterPatch) -> ClusterInfo:
+        foreign = self._foreign_entry(cluster_id)
+        if foreign is not None:
+            raise ClusterError(
+                f"cluster {cluster_id} belongs to {foreign.owner or f'process {foreign.pid}'}; "
+                "scale it from there (cluster.scale / cluster.adapt); the sidebar can only stop it"
+            )
         entry = self._entry(cluster_id)
         self._require_open(entry)
         if patch.adapt is not None:
@@ -105,6 +139,9 @@ class ClusterManager:
         return self._info(entry)
 
     def stop(self, cluster_id: str) -> ClusterInfo:
+        foreign = self._foreign_entry(cluster_id)
+        if foreign is not None:
+            return self._stop_foreign(foreign)
         with self._lock:
             entry = self._entries.pop(cluster_id, None)
         if entry is None:
@@ -127,6 +164,43 @@ class ClusterManager:
         from lepton_nb.cluster._tls import remove_credentials
 
         remove_credentials(entry.credentials)
+
+    # -- clusters launched elsewhere (kernels, scripts) -------------------------------------
+    def _foreign(self) -> builtins.list[Any]:
+        from lepton_nb.cluster import _ledger
+
+        with self._lock:
+            own = set(self._entries)
+        return [e for e in _ledger.entries() if e.id not in own]
+
+    def _foreign_entry(self, cluster_id: str) -> Any:
+        with self._lock:
+            if cluster_id in self._entries:
+                return None
+        return next((e for e in self._foreign() if e.id == cluster_id), None)
+
+    def _foreign_info(self, e: Any) -> ClusterInfo:
+        return ClusterInfo(
+            id=e.id, kind=e.kind, status="running", scheduler_address=e.scheduler_address,
+            dashboard_link=e.dashboard_link, dashboard_proxy=_proxy(e.id, e.dashboard_link),
+            created=e.created, origin=e.origin, owner=e.owner,
+            pid=e.pid,
+        )
+
+    def _stop_foreign(self, e: Any) -> ClusterInfo:
+        from distributed import Client
+
+        from lepton_nb.cluster import _ledger
+
+        try:
+            with Client(e.scheduler_address, timeout=10) as client:
+                client.shutdown()  # the scheduler and its workers
+        except (OSError, TimeoutError) as err:
+            raise ClusterError(
+                f"could not reach cluster {e.id} at {e.scheduler_address} to stop it: {err}"
+            ) from err
+        _ledger.forget(e.id)
+        return self._foreign_info(e).model_copy(update={"status": "closed"})
 
     # -- helpers ---------------------------------------------------------------------------
     def _entry(self, cluster_id: str) -> _Entry:
@@ -166,6 +240,7 @@ class ClusterManager:
             status="running",
             scheduler_address=address,
             dashboard_link=c.dashboard_link,
+            dashboard_proxy=_proxy(entry.id, c.dashboard_link),
             n_workers=len(workers),
             threads=sum(w.nthreads or 0 for w in workers),
             memory=sum(w.memory_limit or 0 for w in workers),

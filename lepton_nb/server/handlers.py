@@ -257,6 +257,8 @@ _ID = r"(?P<{}>[A-Za-z0-9_.\-]+)"
 
 
 def routes(base_url: str) -> list[tuple[str, type[LeptonHandler]]]:
+    from lepton_nb.server.dashboard import DashboardProxyHandler
+
     api = url_path_join(base_url, "lepton", "api")
     return [
         (url_path_join(api, "clusters") + "/?", ClustersHandler),
@@ -270,4 +272,9 @@ def routes(base_url: str) -> list[tuple[str, type[LeptonHandler]]]:
             ScheduleRunHandler,
         ),
         (url_path_join(api, "schedules", _ID.format("schedule_id")) + "/?", ScheduleHandler),
+        (
+            url_path_join(base_url, "lepton", "dashboard", _ID.format("cluster_id"))
+            + "/(?P<path>.*)",
+            DashboardProxyHandler,
+        ),
     ]

@@ -86,6 +86,13 @@ class ClusterInfo(BaseModel):
     workers: list[WorkerInfo] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
     created: float
+    # "server": launched here; "kernel"/"process": by a notebook or script (read from the
+    # per-user ledger; the sidebar may stop it but not scale it)
+    origin: Literal["server", "kernel", "process"] = "server"
+    # the dashboard through the Jupyter server (relative to its base URL), or None
+    dashboard_proxy: str | None = None
+    owner: str | None = None
+    pid: int | None = None
     secure: bool = False
     credentials: str | None = None  # folder of the TLS key/cert (0600), None without TLS
     connect_code: str | None = None  # Python that attaches a notebook to this cluster

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,7 +71,14 @@ def checkpoint_location(checkpoint_dir: str | None) -> Iterator[str]:
     """BackupAndRestore needs a directory every rank sees: the user's, else a temporary one
     (local clusters share the client's file system) removed when the run ends."""
     if checkpoint_dir is not None:
-        yield str(checkpoint_dir)
+        where = str(checkpoint_dir)
+        scheme = where.split("://", 1)[0] if "://" in where else None
+        if scheme not in (None, "file", "gs"):
+            raise ConfigError(
+                f"checkpoint_dir={where!r}: Keras BackupAndRestore writes through tf.io.gfile, "
+                "which reads local paths and gs:// (s3:// needs tensorflow-io); use a shared "
+                "local or gs:// directory for framework='tensorflow'")
+        yield where
         return
     tmp = tempfile.mkdtemp(prefix="lepton-keras-")
     try:
@@ -89,29 +97,45 @@ def resume_step(checkpoint_dir: str | None) -> int:
         return 0
 
 
-def _forwarder(ctx: TrainContext) -> Callable[[Event], None]:
-    """Where the child's events go: the worker's event topic (or the in-process sink)."""
-    if ctx.sink is not None:
-        out = ctx.sink
-    else:
-        from distributed import get_worker
+class _Relay:
+    """Where the child's events go: the in-process sink, or the worker's event topic in
+    batches of at most ``interval`` seconds (one ``log_event`` per event costs the worker,
+    scheduler and client a message each; at one event per batch per rank that is CPU taken
+    from the ranks on a small machine).  The client's hub redraws every 0.2 s anyway."""
 
-        worker, topic = get_worker(), ctx.topic
+    def __init__(self, ctx: TrainContext, interval: float = 0.1) -> None:
+        self.ctx, self.interval = ctx, interval
+        self._buf: list[Event] = []
+        self._last = 0.0
+        self._worker: Any = None
+        if ctx.sink is None:
+            from distributed import get_worker
 
-        def out(event: Event) -> None:
-            worker.log_event(topic, event)
+            self._worker = get_worker()
 
-    def forward(event: Event) -> None:
-        ctx.events.append(event)
-        out(event)
+    def __call__(self, event: Event) -> None:
+        self.ctx.events.append(event)
+        if self._worker is None:
+            assert self.ctx.sink is not None
+            self.ctx.sink(event)
+            return
+        self._buf.append(event)
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self.flush()
 
-    return forward
+    def flush(self) -> None:
+        if self._buf and self._worker is not None:
+            self._worker.log_event(self.ctx.topic, self._buf)
+            self._buf = []
 
 
 class KerasStrategy(FunctionStrategy):
     """``train_fn(ctx)`` in a child process per rank, with TF_CONFIG for this attempt."""
 
     name = "tensorflow"
+    rank_process = False  # body() starts the rank's own process itself (_rankproc)
 
     def prepare(self, client: Any, specs: list[Any], payload: Any) -> TFCluster:
         """Client side, once per attempt: a free port on each rank's own worker."""
@@ -131,8 +155,12 @@ class KerasStrategy(FunctionStrategy):
         fields = {"rank": ctx.rank, "world_size": ctx.world_size, "local_rank": ctx.local_rank,
                   "device": str(ctx.device), "run_id": ctx.run_id, "attempt": ctx.attempt,
                   "checkpoint_dir": ctx.checkpoint_dir, "worker_address": ctx.worker_address}
-        return run_in_child(partial(_call_checked, train_fn=self.train_fn), fields, env,
-                            _forwarder(ctx))
+        relay = _Relay(ctx)
+        try:
+            return run_in_child(partial(_call_checked, train_fn=self.train_fn), fields, env,
+                                relay)
+        finally:
+            relay.flush()
 
     def resume_step(self, checkpoint_dir: str | None) -> int:
         """The step at the end of the last finished epoch (where BackupAndRestore resumes)."""

@@ -231,12 +231,15 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
         n_workers: int | None = None, max_restarts: int = 0, checkpoint_dir: str | None = None,
         callbacks: Sequence[Callback] = (), progress: bool | None = False,
         collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
-        framework: str = "torch", storage_options: dict[str, Any] | None = None) -> RunResult:
+        framework: str = "torch", storage_options: dict[str, Any] | None = None,
+        rank_process: bool = True) -> RunResult:
     """Run ``train_fn(ctx)`` once per rank with torchrun's environment variables set
     (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so torchrun-style code that calls
     ``dist.init_process_group("gloo")`` runs unchanged.  ``framework="tensorflow"`` runs each
     rank in its own process with ``TF_CONFIG`` set for MultiWorkerMirroredStrategy (see
-    :mod:`lepton_nb.train.frameworks`).  Returns the per-rank return values."""
+    :mod:`lepton_nb.train.frameworks`).  Returns the per-rank return values.  On a cluster each
+    torch rank runs in its own child process of its worker, as under torchrun
+    (``rank_process=False``: in the worker's task thread, sharing its interpreter)."""
     if not callable(train_fn):
         raise ConfigError(f"train_fn must be a function train_fn(ctx), got {type(train_fn)}")
     if not isinstance(max_restarts, int) or max_restarts < 0:
@@ -254,6 +257,8 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
     hub.start({"strategy": "run", "world_size": world, "epochs": None, "run_id": run_id,
                "config": {"framework": fw.name}})
     strat = fw.strategy(train_fn)
+    if not rank_process:
+        strat.rank_process = False
     status = "failed"
     try:
         with fw.checkpoint_location(checkpoint_dir) as ckpt:

@@ -1,18 +1,20 @@
 """Runs rank tasks on a Dask cluster, watches them, and recovers from a lost worker.
 
-Recovery design (chosen after measuring on the 2-core reference machine): ranks run *in the
-worker process* (gloo on CPU), not in a child process per rank, and the group's collectives
-have a short timeout (``collective_timeout_s``, default 60 s, not 30 minutes) as a backstop.
-When a peer process dies, gloo's TCP pairs are reset and the surviving ranks' collectives fail
-at once: measured 0.06-0.21 s from ``SIGKILL`` of a worker to the restart marker
-(``tests/integration/train/test_recovery.py::test_killed_worker_recovers``), as fast as a
-torchrun-style agent, without a child spawn plus a model/data copy per rank per attempt
-(2-3 s of time to first step on 2 cores).  The one case gloo does not surface is a peer that
-raised but lives on (it keeps its sockets open even after ``destroy_process_group``); the
-blocked ranks' workers are then restarted by their nannies after ``stuck_grace_s`` (5 s), as
-torchrun's agent kills its stuck children.  The client also polls the scheduler's worker list
-(every 0.25 s) because a killed worker's pinned task never errors: the nanny restarts the
-worker at a NEW address.  On a failure the client marks the restart in the history, ends the
+Each rank is one pinned Dask task; the task runs the rank in a child process of its worker
+(:mod:`lepton_nb.train.procs`, forked from a per-worker fork server that has imported torch),
+as torchrun runs each rank in its own process: the worker keeps its scheduler link and relays
+the rank's events, the rank gets a whole interpreter (issue 14: a rank in the worker's thread
+shared the GIL with the worker's event loop and the nanny's malloc settings).  The group's
+collectives have a short timeout (``collective_timeout_s``, default 60 s) as a backstop.  When a
+rank's process ends, by an exception or with its killed worker (its socket to the worker
+closes and it exits at once), its gloo pairs are reset and the peers' collectives fail at once:
+the restart marker follows a ``SIGKILL`` of a worker within a fraction of a second
+(``tests/integration/train/test_recovery.py``).  Strategies with ``rank_process = False`` run
+in the worker's thread; a peer that raised there keeps its sockets open, so the blocked ranks'
+workers are restarted by their nannies after ``stuck_grace_s`` (5 s), as torchrun's agent kills
+its stuck children.  The client also polls the scheduler's worker list (every 0.25 s) because a
+killed worker's pinned task never errors: the nanny restarts the worker at a NEW address.  On a
+failure the client marks the restart in the history, calls the strategy's ``abort``, ends the
 surviving ranks, cancels the pinned tasks, waits for the nanny's replacement (or continues with
 the workers left after ``replace_timeout_s``), re-plans ranks on the current workers with a new
 port, and resumes from the last checkpoint.  A rank that failed with a sticky CUDA error

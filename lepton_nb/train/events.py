@@ -64,8 +64,13 @@ class EventHub:
     def push(self, event: Event) -> None:
         self._queue.append(event)
 
-    def on_dask_event(self, event: tuple[float, Event]) -> None:
-        self._queue.append(event[1])
+    def on_dask_event(self, event: tuple[float, Event | Sequence[Event]]) -> None:
+        msg = event[1]
+        if not isinstance(msg, dict):  # a batch (ranks in a child process send these; msgpack
+            # may hand a list back as a tuple)
+            self._queue.extend(msg)
+        else:
+            self._queue.append(msg)
 
     def start(self, info: dict[str, Any]) -> None:
         for cb in self.callbacks:

@@ -133,3 +133,39 @@ def test_demo_runs_the_quickstart_as_a_job(tmp_path: Path) -> None:
     assert '"workers": 2' in r.stdout
     records = json.loads(r.stdout.split("records: ", 1)[1].splitlines()[0])
     assert records["test_accuracy"] > 0.5  # LeNet-5, 1 epoch of DDP on 2 workers
+
+
+def test_scheduler_process_fires_a_due_schedule(make_nb: MakeNB, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from lepton_nb.jobs.schedules import ScheduleStore
+
+    home = tmp_path / "home"
+    nb = make_nb("tick.ipynb", "import lepton_nb as ln\nln.record('n', n)", params="n = 1")
+    added = cli("schedule", "add", str(nb), "@daily", "-p", "n", "6", home=home)
+    assert added.returncode == 0, added.stderr
+    store = ScheduleStore(home / "jobs.sqlite")
+    (s,) = store.list()
+    with store.jobs._write() as db:  # as if the scheduler had been down at 00:00
+        db.execute("UPDATE schedules SET next_fire=? WHERE id=?", (time.time() - 3600, s.id))
+    env = {**os.environ, "LEPTON_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lepton_nb.cli", "scheduler", "--tick", "0.5", "--idle-exit", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            jobs = store.jobs.list()
+            if jobs and jobs[0].status not in ("queued", "running"):
+                break
+            time.sleep(0.5)
+        (job,) = store.jobs.list()  # one catch-up firing
+        assert job.status == "succeeded" and job.records == {"n": 6}, job.error
+        assert job.schedule_id == s.id and store.get(s.id).next_fire > time.time()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert "Traceback" not in out, out
+    assert "lepton-nb: interrupted" in out

@@ -24,7 +24,14 @@ export function ClusterCard(props: { cluster: ICluster; actions: IClusterActions
           {c.kind} · {c.id}
         </span>
         <code className="lepton-ClusterCard-address">{c.scheduler_address}</code>
+        {c.origin !== 'server' ? (
+          <span className="lepton-ClusterCard-owner" title={c.pid ? `process ${c.pid}` : undefined}>
+            launched by {c.owner ?? `process ${c.pid ?? '?'}`}
+          </span>
+        ) : null}
       </div>
+      {c.origin === 'server' ? (
+        <>
       <div className="lepton-ClusterCard-totals">
         <span className="lepton-nworkers">{c.n_workers} workers</span> · <span>{c.threads} threads</span> · <span>{formatBytes(c.memory)}</span> ·{' '}
         <span>{c.gpus} GPUs</span>
@@ -50,6 +57,10 @@ export function ClusterCard(props: { cluster: ICluster; actions: IClusterActions
           ))}
         </tbody>
       </table>
+        </>
+      ) : null}
+      {c.origin === 'server' ? (
+        <>
       <div className="lepton-ClusterCard-row">
         <label>
           workers
@@ -72,11 +83,13 @@ export function ClusterCard(props: { cluster: ICluster; actions: IClusterActions
           Adapt
         </button>
       </div>
+        </>
+      ) : null}
       <div className="lepton-ClusterCard-row">
         <button className="jp-Button jp-mod-styled lepton-insert" disabled={!c.scheduler_address} onClick={() => c.scheduler_address && a.insertConnectCode(c.scheduler_address, c.credentials)}>
           Insert connect code
         </button>
-        <button className="jp-Button jp-mod-styled lepton-dashboard" disabled={!c.dashboard_link} onClick={() => c.dashboard_link && a.openDashboard(c.dashboard_link)}>
+        <button className="jp-Button jp-mod-styled lepton-dashboard" disabled={!c.dashboard_link} onClick={() => c.dashboard_link && a.openDashboard(c.dashboard_proxy ?? c.dashboard_link)}>
           Dashboard
         </button>
         <button className="jp-Button jp-mod-styled jp-mod-warn lepton-stop" onClick={() => a.stop(c.id)}>

@@ -8,9 +8,8 @@ export interface IJobActions {
   cancel: (id: string) => void;
 }
 
-/** The recorded values of a job, whatever the store calls the field. */
-function recorded(job: IJob): unknown {
-  return job['records'] ?? job['recorded'] ?? job['values'] ?? job['recorded_values'] ?? job['metrics'];
+function recorded(job: IJob): Record<string, unknown> | null {
+  return Object.keys(job.records ?? {}).length ? job.records : null;
 }
 
 export function JobsSection(props: { jobs: IJob[]; actions: IJobActions; now: number }): JSX.Element {
@@ -23,10 +22,10 @@ export function JobsSection(props: { jobs: IJob[]; actions: IJobActions; now: nu
         <li key={job.id} className={`lepton-Job lepton-status-${job.status}`} data-job-id={job.id}>
           <div className="lepton-Job-header">
             <span className="lepton-Job-status">{job.status}</span>
-            <span className="lepton-Job-notebook" title={String(job.notebook ?? '')}>
-              {String(job.notebook ?? '').split('/').pop()}
+            <span className="lepton-Job-notebook" title={job.notebook}>
+              {job.notebook.split('/').pop()}
             </span>
-            <span className="lepton-Job-duration">{formatDuration(jobDuration(job, props.now))}</span>
+            <span className="lepton-Job-duration">{formatDuration(jobDuration(job as unknown as Record<string, unknown>, props.now))}</span>
           </div>
           <div className="lepton-Job-params" title="parameters">
             {formatKeyValues(job.parameters) || 'no parameters'}

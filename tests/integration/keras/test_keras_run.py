@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,23 +139,27 @@ class KillRank1(Callback):
 
     def __init__(self, cluster: Any, step: int) -> None:
         self.cluster, self.step, self.killed = cluster, step, False
+        self.killed_at = self.restart_seen_at = 0.0
 
     def on_events(self, events: list[dict[str, Any]]) -> None:
         for e in events:
+            if e["kind"] == "restart" and not self.restart_seen_at:
+                self.restart_seen_at = time.monotonic()
             if not self.killed and e["kind"] == "step" and e["rank"] == 1 \
                     and e["step"] >= self.step:
                 workers = workers_of(self.cluster.client)
                 address = sorted(workers, key=lambda a: (workers[a]["host"], a))[1]
                 pid = self.cluster.client.run(os.getpid, workers=[address])[address]
                 os.kill(pid, signal.SIGKILL)
-                self.killed = True
+                self.killed, self.killed_at = True, time.monotonic()
 
 
 def test_killed_worker_resumes_from_backup(cluster: Any, tmp_path: Path) -> None:
     killer = KillRank1(cluster, step=2 * 63 + 10)  # during the third epoch
     out = run(keras_mlp, cluster=cluster, framework="tensorflow", max_restarts=1,
               checkpoint_dir=str(tmp_path), callbacks=[killer])
-    assert killer.killed
+    assert killer.killed and killer.restart_seen_at
+    print(f"restart marked {killer.restart_seen_at - killer.killed_at:.2f} s after SIGKILL")
     h = out.history
     restarts = h[h.kind == "restart"]
     assert len(restarts) == 1 and int(restarts.attempt.iloc[0]) == 1

@@ -62,6 +62,9 @@ def test_checkpoint_location_and_resume_step(tmp_path: Path) -> None:
     with _tf.checkpoint_location(str(tmp_path)) as mine:
         assert mine == str(tmp_path)
     assert tmp_path.is_dir() and _tf.resume_step(None) == 0
+    with pytest.raises(ConfigError, match=r"tf.io.gfile.*s3:// needs tensorflow-io"), \
+            _tf.checkpoint_location("s3://bucket/run"):
+        pass
 
 
 def _reports(ctx: Any) -> dict[str, Any]:
@@ -169,3 +172,14 @@ def test_tensorflow_without_a_cluster_runs_one_rank_process(tmp_path: Path) -> N
     assert out.history[out.history.kind == "step"]["loss"].tolist() == [0.5]
     mine = run(_env_of_rank, framework="tensorflow", checkpoint_dir=str(tmp_path))
     assert mine[0]["ckpt"] == str(tmp_path)
+
+
+def test_hub_takes_batches_of_events_from_the_stream() -> None:
+    from lepton_nb.train.events import EventHub
+
+    hub = EventHub([], progress=False, total_steps=None)
+    batch = [{"kind": "step", "rank": r, "step": 1, "epoch": 0, "loss": 1.0} for r in (0, 1)]
+    hub.on_dask_event((0.0, tuple(batch)))  # as msgpack returns a list
+    hub.on_dask_event((0.0, {"kind": "step", "rank": 0, "step": 2, "epoch": 0, "loss": 0.5}))
+    hub.drain(force=True)
+    assert [(e["rank"], e["step"]) for e in hub.events] == [(0, 1), (1, 1), (0, 2)]

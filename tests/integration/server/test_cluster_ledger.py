@@ -1,0 +1,119 @@
+"""Every cluster in one list: a cluster launched by a notebook's kernel shows in the server's
+list with its notebook, can be stopped from there, and dead entries are pruned."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+pytestmark = pytest.mark.integration
+
+KERNEL = """
+import sys, time
+import lepton_nb as ln
+
+if __name__ == "__main__":
+    cluster = ln.launch_cluster(n_workers=1, threads_per_worker=1, gpu=False,
+                                dashboard_address="127.0.0.1:0")
+    print(cluster.scheduler_address, flush=True)
+    while not cluster.closed and cluster.client.status == "running":
+        time.sleep(0.2)
+"""
+
+
+@pytest.fixture
+def jp_server_config(tmp_home: Path) -> dict[str, Any]:
+    return {"ServerApp": {"jpserver_extensions": {"lepton_nb": True}}}
+
+
+async def _json(jp_fetch: Any, *parts: str, **kw: Any) -> tuple[int, Any]:
+    try:
+        r = await jp_fetch("lepton", "api", *parts, request_timeout=60, **kw)
+    except HTTPClientError as e:
+        assert e.response is not None
+        return e.code, json.loads(e.response.body)
+    return r.code, json.loads(r.body)
+
+
+async def test_a_kernels_cluster_is_listed_and_stoppable(
+    jp_fetch: Any, tmp_home: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "kernel.py"
+    script.write_text(KERNEL)
+    env = {**os.environ, "LEPTON_HOME": str(tmp_home), "JPY_SESSION_NAME": "work/train.ipynb"}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        address = (await asyncio.to_thread(proc.stdout.readline)).decode().strip()
+        assert address.startswith("tcp://127.0.0.1:"), address
+        code, clusters = await _json(jp_fetch, "clusters")
+        assert code == 200 and len(clusters) == 1, clusters
+        (c,) = clusters
+        assert c["scheduler_address"] == address and c["owner"] == "work/train.ipynb"
+        assert c["origin"] == "kernel" and c["pid"] == proc.pid and c["status"] == "running"
+        code, err = await _json(jp_fetch, "clusters", c["id"], method="PATCH",
+                                body=json.dumps({"n_workers": 2}))
+        assert code == 409 and "scale it from there" in err["message"]
+
+        code, stopped = await _json(jp_fetch, "clusters", c["id"], method="DELETE")
+        assert code == 200 and stopped["status"] == "closed"
+        await asyncio.to_thread(proc.wait, 60)  # its scheduler is gone: the "kernel" ends
+        code, clusters = await _json(jp_fetch, "clusters")
+        assert clusters == []
+        assert list((tmp_home / "clusters").glob("*.json")) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+async def test_dead_entries_are_pruned(jp_fetch: Any, tmp_home: Path) -> None:
+    from lepton_nb.cluster._ledger import LedgerEntry
+
+    folder = tmp_home / "clusters"
+    folder.mkdir()
+    # a kernel killed with its cluster: nothing listens at its address any more
+    dead = LedgerEntry(scheduler_address="tcp://127.0.0.1:9", origin="kernel", owner="x.ipynb")
+    (folder / f"{dead.id}.json").write_text(dead.model_dump_json())
+    (folder / "garbage.json").write_text("{not json")
+    code, clusters = await _json(jp_fetch, "clusters")
+    assert (code, clusters) == (200, [])
+    assert list(folder.glob("*.json")) == []
+    code, _ = await _json(jp_fetch, "clusters", dead.id)
+    assert code == 404
+
+
+async def test_dashboard_is_proxied_behind_the_servers_auth(
+    jp_fetch: Any, tmp_home: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "kernel.py"
+    script.write_text(KERNEL)
+    env = {**os.environ, "LEPTON_HOME": str(tmp_home), "JPY_SESSION_NAME": "dash.ipynb"}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        await asyncio.to_thread(proc.stdout.readline)
+        _, (c,) = await _json(jp_fetch, "clusters")
+        assert c["dashboard_proxy"] == f"lepton/dashboard/{c['id']}/status"
+        r = await jp_fetch(*c["dashboard_proxy"].split("/"), request_timeout=60)
+        assert r.code == 200 and b"bokeh" in r.body.lower()  # the dashboard's own page
+        r = await jp_fetch("lepton", "dashboard", c["id"], "info", "main", "workers.html",
+                           request_timeout=60)
+        assert r.code == 200 and b"Worker" in r.body
+        with pytest.raises(HTTPClientError) as e:  # no token, no dashboard
+            await jp_fetch(*c["dashboard_proxy"].split("/"), headers={"Authorization": ""})
+        assert e.value.code == 403
+        with pytest.raises(HTTPClientError) as e:  # only clusters the server lists
+            await jp_fetch("lepton", "dashboard", "nope", "status")
+        assert e.value.code == 404
+    finally:
+        proc.kill()
+        proc.wait()
