@@ -81,3 +81,15 @@ def get_profile(name: str) -> dict[str, Any]:
             f"profile {name!r} has unknown keys {sorted(unknown)}; allowed keys: {sorted(_ALLOWED)}"
         )
     return prof
+
+
+def describe_profiles() -> list[dict[str, Any]]:
+    """Name, kind and description of every profile, for pickers (the sidebar): never the
+    settings themselves, which may hold credentials."""
+    rows = []
+    for name, raw in sorted(list_profiles().items()):
+        prof = {k.replace("-", "_"): v for k, v in (raw or {}).items()}
+        kind = prof.get("kind") or ("remote" if "address" in prof else "local")
+        rows.append({"name": name, "kind": str(kind),
+                     "description": str(prof.get("description") or "")})
+    return rows
