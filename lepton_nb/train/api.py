@@ -14,6 +14,7 @@ from lepton_nb.cluster._worker_gpus import all_have_gpus, worker_gpus
 from lepton_nb.errors import ConfigError
 from lepton_nb.train._common import Payload, build_model, is_module
 from lepton_nb.train._gpu import auto_precision, warn_slow_bf16
+from lepton_nb.train._lifeline import SchedulerLost
 from lepton_nb.train.callbacks import Callback
 from lepton_nb.train.config import FitConfig, validate_names
 from lepton_nb.train.context import TrainContext
@@ -203,6 +204,9 @@ def fit(
                                 replace_timeout_s=replace_timeout_s,
                                 storage_options=storage_options)
         status = "succeeded"
+    except SchedulerLost:
+        tmp = None  # keep the checkpoints the error message points to
+        raise
     finally:
         history = hub.history()
         if status != "succeeded":

@@ -32,8 +32,10 @@ from typing import Any
 
 from lepton_nb.cluster._worker_gpus import worker_gpus
 from lepton_nb.errors import ClusterError, TrainingError
+from lepton_nb.train._codeship import ship_user_code
 from lepton_nb.train._gpu import is_sticky_cuda_error, own_gpu_first
-from lepton_nb.train.checkpoint import latest_state
+from lepton_nb.train._lifeline import SchedulerLost, lost_message, scheduler_gone
+from lepton_nb.train.checkpoint import latest_path, latest_state
 from lepton_nb.train.events import EventHub
 from lepton_nb.train.rendezvous import RankSpec, free_port, plan, rank_task
 from lepton_nb.train.strategy import Strategy
@@ -73,6 +75,8 @@ def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub
     last = 0.0
     while True:
         hub.drain()
+        if scheduler_gone(client, futures):
+            raise SchedulerLost("scheduler gone")
         if any(f.status == "error" for f in futures):
             _name_lost_worker(client, specs)  # a peer's death surfaces as a gloo error
             errors = [(s, f.exception()) for f, s in zip(futures, specs, strict=True)
@@ -86,7 +90,12 @@ def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub
         now = time.monotonic()
         if now - last > WORKER_POLL_S:
             last = now
-            _check_alive(client, specs)
+            try:
+                _check_alive(client, specs)
+            except OSError:
+                if scheduler_gone(client, futures):
+                    raise SchedulerLost("scheduler gone") from None
+                raise
         time.sleep(POLL_S)
 
 
@@ -153,6 +162,9 @@ def run_ranks(
     succeed; ``strategy.prepare`` runs before each attempt, ``strategy.abort`` after a failed
     one."""
     topic = f"lepton-train-{run_id}"
+    scheduler = str(client.scheduler.address)
+    # the user's own modules travel with the run to workers that cannot import them
+    shipped_strategy, payload = ship_user_code(client, strategy, payload)
     client.subscribe_topic(topic, hub.on_dask_event)
     target = n_workers or len(workers_of(client))
     try:
@@ -174,12 +186,17 @@ def run_ranks(
                      for r, (a, h, lr, lw) in enumerate(placed)]
             run_payload = strategy.prepare(client, specs, payload)
             data = client.scatter(run_payload, broadcast=True, hash=False)
-            futures = [client.submit(rank_task, s, strategy, data, workers=[s.address],
+            futures = [client.submit(rank_task, s, shipped_strategy, data, workers=[s.address],
                                      allow_other_workers=False, pure=False, retries=0,
                                      key=f"lepton-rank-{run_id}-{attempt}-{s.rank}")
                        for s in specs]
             try:
                 _watch(client, futures, specs, hub)
+            except SchedulerLost:
+                last = resume_step(checkpoint_dir, storage_options)
+                path = str(latest_path(checkpoint_dir)) if checkpoint_dir and last else None
+                raise SchedulerLost(lost_message(scheduler, path or checkpoint_dir, last)
+                                    ) from None
             except Failure as fail:
                 if attempt < max_restarts:
                     step = strategy.resume_step(checkpoint_dir)
@@ -205,7 +222,8 @@ def run_ranks(
             return list(results)
         raise AssertionError("unreachable")  # pragma: no cover
     finally:
-        client.unsubscribe_topic(topic)
+        if client.status == "running":  # with the scheduler gone there is nothing to tell
+            client.unsubscribe_topic(topic)
 
 
 def _own_gpu_first(client: Any, workers: dict[str, dict[str, Any]],

@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from lepton_nb.train._gpu import env_local_rank, group_timeout_s, nccl_env
+from lepton_nb.train._lifeline import stop_with_worker
 from lepton_nb.train.context import Sink, TrainContext, pick_device, torchrun_env
 from lepton_nb.train.strategy import Strategy
 
@@ -123,13 +124,16 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
     def log(event: Any) -> None:
         worker.log_event(topic, event)
 
-    if not strategy.rank_process:
-        return run_rank(spec, strategy, payload, log, threads=spec.threads, in_worker=True)
-    from lepton_nb.train import procs
+    # the scheduler died: stop the rank (in this thread, or its child process through the
+    # thread that waits on it), don't train on for nobody
+    with stop_with_worker():
+        if not strategy.rank_process:
+            return run_rank(spec, strategy, payload, log, threads=spec.threads, in_worker=True)
+        from lepton_nb.train import procs
 
-    out: dict[str, Any] = procs.run_in_process(
-        run_rank, spec, strategy, payload, procs.emit, spec.threads,
-        on_event=log, relay=strategy.relay(payload))
+        out: dict[str, Any] = procs.run_in_process(
+            run_rank, spec, strategy, payload, procs.emit, spec.threads,
+            on_event=log, relay=strategy.relay(payload))
     return out
 
 
