@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "launch_cluster": "lepton_nb.cluster",
     "connect": "lepton_nb.cluster",
+    "clusters": "lepton_nb.cluster",
     "Cluster": "lepton_nb.cluster",
     "ClusterWidget": "lepton_nb.widgets.cluster",
     "fit": "lepton_nb.train",
@@ -52,6 +53,7 @@ __all__ = [
     "TrainContext",
     "__version__",
     "cluster",
+    "clusters",
     "compress",
     "connect",
     "datasets",
@@ -79,7 +81,7 @@ if TYPE_CHECKING:  # pragma: no cover
         tutorials,
         widgets,
     )
-    from lepton_nb.cluster import Cluster, connect, launch_cluster
+    from lepton_nb.cluster import Cluster, clusters, connect, launch_cluster
     from lepton_nb.errors import LeptonError
     from lepton_nb.jobs.record import record
     from lepton_nb.train import FitResult, RunResult, TrainContext, fit, run

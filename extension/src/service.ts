@@ -102,6 +102,13 @@ export interface IScheduleCreate {
 
 export type ISchedulePatch = Partial<Pick<ISchedule, 'parameters' | 'cron' | 'timezone' | 'paused' | 'name'>>;
 
+/** A cluster profile from dask config (lepton.profiles), as the server describes it. */
+export interface IProfile {
+  name: string;
+  kind: string;
+  description: string;
+}
+
 export interface IJobFilter {
   status?: string;
   notebook?: string;
@@ -132,6 +139,9 @@ export class LeptonService implements ILeptonService {
 
   listClusters(): Promise<ICluster[]> {
     return this.request('clusters');
+  }
+  listProfiles(): Promise<IProfile[]> {
+    return this.request('profiles');
   }
   launchCluster(options: ILaunchOptions): Promise<ICluster> {
     return this.request('clusters', 'POST', options);

@@ -39,14 +39,16 @@ class Cluster:
     def __init__(
         self,
         client: Client,
-        cluster: DaskCluster | None = None,
+        cluster: DaskCluster | Any | None = None,  # any manager with scale/close
         kind: str = "remote",
         gpu: bool | None = None,
+        name: str | None = None,
     ) -> None:
         self._client: Client | None = client
         self._cluster = cluster
         self.kind = kind
         self.gpu = gpu
+        self.name = name  # a dask-gateway cluster's name (connect("gateway://.../<name>"))
         self.ledger_id: str | None = None  # its entry in the per-user cluster ledger
 
     # -- state -----------------------------------------------------------------------------
@@ -77,6 +79,11 @@ class Cluster:
 
     @property
     def dashboard_link(self) -> str | None:
+        # The manager knows the public link (a gateway's proxy URL, a jobqueue's host), the
+        # client only the scheduler's own view of it.
+        link = getattr(self._cluster, "dashboard_link", None)
+        if isinstance(link, str) and link:
+            return link
         try:
             return str(self.client.dashboard_link)
         except (KeyError, AttributeError):  # scheduler without a dashboard
@@ -150,7 +157,8 @@ class Cluster:
         self._owned_cluster("adapt").adapt(minimum=minimum, maximum=maximum, **kwargs)
 
     def close(self) -> None:
-        """Close the client and, if lepton_nb launched it, the scheduler and workers."""
+        """Close the client and, if lepton_nb launched it, the scheduler and workers.  (A
+        gateway cluster re-attached by name keeps running: use :meth:`shutdown`.)"""
         client, self._client = self._client, None
         if self._cluster is not None:
             from lepton_nb.cluster._ledger import forget
@@ -160,6 +168,18 @@ class Cluster:
             client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+    def shutdown(self) -> None:
+        """Stop the cluster for good, even one re-attached by name, then close the handle."""
+        stop = getattr(self._cluster, "shutdown", None)
+        if callable(stop):
+            client, self._client = self._client, None
+            if client is not None:
+                client.close()
+            stop()
+            return
+        self._owned_cluster("shut down")
+        self.close()
 
     def __enter__(self) -> Cluster:
         return self
@@ -171,8 +191,9 @@ class Cluster:
     def __repr__(self) -> str:
         if self.closed:
             return f"<lepton_nb.Cluster kind={self.kind} closed>"
+        named = f" name={self.name}" if self.name else ""
         return (
-            f"<lepton_nb.Cluster kind={self.kind} scheduler={self.scheduler_address} "
+            f"<lepton_nb.Cluster kind={self.kind}{named} scheduler={self.scheduler_address} "
             f"workers={len(self.workers)}>"
         )
 

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from lepton_nb._registry import Registry
+from lepton_nb.cluster import _factory, _gateway  # noqa: F401  (register their kinds)
 from lepton_nb.cluster._gpu import detect_gpus
 from lepton_nb.cluster._handle import Cluster, raise_beyond_devices
+from lepton_nb.cluster._kinds import CLUSTER_KINDS, ClusterKind, LaunchSpec
 from lepton_nb.cluster._profiles import get_profile
 from lepton_nb.errors import ClusterError, ConfigError, GPUUnavailableError
 
 log = logging.getLogger("lepton_nb.cluster")
 
 GPUChoice = bool | Literal["auto"]
-ClusterFactory = Callable[..., Cluster]
-CLUSTER_KINDS: Registry[ClusterFactory] = Registry("cluster kind")
 
 _SCHEMES = ("tcp", "tls", "ws", "wss", "inproc", "ucx")
 _ADDRESS = re.compile(
@@ -26,39 +24,23 @@ _ADDRESS = re.compile(
 )
 
 
-def _local_cluster(
-    n_workers: int | None,
-    threads_per_worker: int | None,
-    memory_limit: str | float | None,
-    host: str,
-    dashboard_address: str,
-    security: Any,
-    **kwargs: Any,
-) -> Cluster:
+def _local_cluster(spec: LaunchSpec) -> Cluster:
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=threads_per_worker,
-        memory_limit=memory_limit,
+        n_workers=spec.n_workers,
+        threads_per_worker=spec.threads_per_worker,
+        memory_limit=spec.memory_limit,
         processes=True,
-        host=host,
-        dashboard_address=dashboard_address,
-        security=security,
-        **kwargs,
+        host=spec.host,
+        dashboard_address=spec.dashboard_address,
+        security=spec.security,
+        **spec.extra,
     )
-    return Cluster(Client(cluster, security=security), cluster, kind="local", gpu=False)
+    return Cluster(Client(cluster, security=spec.security), cluster, kind="local", gpu=False)
 
 
-def _local_cuda_cluster(
-    n_workers: int | None,
-    threads_per_worker: int | None,
-    memory_limit: str | float | None,
-    host: str,
-    dashboard_address: str,
-    security: Any,
-    **kwargs: Any,
-) -> Cluster:
+def _local_cuda_cluster(spec: LaunchSpec) -> Cluster:
     try:
         from dask_cuda import LocalCUDACluster
     except ImportError as e:
@@ -70,22 +52,29 @@ def _local_cuda_cluster(
 
     try:
         cluster = LocalCUDACluster(
-            n_workers=n_workers,
-            threads_per_worker=threads_per_worker or 1,
-            memory_limit=memory_limit,
-            host=host,
-            dashboard_address=dashboard_address,
-            security=security,
-            **kwargs,
+            n_workers=spec.n_workers,
+            threads_per_worker=spec.threads_per_worker or 1,
+            memory_limit=spec.memory_limit,
+            host=spec.host,
+            dashboard_address=spec.dashboard_address,
+            security=spec.security,
+            **spec.extra,
         )
     except ValueError as e:
-        raise_beyond_devices(e, n_workers)
+        raise_beyond_devices(e, spec.n_workers)
         raise
-    return Cluster(Client(cluster, security=security), cluster, kind="local-cuda", gpu=True)
+    return Cluster(Client(cluster, security=spec.security), cluster, kind="local-cuda", gpu=True)
 
 
-CLUSTER_KINDS.add("local", _local_cluster)
-CLUSTER_KINDS.add("local-cuda", _local_cuda_cluster)
+def _remote_cluster(spec: LaunchSpec) -> Cluster:
+    return connect_profile(spec.profile)
+
+
+CLUSTER_KINDS.add("local", ClusterKind(_local_cluster, local=True,
+                                       description="worker processes on this machine"))
+CLUSTER_KINDS.add("local-cuda", ClusterKind(_local_cuda_cluster, local=True,
+                                            description="one worker per GPU on this machine"))
+CLUSTER_KINDS.add("remote", ClusterKind(_remote_cluster, description="a running scheduler"))
 
 
 def _resolve_gpu(gpu: GPUChoice) -> bool:
@@ -118,34 +107,41 @@ def launch_cluster(
     credentials: str | Path | None = None,
     **kwargs: Any,
 ) -> Cluster:
-    """Start a local Dask cluster: LocalCUDACluster (one GPU per worker) when GPUs are found,
-    otherwise a LocalCluster of worker processes.
+    """Start a Dask cluster: by default a local one, LocalCUDACluster (one GPU per worker) when
+    GPUs are found, otherwise a LocalCluster of worker processes.
 
-    Everything binds to ``host`` (127.0.0.1 by default); pass ``host="0.0.0.0"`` to expose it.
-    ``secure=True`` uses temporary TLS credentials, so plain-TCP clients are refused;
-    ``credentials`` (a new folder) also writes them there, mode 0600, so other processes of the
-    same user can ``connect(address, credentials=folder)``.
-    ``profile`` names settings under ``lepton.profiles`` in dask's config; explicit arguments
-    win over the profile's.
+    Everything local binds to ``host`` (127.0.0.1 by default); pass ``host="0.0.0.0"`` to
+    expose it.  ``secure=True`` uses temporary TLS credentials, so plain-TCP clients are
+    refused; ``credentials`` (a new folder) also writes them there, mode 0600, so other
+    processes of the same user can ``connect(address, credentials=folder)``.  ``profile`` names
+    settings under ``lepton.profiles`` in dask's config, whose ``kind`` may also be ``remote``
+    (a running scheduler), ``factory`` (any Dask cluster manager class: dask-jobqueue,
+    dask-kubernetes, ...) or ``gateway`` (dask-gateway); explicit arguments win over the
+    profile's.  See docs/scale-out.md.
     """
-    settings: dict[str, Any] = {}
-    if profile is not None:
-        settings = get_profile(profile)
-        if settings.get("kind", "local") == "remote" or "address" in settings:
-            return connect_profile(settings)
+    settings: dict[str, Any] = get_profile(profile) if profile is not None else {}
+    for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    kind_name = settings.get("kind") or ("remote" if "address" in settings else None)
+    if kind_name is not None and kind_name not in CLUSTER_KINDS:
+        known = ", ".join(CLUSTER_KINDS.names())
+        raise ConfigError(f"profile {profile!r} has unknown kind {kind_name!r}; "
+                          f"use one of: {known}")
     n_workers = n_workers if n_workers is not None else settings.get("n_workers")
+    if kind_name is not None and not CLUSTER_KINDS.get(kind_name).local:
+        spec = LaunchSpec(n_workers=n_workers, profile=settings, profile_name=profile,
+                          extra=kwargs)
+        return CLUSTER_KINDS.get(kind_name).launch(spec)
+
     threads_per_worker = threads_per_worker or settings.get("threads_per_worker")
     if gpu == "auto" and "gpu" in settings:
         gpu = settings["gpu"]
     if memory_limit == "auto" and "memory_limit" in settings:
         memory_limit = settings["memory_limit"]
     secure = secure or bool(settings.get("secure", False))
-    for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
-
     use_gpu = _resolve_gpu(gpu)
-    kind = settings.get("kind") or ("local-cuda" if use_gpu else "local")
+    kind = kind_name or ("local-cuda" if use_gpu else "local")
     if kind == "local-cuda" and not use_gpu:
         kind = "local"
     if kind == "local-cuda" and n_workers is not None and "CUDA_VISIBLE_DEVICES" not in kwargs:
@@ -163,16 +159,10 @@ def launch_cluster(
 
         security = Security.temporary()
     dashboard = dashboard_address or settings.get("dashboard_address") or f"{host}:8787"
+    spec = LaunchSpec(n_workers, threads_per_worker, memory_limit, host, dashboard, security,
+                      settings, profile, kwargs)
     try:
-        cluster = CLUSTER_KINDS.get(kind)(
-            n_workers,
-            threads_per_worker,
-            memory_limit,
-            host,
-            dashboard,
-            security,
-            **kwargs,
-        )
+        cluster = CLUSTER_KINDS.get(kind).launch(spec)
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"could not start a {kind} cluster on {host}: {e}") from e
     except RuntimeError as e:
@@ -223,16 +213,23 @@ def connect(
     timeout: float = 10,
     *,
     credentials: str | Path | None = None,
+    profile: str | None = None,
 ) -> Cluster:
     """Attach to a running Dask scheduler (dask CLI, dask-kubernetes, dask-jobqueue, ...).
 
     ``address`` is ``'tcp://host:port'`` (or ``tls://`` with ``security``, or with
     ``credentials``: the folder of TLS credentials a cluster launched by the Jupyter server
-    wrote), or a dask cluster object (e.g. a ``KubeCluster``), which then lets
-    ``scale``/``adapt`` work too.
+    wrote), a dask cluster object (e.g. a ``KubeCluster``), which then lets
+    ``scale``/``adapt`` work too, or ``'gateway://host:port/<name>'`` to re-attach to a running
+    dask-gateway cluster by name (credentials from ``profile``, or from the gateway profile
+    with that host and port).
     """
     from distributed import Client
 
+    if isinstance(address, str) and address.strip().lower().startswith("gateway://"):
+        from lepton_nb.cluster._attach import connect_gateway
+
+        return connect_gateway(address.strip(), profile)
     if credentials is not None:
         from lepton_nb.cluster._tls import security_from
 

@@ -3,10 +3,13 @@
 A profile lives under ``lepton.profiles.<name>`` in any dask YAML file (``~/.config/dask/``)
 or in environment variables such as ``DASK_LEPTON__PROFILES__BIG__N_WORKERS=8``.  Keys:
 
-- ``kind``: a cluster kind (``local``, ``local-cuda``, ``remote``)
-- ``address`` (remote), ``n_workers``, ``threads_per_worker``, ``memory_limit``, ``gpu``,
-  ``host``, ``secure``
+- ``kind``: a cluster kind (``local``, ``local-cuda``, ``remote``, ``factory``, ``gateway``)
+- ``address`` (remote: the scheduler; gateway: the gateway's public proxy URL), ``n_workers``,
+  ``threads_per_worker``, ``memory_limit``, ``gpu``, ``host``, ``secure``
 - ``tls_ca_file``, ``tls_client_cert``, ``tls_client_key`` (remote TLS)
+- ``module``, ``class``, ``args``, ``kwargs`` (factory: dask-labextension's convention)
+- ``auth``, ``cluster_options``, ``proxy_address``, ``public_address`` (gateway)
+- ``description``: shown next to the profile in the sidebar
 """
 
 from __future__ import annotations
@@ -33,6 +36,17 @@ _ALLOWED = {
     "tls_ca_file",
     "tls_client_cert",
     "tls_client_key",
+    # factory: dask-labextension's labextension.factory keys
+    "module",
+    "class",
+    "args",
+    "kwargs",
+    # gateway
+    "auth",
+    "cluster_options",
+    "proxy_address",
+    "public_address",
+    "description",
 }
 
 
@@ -67,3 +81,15 @@ def get_profile(name: str) -> dict[str, Any]:
             f"profile {name!r} has unknown keys {sorted(unknown)}; allowed keys: {sorted(_ALLOWED)}"
         )
     return prof
+
+
+def describe_profiles() -> list[dict[str, Any]]:
+    """Name, kind and description of every profile, for pickers (the sidebar): never the
+    settings themselves, which may hold credentials."""
+    rows = []
+    for name, raw in sorted(list_profiles().items()):
+        prof = {k.replace("-", "_"): v for k, v in (raw or {}).items()}
+        kind = prof.get("kind") or ("remote" if "address" in prof else "local")
+        rows.append({"name": name, "kind": str(kind),
+                     "description": str(prof.get("description") or "")})
+    return rows

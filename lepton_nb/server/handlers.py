@@ -258,9 +258,11 @@ _ID = r"(?P<{}>[A-Za-z0-9_.\-]+)"
 
 def routes(base_url: str) -> list[tuple[str, type[LeptonHandler]]]:
     from lepton_nb.server.dashboard import DashboardProxyHandler
+    from lepton_nb.server.profiles import ProfilesHandler
 
     api = url_path_join(base_url, "lepton", "api")
     return [
+        (url_path_join(api, "profiles") + "/?", ProfilesHandler),
         (url_path_join(api, "clusters") + "/?", ClustersHandler),
         (url_path_join(api, "clusters", _ID.format("cluster_id")) + "/?", ClusterHandler),
         (url_path_join(api, "jobs") + "/?", JobsHandler),

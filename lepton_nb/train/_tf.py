@@ -135,6 +135,7 @@ class KerasStrategy(FunctionStrategy):
     """``train_fn(ctx)`` in a child process per rank, with TF_CONFIG for this attempt."""
 
     name = "tensorflow"
+    rank_process = False  # body() starts the rank's own process itself (_rankproc)
 
     def prepare(self, client: Any, specs: list[Any], payload: Any) -> TFCluster:
         """Client side, once per attempt: a free port on each rank's own worker."""

@@ -14,6 +14,7 @@ from lepton_nb.cluster._worker_gpus import all_have_gpus, worker_gpus
 from lepton_nb.errors import ConfigError
 from lepton_nb.train._common import Payload, build_model, is_module
 from lepton_nb.train._gpu import auto_precision, warn_slow_bf16
+from lepton_nb.train._lifeline import SchedulerLost
 from lepton_nb.train.callbacks import Callback
 from lepton_nb.train.config import FitConfig, validate_names
 from lepton_nb.train.context import TrainContext
@@ -203,6 +204,9 @@ def fit(
                                 replace_timeout_s=replace_timeout_s,
                                 storage_options=storage_options)
         status = "succeeded"
+    except SchedulerLost:
+        tmp = None  # keep the checkpoints the error message points to
+        raise
     finally:
         history = hub.history()
         if status != "succeeded":
@@ -231,12 +235,15 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
         n_workers: int | None = None, max_restarts: int = 0, checkpoint_dir: str | None = None,
         callbacks: Sequence[Callback] = (), progress: bool | None = False,
         collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
-        framework: str = "torch", storage_options: dict[str, Any] | None = None) -> RunResult:
+        framework: str = "torch", storage_options: dict[str, Any] | None = None,
+        rank_process: bool = True) -> RunResult:
     """Run ``train_fn(ctx)`` once per rank with torchrun's environment variables set
     (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so torchrun-style code that calls
     ``dist.init_process_group("gloo")`` runs unchanged.  ``framework="tensorflow"`` runs each
     rank in its own process with ``TF_CONFIG`` set for MultiWorkerMirroredStrategy (see
-    :mod:`lepton_nb.train.frameworks`).  Returns the per-rank return values."""
+    :mod:`lepton_nb.train.frameworks`).  Returns the per-rank return values.  On a cluster each
+    torch rank runs in its own child process of its worker, as under torchrun
+    (``rank_process=False``: in the worker's task thread, sharing its interpreter)."""
     if not callable(train_fn):
         raise ConfigError(f"train_fn must be a function train_fn(ctx), got {type(train_fn)}")
     if not isinstance(max_restarts, int) or max_restarts < 0:
@@ -254,6 +261,8 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
     hub.start({"strategy": "run", "world_size": world, "epochs": None, "run_id": run_id,
                "config": {"framework": fw.name}})
     strat = fw.strategy(train_fn)
+    if not rank_process:
+        strat.rank_process = False
     status = "failed"
     try:
         with fw.checkpoint_location(checkpoint_dir) as ckpt:

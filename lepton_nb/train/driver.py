@@ -1,18 +1,20 @@
 """Runs rank tasks on a Dask cluster, watches them, and recovers from a lost worker.
 
-Recovery design (chosen after measuring on the 2-core reference machine): ranks run *in the
-worker process* (gloo on CPU), not in a child process per rank, and the group's collectives
-have a short timeout (``collective_timeout_s``, default 60 s, not 30 minutes) as a backstop.
-When a peer process dies, gloo's TCP pairs are reset and the surviving ranks' collectives fail
-at once: measured 0.06-0.21 s from ``SIGKILL`` of a worker to the restart marker
-(``tests/integration/train/test_recovery.py::test_killed_worker_recovers``), as fast as a
-torchrun-style agent, without a child spawn plus a model/data copy per rank per attempt
-(2-3 s of time to first step on 2 cores).  The one case gloo does not surface is a peer that
-raised but lives on (it keeps its sockets open even after ``destroy_process_group``); the
-blocked ranks' workers are then restarted by their nannies after ``stuck_grace_s`` (5 s), as
-torchrun's agent kills its stuck children.  The client also polls the scheduler's worker list
-(every 0.25 s) because a killed worker's pinned task never errors: the nanny restarts the
-worker at a NEW address.  On a failure the client marks the restart in the history, ends the
+Each rank is one pinned Dask task; the task runs the rank in a child process of its worker
+(:mod:`lepton_nb.train.procs`, forked from a per-worker fork server that has imported torch),
+as torchrun runs each rank in its own process: the worker keeps its scheduler link and relays
+the rank's events, the rank gets a whole interpreter (issue 14: a rank in the worker's thread
+shared the GIL with the worker's event loop and the nanny's malloc settings).  The group's
+collectives have a short timeout (``collective_timeout_s``, default 60 s) as a backstop.  When a
+rank's process ends, by an exception or with its killed worker (its socket to the worker
+closes and it exits at once), its gloo pairs are reset and the peers' collectives fail at once:
+the restart marker follows a ``SIGKILL`` of a worker within a fraction of a second
+(``tests/integration/train/test_recovery.py``).  Strategies with ``rank_process = False`` run
+in the worker's thread; a peer that raised there keeps its sockets open, so the blocked ranks'
+workers are restarted by their nannies after ``stuck_grace_s`` (5 s), as torchrun's agent kills
+its stuck children.  The client also polls the scheduler's worker list (every 0.25 s) because a
+killed worker's pinned task never errors: the nanny restarts the worker at a NEW address.  On a
+failure the client marks the restart in the history, calls the strategy's ``abort``, ends the
 surviving ranks, cancels the pinned tasks, waits for the nanny's replacement (or continues with
 the workers left after ``replace_timeout_s``), re-plans ranks on the current workers with a new
 port, and resumes from the last checkpoint.  A rank that failed with a sticky CUDA error
@@ -30,8 +32,10 @@ from typing import Any
 
 from lepton_nb.cluster._worker_gpus import worker_gpus
 from lepton_nb.errors import ClusterError, TrainingError
+from lepton_nb.train._codeship import ship_user_code
 from lepton_nb.train._gpu import is_sticky_cuda_error, own_gpu_first
-from lepton_nb.train.checkpoint import latest_state
+from lepton_nb.train._lifeline import SchedulerLost, lost_message, scheduler_gone
+from lepton_nb.train.checkpoint import latest_path, latest_state
 from lepton_nb.train.events import EventHub
 from lepton_nb.train.rendezvous import RankSpec, free_port, plan, rank_task
 from lepton_nb.train.strategy import Strategy
@@ -71,6 +75,8 @@ def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub
     last = 0.0
     while True:
         hub.drain()
+        if scheduler_gone(client, futures):
+            raise SchedulerLost("scheduler gone")
         if any(f.status == "error" for f in futures):
             _name_lost_worker(client, specs)  # a peer's death surfaces as a gloo error
             errors = [(s, f.exception()) for f, s in zip(futures, specs, strict=True)
@@ -84,7 +90,12 @@ def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub
         now = time.monotonic()
         if now - last > WORKER_POLL_S:
             last = now
-            _check_alive(client, specs)
+            try:
+                _check_alive(client, specs)
+            except OSError:
+                if scheduler_gone(client, futures):
+                    raise SchedulerLost("scheduler gone") from None
+                raise
         time.sleep(POLL_S)
 
 
@@ -151,6 +162,9 @@ def run_ranks(
     succeed; ``strategy.prepare`` runs before each attempt, ``strategy.abort`` after a failed
     one."""
     topic = f"lepton-train-{run_id}"
+    scheduler = str(client.scheduler.address)
+    # the user's own modules travel with the run to workers that cannot import them
+    shipped_strategy, payload = ship_user_code(client, strategy, payload)
     client.subscribe_topic(topic, hub.on_dask_event)
     target = n_workers or len(workers_of(client))
     try:
@@ -172,12 +186,17 @@ def run_ranks(
                      for r, (a, h, lr, lw) in enumerate(placed)]
             run_payload = strategy.prepare(client, specs, payload)
             data = client.scatter(run_payload, broadcast=True, hash=False)
-            futures = [client.submit(rank_task, s, strategy, data, workers=[s.address],
+            futures = [client.submit(rank_task, s, shipped_strategy, data, workers=[s.address],
                                      allow_other_workers=False, pure=False, retries=0,
                                      key=f"lepton-rank-{run_id}-{attempt}-{s.rank}")
                        for s in specs]
             try:
                 _watch(client, futures, specs, hub)
+            except SchedulerLost:
+                last = resume_step(checkpoint_dir, storage_options)
+                path = str(latest_path(checkpoint_dir)) if checkpoint_dir and last else None
+                raise SchedulerLost(lost_message(scheduler, path or checkpoint_dir, last)
+                                    ) from None
             except Failure as fail:
                 if attempt < max_restarts:
                     step = strategy.resume_step(checkpoint_dir)
@@ -203,7 +222,8 @@ def run_ranks(
             return list(results)
         raise AssertionError("unreachable")  # pragma: no cover
     finally:
-        client.unsubscribe_topic(topic)
+        if client.status == "running":  # with the scheduler gone there is nothing to tell
+            client.unsubscribe_topic(topic)
 
 
 def _own_gpu_first(client: Any, workers: dict[str, dict[str, Any]],

@@ -1,7 +1,8 @@
 """The framework registry of :func:`lepton_nb.train.run`: which strategy runs ``train_fn``.
 
 - ``torch`` (default; alias ``pytorch``): :class:`~lepton_nb.train.strategy.FunctionStrategy`,
-  ``train_fn(ctx)`` in the worker's task with torchrun's environment (RANK, MASTER_ADDR, ...).
+  ``train_fn(ctx)`` in a child process of the worker (:mod:`lepton_nb.train.procs`) with
+  torchrun's environment (RANK, MASTER_ADDR, ...).
 - ``tensorflow``: :class:`~lepton_nb.train._tf.KerasStrategy`, each rank in its own child
   process with ``TF_CONFIG`` for ``tf.distribute.MultiWorkerMirroredStrategy`` and
   ``TF_USE_LEGACY_KERAS=1``; recovery through Keras ``BackupAndRestore`` in

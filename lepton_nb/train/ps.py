@@ -237,6 +237,9 @@ class ParameterServerStrategy(Strategy):
     def body(self, ctx: TrainContext, payload: Payload) -> dict[str, Any]:
         return ps_loop(ctx, payload)
 
+    def relay(self, payload: Payload) -> list[Any]:
+        return [payload.extra["server"]]  # an Actor handle works only inside a Dask worker
+
     def abort(self, payload: Payload, reason: str) -> None:
         server = payload.extra.get("server")
         if server is None:

@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from lepton_nb.train._gpu import env_local_rank, group_timeout_s, nccl_env
+from lepton_nb.train._lifeline import stop_with_worker
 from lepton_nb.train.context import Sink, TrainContext, pick_device, torchrun_env
 from lepton_nb.train.strategy import Strategy
 
@@ -110,13 +111,43 @@ def _tune_malloc(on: bool) -> Callable[[], None]:
 
 def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
               sink: Sink | None = None) -> dict[str, Any]:
-    """The body of one rank's Dask task (or the in-process rank when ``sink`` is given):
-    environment, process group (if ``strategy.init_group``), ``strategy.body``, teardown."""
+    """The body of one rank's Dask task: the rank runs in a child process of the worker (see
+    :mod:`lepton_nb.train.procs`) when ``strategy.rank_process``, else in the task's thread.
+    With ``sink`` (the in-process ``single`` rank) it runs here, events going to ``sink``."""
+    if sink is not None:
+        return run_rank(spec, strategy, payload, sink)
+    from distributed import get_worker
+
+    worker = get_worker()
+    topic = f"lepton-train-{spec.run_id}"
+
+    def log(event: Any) -> None:
+        worker.log_event(topic, event)
+
+    # the scheduler died: stop the rank (in this thread, or its child process through the
+    # thread that waits on it), don't train on for nobody
+    with stop_with_worker():
+        if not strategy.rank_process:
+            return run_rank(spec, strategy, payload, log, threads=spec.threads, in_worker=True)
+        from lepton_nb.train import procs
+
+        out: dict[str, Any] = procs.run_in_process(
+            run_rank, spec, strategy, payload, procs.emit, spec.threads,
+            on_event=log, relay=strategy.relay(payload))
+    return out
+
+
+def run_rank(spec: RankSpec, strategy: Strategy, payload: Any, sink: Sink,
+             threads: int | None = None, in_worker: bool = False) -> dict[str, Any]:
+    """One rank, in the current thread: environment, process group (if
+    ``strategy.init_group``), ``strategy.body``, teardown.  ``threads``: torch's intra-op
+    threads (the worker's thread budget, not every core per rank); ``in_worker``: in a Dask
+    worker's own process (its malloc settings are lifted while the rank trains)."""
     import torch
     import torch.distributed as dist
 
-    if sink is None:  # on a worker: its thread budget, not every core per rank
-        torch.set_num_threads(spec.threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     device = pick_device(spec.local_rank, spec.own_gpu_first)
     local_rank = env_local_rank(device, spec.local_rank)  # a valid device index on GPUs
     env = torchrun_env(spec.rank, spec.world_size, local_rank, spec.local_world,
@@ -135,7 +166,7 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
                        device=device, run_id=spec.run_id, attempt=spec.attempt,
                        checkpoint_dir=spec.checkpoint_dir, worker_address=spec.address,
                        sink=sink, storage_options=spec.storage_options)
-    restore_malloc = _tune_malloc(sink is None)
+    restore_malloc = _tune_malloc(in_worker)
     try:
         if strategy.init_group:
             dist.init_process_group(
@@ -162,4 +193,4 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
     return {"rank": spec.rank, "result": result, "events": ctx.events}
 
 
-__all__ = ["RankSpec", "free_port", "plan", "rank_task"]
+__all__ = ["RankSpec", "free_port", "plan", "rank_task", "run_rank"]

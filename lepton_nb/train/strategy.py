@@ -27,6 +27,9 @@ class Strategy:
     - ``in_process``: the one rank runs in the calling process (no cluster).
     - ``init_group``: the rank set-up creates a ``torch.distributed`` process group (gloo on
       CPU, nccl on GPU) before :meth:`body` runs, and destroys it after.
+    - ``rank_process``: on a cluster, each rank runs in its own child process of its worker
+      (:mod:`lepton_nb.train.procs`), as under torchrun; False runs it in the worker's task
+      thread, sharing the worker's interpreter.
     - ``precisions``: the ``fit(precision=...)`` values it supports (``precision_note`` says
       why one is missing).
     """
@@ -34,6 +37,7 @@ class Strategy:
     name: str = ""
     in_process: bool = False
     init_group: bool = False
+    rank_process: bool = True
     precisions: tuple[str, ...] = ("fp32", "bf16", "fp16")  # what fit(precision=) may be
     precision_note: str = ""  # why a precision is missing, for the error message
 
@@ -46,6 +50,12 @@ class Strategy:
         """Rank side: train and return a picklable result (``fit`` strategies return a dict
         with ``step``, ``metrics``, ``steps_per_epoch`` and, on rank 0, ``state_dict``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement body(ctx, payload)")
+
+    def relay(self, payload: Any) -> list[Any]:
+        """Worker side: objects in ``payload`` that must stay in the worker process (e.g. a
+        Dask Actor handle); a rank process gets proxies whose method calls run in the worker
+        and return an object with ``.result()``.  Default: none."""
+        return []
 
     def abort(self, payload: Any, reason: str) -> None:
         """Client side, when an attempt fails, before its ranks are torn down: release what

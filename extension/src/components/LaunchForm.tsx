@@ -1,5 +1,6 @@
 import React, { useState } from 'react';
 import type { ILaunchOptions } from '../service';
+import { ProfileInput } from './ProfileInput';
 
 export interface ILaunchFormProps {
   defaultWorkers: number;
@@ -37,7 +38,7 @@ export function LaunchForm(props: ILaunchFormProps): JSX.Element {
       </label>
       <label>
         Profile
-        <input className="jp-mod-styled lepton-profile" type="text" placeholder="(none)" value={profile} onChange={e => setProfile(e.target.value)} />
+        <ProfileInput value={profile} onChange={setProfile} />
       </label>
       <button className="jp-Button jp-mod-styled jp-mod-accept lepton-launch" type="submit" disabled={props.busy}>
         {props.busy ? 'Launching…' : 'Launch cluster'}
