@@ -83,6 +83,7 @@ class Dispatcher:
         self.idle_exit = idle_exit
         self._children: list[int] = []
         self._halt = threading.Event()
+        self._lock_fd: int | None = None
 
     def stop(self) -> None:
         self._halt.set()
@@ -95,6 +96,7 @@ class Dispatcher:
             lock.truncate(0)
             lock.write(f"{os.getpid()}\n")
             lock.flush()
+            self._lock_fd = lock.fileno()
             _preload()
             idle_since = time.monotonic()
             while not self._halt.is_set():
@@ -121,6 +123,11 @@ class Dispatcher:
         # The runner has no other threads, so forking it is safe.
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child (its coverage is the job's record)
+            # A forked child shares the runner's flock: close our copy (never LOCK_UN, which
+            # would release the runner's lock too), or a job outliving a killed runner keeps the
+            # store looking served and no new runner starts its queued jobs.
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
             code = 1
             try:
                 code = run_claimed(self.store.path, job_id)

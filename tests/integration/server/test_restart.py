@@ -108,7 +108,7 @@ def _kill(pid: int) -> None:
 def test_sigkill_server_runner_and_a_job_loses_nothing(server: Server) -> None:
     server.start()
     ids = [
-        server.api("jobs", {"notebook": "slow.ipynb", "parameters": {"n": i, "sleep": 2.0}})["id"]
+        server.api("jobs", {"notebook": "slow.ipynb", "parameters": {"n": i, "sleep": 6.0}})["id"]
         for i in range(4)
     ]
     store = JobStore(server.home / "jobs.sqlite")
