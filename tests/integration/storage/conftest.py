@@ -85,6 +85,29 @@ def _sh(*cmd: str) -> None:
     subprocess.run(cmd, check=True, capture_output=True, text=True)
 
 
+def _kept_under_tmp() -> list[str]:
+    """Top folders under /tmp that the workers need (this interpreter's environment, this
+    checkout: a fresh-clone check or CI may put them there): each host's private tmpfs on /tmp
+    would hide them, so they are bound back in."""
+    import lepton_nb
+
+    needed = {Path(sys.prefix), Path(sys.base_prefix), Path(lepton_nb.__file__).parents[1]}
+    tops = {Path("/tmp", p.relative_to("/tmp").parts[0]) for p in needed
+            if p.is_relative_to("/tmp") and p != Path("/tmp")}
+    return sorted(str(t) for t in tops)
+
+
+def _private_tmp_script(keep_root: str) -> str:
+    """Shell lines that mount a private tmpfs on /tmp and bind back :func:`_kept_under_tmp`."""
+    lines = []
+    for j, top in enumerate(_kept_under_tmp()):
+        lines += [f"mkdir -p {keep_root}/{j}", f"mount --bind {top} {keep_root}/{j}"]
+    lines.append("mount -t tmpfs tmpfs /tmp")
+    for j, top in enumerate(_kept_under_tmp()):
+        lines += [f"mkdir -p {top}", f"mount --bind {keep_root}/{j} {top}"]
+    return " && ".join(lines)
+
+
 def can_make_hosts() -> str | None:
     """None when network + mount namespaces can be made here, else the reason why not."""
     import shutil
@@ -171,7 +194,8 @@ def fake_hosts(n_workers: int = 2) -> Any:
             ips, groups = [], {}
             for i in range(1, n_workers + 1):
                 ip = f"{subnet}.{i + 2}"
-                worker = (f"mount -t tmpfs tmpfs /tmp && cd /tmp && exec {sys.executable} -m "
+                keep = f"/var/tmp/lepton-keep-{tag}-{i}"
+                worker = (f"{_private_tmp_script(keep)} && cd /tmp && exec {sys.executable} -m "
                           f"distributed.cli.dask_worker {sched} --host {ip} --nthreads 1 "
                           "--nworkers 1 --no-dashboard --local-directory /tmp/dask")
                 p = subprocess.Popen(
@@ -207,6 +231,14 @@ def fake_hosts(n_workers: int = 2) -> Any:
             for ns in names:
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True)
             subprocess.run(["ip", "link", "del", br], capture_output=True)
+            # Only empty folders are left out here (the binds lived in the hosts' namespaces):
+            # rmdir, never a recursive delete, so nothing bound could be reached through them.
+            for keep in Path("/var/tmp").glob(f"lepton-keep-{tag}-*"):
+                for sub in keep.iterdir():
+                    with contextlib.suppress(OSError):
+                        sub.rmdir()
+                with contextlib.suppress(OSError):
+                    keep.rmdir()
 
     return make()
 
