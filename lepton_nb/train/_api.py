@@ -29,7 +29,15 @@ from lepton_nb.train.strategy import Strategy
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns: the trained model (CPU), the metric history and final metrics."""
+    """What :func:`fit` returns: the trained model (CPU), the metric history and final metrics.
+
+    ``history`` is a DataFrame with one row per event (schema: :mod:`lepton_nb.train.callbacks`)
+    sorted by ``attempt``, ``step``, kind, ``rank``; columns ``kind, attempt, step, epoch, rank,
+    world_size, time, loss, ...``.  ``world_size`` is the number of ranks that made the row;
+    an elastic run has a ``world`` row at every world change (``old_size``, ``new_size``,
+    ``reason``; its ``world_size`` is the new size), ordered like a ``restart`` row: after the
+    step it continues from.
+    """
 
     model: Any
     history: Any
