@@ -89,12 +89,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    from lepton_nb.jobs.dispatcher import check_max_parallel, ensure_runner
+    from lepton_nb.jobs.dispatcher import check_max_parallel, ensure_runner, set_max_parallel
     from lepton_nb.jobs.scheduler import Scheduler
     from lepton_nb.jobs.schedules import ScheduleStore
 
-    check_max_parallel(args.max_parallel)
+    check_max_parallel(args.max_parallel)  # before a store is created
     store = ScheduleStore(args.store)
+    set_max_parallel(store.jobs, args.max_parallel)  # a runner already up adopts it too
 
     def kick(_fired: object = None) -> None:
         ensure_runner(store.jobs, args.max_parallel, args.idle_exit)
