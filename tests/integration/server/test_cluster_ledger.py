@@ -75,6 +75,47 @@ async def test_a_kernels_cluster_is_listed_and_stoppable(
             proc.wait()
 
 
+async def test_a_kernels_tls_cluster_is_stopped_with_its_recorded_credentials(
+    jp_fetch: Any, tmp_home: Path, tmp_path: Path
+) -> None:
+    from lepton_nb.cluster._ledger import answers
+
+    script = tmp_path / "kernel.py"
+    script.write_text(KERNEL.replace("gpu=False,", "gpu=False, secure=True,"))
+    runtime = tmp_path / "runtime"
+    env = {**os.environ, "LEPTON_HOME": str(tmp_home), "JPY_SESSION_NAME": "tls.ipynb",
+           "JUPYTER_RUNTIME_DIR": str(runtime)}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        address = (await asyncio.to_thread(proc.stdout.readline)).decode().strip()
+        assert address.startswith("tls://127.0.0.1:"), address
+        _, (c,) = await _json(jp_fetch, "clusters")
+        creds = Path(c["credentials"])  # recorded by the kernel: 0700 in its runtime dir
+        assert c["secure"] and creds.parent == runtime / "lepton-clusters"
+        assert oct(creds.stat().st_mode & 0o777) == "0o700"
+
+        hidden = creds.with_name("elsewhere")
+        creds.rename(hidden)  # credentials gone: refused with why, the cluster untouched
+        code, err = await _json(jp_fetch, "clusters", c["id"], method="DELETE")
+        assert code == 409 and "no TLS credentials" in err["message"], err
+        assert proc.poll() is None
+        hidden.rename(creds)
+
+        code, stopped = await _json(jp_fetch, "clusters", c["id"], method="DELETE")
+        assert code == 200 and stopped["status"] == "closed", stopped
+        for _ in range(100):  # the scheduler closes its port as it ends
+            if not answers(address):
+                break
+            await asyncio.sleep(0.1)
+        assert not answers(address) and not creds.exists()
+        assert (await _json(jp_fetch, "clusters"))[1] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 async def test_dead_entries_are_pruned(jp_fetch: Any, tmp_home: Path) -> None:
     from lepton_nb.cluster._ledger import LedgerEntry
 
