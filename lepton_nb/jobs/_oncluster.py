@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lepton_nb.errors import LeptonError
-from lepton_nb.jobs import provenance
+from lepton_nb.jobs import _provenance as provenance
+from lepton_nb.jobs._output_paths import html_path, partial_path, place
 from lepton_nb.jobs.models import ErrorInfo, JobRecord
-from lepton_nb.jobs.outputs import html_path, partial_path, place
 from lepton_nb.jobs.store import JobStore
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def execute_on_profile(
 ) -> JobRecord:
     """Run job ``rec`` on the cluster of ``rec.profile``; the record is saved as it goes.
 
-    ``output`` was checked by :func:`lepton_nb.jobs.outputs.check_output`, as for ``execute``.
+    ``output`` was checked by :func:`lepton_nb.jobs._output_paths.check_output`, as for ``execute``.
     """
     if not rec.profile:
         raise LeptonError(f"job {rec.id} names no cluster profile to run on")

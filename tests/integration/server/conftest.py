@@ -79,7 +79,7 @@ class LiveServer:
 
     def runner_pid(self) -> int | None:
         """The detached job runner serving this server's store, if one is up."""
-        from lepton_nb.jobs.dispatcher import runner_pid
+        from lepton_nb.jobs._dispatcher import runner_pid
         from lepton_nb.jobs.store import JobStore
 
         return runner_pid(JobStore(self.home / "jobs.sqlite"))

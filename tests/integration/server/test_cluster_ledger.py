@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,8 +133,21 @@ async def test_dead_entries_are_pruned(jp_fetch: Any, tmp_home: Path) -> None:
     assert code == 404
 
 
+async def _bokeh_message(ws: Any) -> list[Any]:
+    """One bokeh protocol message: header, metadata and content (JSON text frames), then a
+    (header, payload) pair of frames per buffer the header announces."""
+    frames = []
+    for _ in range(3):
+        frame = await asyncio.wait_for(ws.read_message(), timeout=60)
+        assert isinstance(frame, str), frame
+        frames.append(json.loads(frame))
+    for _ in range(2 * int(frames[0].get("num_buffers", 0))):
+        assert await asyncio.wait_for(ws.read_message(), timeout=60) is not None
+    return frames
+
+
 async def test_dashboard_is_proxied_behind_the_servers_auth(
-    jp_fetch: Any, tmp_home: Path, tmp_path: Path
+    jp_fetch: Any, jp_ws_fetch: Any, tmp_home: Path, tmp_path: Path
 ) -> None:
     script = tmp_path / "kernel.py"
     script.write_text(KERNEL)
@@ -146,6 +160,7 @@ async def test_dashboard_is_proxied_behind_the_servers_auth(
         assert c["dashboard_proxy"] == f"lepton/dashboard/{c['id']}/status"
         r = await jp_fetch(*c["dashboard_proxy"].split("/"), request_timeout=60)
         assert r.code == 200 and b"bokeh" in r.body.lower()  # the dashboard's own page
+        status_page = r.body.decode()
         r = await jp_fetch("lepton", "dashboard", c["id"], "info", "main", "workers.html",
                            request_timeout=60)
         assert r.code == 200 and b"Worker" in r.body
@@ -155,6 +170,31 @@ async def test_dashboard_is_proxied_behind_the_servers_auth(
         with pytest.raises(HTTPClientError) as e:  # only clusters the server lists
             await jp_fetch("lepton", "dashboard", "nope", "status")
         assert e.value.code == 404
+
+        # bokeh's live updates: the page's session token opens status/ws through the proxy
+        token = re.search(r'"token":\s*"([^"]+)"', status_page)
+        assert token is not None, status_page[:2000]
+        ws_path = ("lepton", "dashboard", c["id"], "status", "ws")
+        ws = await jp_ws_fetch(*ws_path, subprotocols=["bokeh", token.group(1)])
+        try:
+            assert ws.selected_subprotocol == "bokeh"
+            ack = await _bokeh_message(ws)  # bokeh greets every new connection
+            assert ack[0]["msgtype"] == "ACK", ack
+            for frame in ({"msgid": "q1", "msgtype": "PULL-DOC-REQ"}, {}, {}):  # browser -> bokeh
+                await ws.write_message(json.dumps(frame))
+            seen: dict[str, list[Any]] = {}
+            while not {"PULL-DOC-REPLY", "PATCH-DOC"} <= set(seen):  # a reply, live updates
+                message = await _bokeh_message(ws)
+                seen.setdefault(message[0]["msgtype"], message)
+            reply = seen["PULL-DOC-REPLY"]
+            assert reply[0]["reqid"] == "q1" and "doc" in reply[2]  # the plots' document
+        finally:
+            ws.close()
+        for headers, code in (({"Authorization": ""}, 403), ({}, 404)):  # no token; not listed
+            parts = ws_path if code == 403 else ("lepton", "dashboard", "nope", "status", "ws")
+            with pytest.raises(HTTPClientError) as e:
+                await jp_ws_fetch(*parts, headers=headers, subprotocols=["bokeh", "x"])
+            assert e.value.code == code
     finally:
         proc.kill()
         proc.wait()

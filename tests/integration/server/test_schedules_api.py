@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from lepton_nb.jobs.dispatcher import runner_pid
+from lepton_nb.jobs._dispatcher import runner_pid
 from lepton_nb.jobs.store import JobStore
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 
 from lepton_nb import jobs
 from lepton_nb.errors import ConfigError
-from lepton_nb.jobs.dispatcher import Dispatcher, max_parallel, set_max_parallel
+from lepton_nb.jobs._dispatcher import Dispatcher, max_parallel, set_max_parallel
 from lepton_nb.jobs.store import JobStore
 
 
