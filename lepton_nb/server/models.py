@@ -191,8 +191,3 @@ class JobFilter(BaseModel):
     status: JobStatus | None = None
     notebook: str | None = Field(default=None, max_length=4096)
     limit: int = Field(default=100, ge=1, le=10_000)
-
-
-class ErrorBody(BaseModel):
-    error: str
-    message: str
