@@ -140,6 +140,7 @@ class JobInfo(BaseModel):
     rerun_of: str | None = None
     schedule_id: str | None = None
     profile: str | None = None
+    cluster: str | None = None  # the scheduler a job with a profile ran on
     warnings: list[str] = Field(default_factory=list)
 
 
