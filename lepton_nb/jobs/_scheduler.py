@@ -144,9 +144,3 @@ class Scheduler(threading.Thread):
                 with contextlib.suppress(OSError):
                     self._lock_file.close()
                 self._lock_file = None
-
-
-def wait_forever(scheduler: Scheduler) -> None:  # pragma: no cover - the CLI's foreground loop
-    scheduler.start()
-    while scheduler.is_alive():
-        time.sleep(1.0)
