@@ -310,3 +310,5 @@ def execute(
     if store is not None:
         store.put(rec)
     return rec
+
+__all__ = ["ACTIVE", "KERNEL_ARGS", "execute"]

@@ -129,3 +129,11 @@ def wait_forever(scheduler: Scheduler) -> None:  # pragma: no cover - the CLI's 
     scheduler.start()
     while scheduler.is_alive():
         time.sleep(1.0)
+
+__all__ = [
+    "Scheduler",
+    "fire_due",
+    "job_for",
+    "run_now",
+    "wait_forever",
+]

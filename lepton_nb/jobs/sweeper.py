@@ -231,3 +231,10 @@ def _frame(records: list[JobRecord], pd: Any) -> pd.DataFrame:
         row["output"] = r.output
         rows.append(row)
     return pd.DataFrame(rows)
+
+__all__ = [
+    "RELAY_S",
+    "Grid",
+    "expand_grid",
+    "sweep",
+]

@@ -123,3 +123,5 @@ class JobManager:
             profile=rec.profile,
             warnings=rec.warnings,
         )
+
+__all__ = ["JobManager"]

@@ -196,3 +196,19 @@ class JobFilter(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     message: str
+
+__all__ = [
+    "AdaptRequest",
+    "ClusterInfo",
+    "ClusterPatch",
+    "GPUMode",
+    "JobFilter",
+    "JobInfo",
+    "JobStatus",
+    "JobSubmit",
+    "LaunchRequest",
+    "ScheduleCreate",
+    "ScheduleInfo",
+    "SchedulePatch",
+    "WorkerInfo",
+]

@@ -59,3 +59,5 @@ def workers_table_html(
         + "".join(rows)
         + "</tbody></table>"
     )
+
+__all__ = ["fmt_bytes", "ranks_cell", "workers_table_html"]
