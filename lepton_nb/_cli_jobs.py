@@ -82,4 +82,5 @@ def _check(args: argparse.Namespace) -> int:
     print(f"  a new store at {health.path} holds {kept} readable record(s); {lost} unreadable")
     return 0
 
+
 __all__ = ["add_parser", "cmd"]

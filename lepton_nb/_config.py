@@ -24,9 +24,7 @@ class DictConfig:
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(d) - set(fields))
         if unknown:
-            raise ConfigError(
-                f"unknown {cls.__name__} settings {unknown}; known: {sorted(fields)}"
-            )
+            raise ConfigError(f"unknown {cls.__name__} settings {unknown}; known: {sorted(fields)}")
         # JSON and YAML have no tuples: a tuple field comes back as a list
         kwargs = {
             k: tuple(v) if isinstance(v, list) and str(fields[k].type).startswith("tuple") else v

@@ -230,4 +230,5 @@ class Cluster:
             bundle.update(widget_bundle)
         return bundle
 
+
 __all__ = ["Cluster", "raise_beyond_devices"]

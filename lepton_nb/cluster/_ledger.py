@@ -178,6 +178,7 @@ def remove_runtime_credentials(folder: str | None) -> None:
     if folder and Path(folder).parent.name == RUNTIME_SUBDIR:
         remove_credentials(folder)
 
+
 __all__ = [
     "LedgerEntry",
     "Origin",

@@ -94,4 +94,5 @@ def describe_profiles() -> list[dict[str, Any]]:
                      "description": str(prof.get("description") or "")})
     return rows
 
+
 __all__ = ["describe_profiles", "get_profile", "list_profiles"]

@@ -129,6 +129,7 @@ def require_module_types(model: nn.Module, types: tuple[type, ...], action: str)
         )
     return names
 
+
 __all__ = [
     "Batch",
     "accuracy",

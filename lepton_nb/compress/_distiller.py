@@ -30,4 +30,5 @@ class Distiller(nn.Module):
         with torch.no_grad():
             return s, self.teacher(x)
 
+
 __all__ = ["Distiller"]

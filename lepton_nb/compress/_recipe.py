@@ -55,6 +55,7 @@ def stamp(out: nn.Module, source: nn.Module, step: dict[str, Any]) -> nn.Module:
     object.__setattr__(out, _CLS, class_of(source))
     return out
 
+
 __all__ = [
     "arch_of",
     "class_of",

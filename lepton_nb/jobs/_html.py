@@ -98,4 +98,5 @@ def _cache_templates(exporter: Any) -> None:
         return
     exporter.environment.bytecode_cache = FileSystemBytecodeCache(str(folder))
 
+
 __all__ = ["embed_plotlyjs", "render"]

@@ -164,6 +164,7 @@ def choose_seed(
             return value, "notebook default"
     return secrets.randbelow(2**31), "chosen"
 
+
 __all__ = [
     "MAX_PARAM_DEPTH",
     "check_parameters",

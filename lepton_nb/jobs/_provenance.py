@@ -116,6 +116,7 @@ def environment() -> dict[str, Any]:
         "gpu": list(gpu_description()),
     }
 
+
 __all__ = [
     "PACKAGES",
     "cpu_description",

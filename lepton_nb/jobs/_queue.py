@@ -84,4 +84,5 @@ def submit(
         )
     return db.put(rec)
 
+
 __all__ = ["failed_record", "queued_record", "submit"]

@@ -217,6 +217,7 @@ def _dump(s: Schedule) -> str:
 def _load(data: str) -> Schedule:
     return Schedule.model_validate(json.loads(data))
 
+
 __all__ = [
     "EDITABLE",
     "Schedule",

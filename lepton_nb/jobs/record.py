@@ -78,6 +78,7 @@ def read_records(nb: Any) -> dict[str, Any]:
                 out[str(payload["name"])] = payload.get("value")
     return out
 
+
 __all__ = [
     "MIME",
     "read_records",

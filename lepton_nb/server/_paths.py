@@ -53,4 +53,5 @@ def relative(root: str | Path, path: str | Path | None) -> str | None:
         return None
     return target.relative_to(root_path).as_posix()
 
+
 __all__ = ["PathOutsideRootError", "confine", "relative"]

@@ -62,4 +62,5 @@ class LeptonApp(ExtensionApp):
     async def stop_extension(self) -> None:
         self._close()
 
+
 __all__ = ["LeptonApp"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import tornado.web
 from jupyter_core.utils import ensure_async
@@ -51,13 +51,26 @@ def dashboard_base(link: str | None, cluster_id: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{parts.port}"
 
 
+def forwarded_query(query: str) -> str:
+    """The request's query for the dashboard, without the Jupyter token: a browser that opened
+    the page with ``?token=`` sends it again (bokeh repeats the page's query on its socket)."""
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "token"]
+    return f"?{urlencode(kept)}" if kept else ""
+
+
 class DashboardProxyHandler(LeptonHandler):
+    @property
+    def content_security_policy(self) -> str:
+        # An API handler's policy adds "default-src 'none'", which blocks the dashboard's own
+        # scripts and styles; keep only the server's page policy (frame-ancestors 'self').
+        return JupyterHandler.content_security_policy.fget(self)  # type: ignore[attr-defined,no-any-return]
+
     @tornado.web.authenticated
     @authorized
     async def get(self, cluster_id: str, path: str) -> None:
         info = await self.call(self.clusters.get, cluster_id)
         base = dashboard_base(info.dashboard_link, cluster_id)
-        query = f"?{self.request.query}" if self.request.query else ""
+        query = forwarded_query(self.request.query)
         try:
             response = await AsyncHTTPClient().fetch(
                 f"{base}/{path}{query}", request_timeout=30, follow_redirects=False
@@ -76,7 +89,9 @@ class DashboardProxyHandler(LeptonHandler):
                 if name.lower() == "location" and value.startswith("/"):
                     value = f"{self.base_url}lepton/dashboard/{cluster_id}{value}"
                 self.set_header(name, value)
-        self.finish(response.body or b"")
+        # an API handler answers JSON unless told otherwise: pass the dashboard's type on
+        kind = response.headers.get("Content-Type", "application/octet-stream")
+        self.finish(response.body or b"", set_content_type=kind)
 
 
 class DashboardSocketHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
@@ -130,7 +145,7 @@ class DashboardSocketHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             raise tornado.web.HTTPError(404, str(e)) from e
         except LeptonError as e:
             raise tornado.web.HTTPError(409, str(e)) from e
-        query = f"?{self.request.query}" if self.request.query else ""
+        query = forwarded_query(self.request.query)
         return f"ws{base.removeprefix('http')}/{path}{query}"  # http -> ws, https -> wss
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
@@ -166,5 +181,6 @@ class DashboardSocketHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
     def on_close(self) -> None:
         if self.upstream is not None:
             self.upstream.close()
+
 
 __all__ = ["DashboardProxyHandler", "DashboardSocketHandler", "dashboard_base"]

@@ -251,6 +251,7 @@ class ScheduleRunHandler(LeptonHandler):
     async def post(self, schedule_id: str) -> None:
         self.reply(await self.call(self.schedules.run, schedule_id), status=202)
 
+
 __all__ = [
     "AUTH_RESOURCE",
     "MAX_DEPTH",

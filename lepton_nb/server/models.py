@@ -193,10 +193,6 @@ class JobFilter(BaseModel):
     limit: int = Field(default=100, ge=1, le=10_000)
 
 
-class ErrorBody(BaseModel):
-    error: str
-    message: str
-
 __all__ = [
     "AdaptRequest",
     "ClusterInfo",

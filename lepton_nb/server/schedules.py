@@ -95,4 +95,5 @@ class ScheduleManager:
         data.pop("output_dir", None)
         return ScheduleInfo(**data, last_status=last_status)
 
+
 __all__ = ["ScheduleManager"]

@@ -77,4 +77,5 @@ def load_settings(config: Any) -> LeptonSettings:
     except TraitError as e:
         raise ConfigError(f"invalid LeptonSettings: {e}; fix it in jupyter_server_config") from e
 
+
 __all__ = ["LeptonSettings", "load_settings"]

@@ -140,4 +140,5 @@ if __name__ == "__main__":
         child_main(int(sys.argv[2]))
     zygote_main()
 
+
 __all__ = ["Channel", "child_main", "zygote_main"]

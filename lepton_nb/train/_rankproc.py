@@ -169,4 +169,5 @@ if __name__ == "__main__":
 
     main(int(sys.argv[1]))
 
+
 __all__ = ["RankProcessError", "current_context", "run_in_child"]

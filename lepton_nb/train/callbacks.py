@@ -43,4 +43,5 @@ class Callback:
         """Called once on the client when the run ends; ``info`` has ``status``
         (``"succeeded"`` or ``"failed"``), ``history`` (DataFrame) and ``metrics``."""
 
+
 __all__ = ["Callback", "Event"]

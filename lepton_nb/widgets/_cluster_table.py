@@ -60,4 +60,5 @@ def workers_table_html(
         + "</tbody></table>"
     )
 
+
 __all__ = ["fmt_bytes", "ranks_cell", "workers_table_html"]

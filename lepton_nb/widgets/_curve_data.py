@@ -291,6 +291,7 @@ class CurveData:
             x, y = downsample(x, y, max_points)
         return x, y
 
+
 __all__ = [
     "DESCRIPTIVE",
     "PLACEMENT",

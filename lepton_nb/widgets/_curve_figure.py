@@ -137,6 +137,7 @@ def static_bundle(fig: go.Figure, include_plotlyjs: str | bool, summary: str) ->
         "text/plain": summary,
     }
 
+
 __all__ = [
     "AXES",
     "MARK_STYLE",

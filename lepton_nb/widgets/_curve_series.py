@@ -217,6 +217,7 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarra
     ys[0::2], ys[1::2] = first, second
     return xs, ys
 
+
 __all__ = [
     "EmaCache",
     "Series",

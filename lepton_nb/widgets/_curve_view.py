@@ -130,4 +130,5 @@ class CurveView:
             self._drawn[info.key] = stamp
         return changed
 
+
 __all__ = ["CurveView"]

@@ -112,4 +112,5 @@ class ClusterWidget(W.VBox):
         self._stop.set()
         super().close()
 
+
 __all__ = ["ClusterWidget"]

@@ -160,6 +160,9 @@ async def test_dashboard_is_proxied_behind_the_servers_auth(
         assert c["dashboard_proxy"] == f"lepton/dashboard/{c['id']}/status"
         r = await jp_fetch(*c["dashboard_proxy"].split("/"), request_timeout=60)
         assert r.code == 200 and b"bokeh" in r.body.lower()  # the dashboard's own page
+        # served as the page it is, with its scripts allowed (not an API handler's JSON/CSP)
+        assert r.headers["Content-Type"].startswith("text/html")
+        assert "default-src 'none'" not in r.headers.get("Content-Security-Policy", "")
         status_page = r.body.decode()
         r = await jp_fetch("lepton", "dashboard", c["id"], "info", "main", "workers.html",
                            request_timeout=60)
