@@ -144,3 +144,11 @@ class Scheduler(threading.Thread):
                 with contextlib.suppress(OSError):
                     self._lock_file.close()
                 self._lock_file = None
+
+
+__all__ = [
+    "Scheduler",
+    "fire_due",
+    "job_for",
+    "run_now",
+]

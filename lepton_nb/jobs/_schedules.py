@@ -222,3 +222,14 @@ def _dump(s: Schedule) -> str:
 
 def _load(data: str) -> Schedule:
     return Schedule.model_validate(json.loads(data))
+
+
+__all__ = [
+    "EDITABLE",
+    "Schedule",
+    "ScheduleStore",
+    "check_cron",
+    "check_profile",
+    "check_timezone",
+    "next_after",
+]

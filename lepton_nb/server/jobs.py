@@ -128,3 +128,6 @@ class JobManager:
             cluster=rec.cluster,
             warnings=rec.warnings,
         )
+
+
+__all__ = ["JobManager"]

@@ -98,3 +98,6 @@ class ScheduleManager:
         data["notebook"] = relative(self.root, s.notebook) or s.notebook
         data.pop("output_dir", None)
         return ScheduleInfo(**data, last_status=last_status)
+
+
+__all__ = ["ScheduleManager"]
