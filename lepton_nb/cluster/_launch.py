@@ -318,3 +318,12 @@ def connect_profile(settings: dict[str, Any]) -> Cluster:
         raise ConfigError("a remote profile needs an 'address' key (e.g. tcp://host:8786)")
     return connect(settings["address"], security=profile_security(settings),
                    timeout=settings.get("timeout", 10))
+
+
+__all__ = [
+    "GPUChoice",
+    "connect",
+    "connect_profile",
+    "launch_cluster",
+    "profile_security",
+]
