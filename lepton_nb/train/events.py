@@ -119,6 +119,20 @@ class EventHub:
         self._bar_step = min(self._bar_step, step)
         self.drain(force=True)
 
+    def world_marker(self, attempt: int, old_size: int, new_size: int, reason: str,
+                     step: int) -> None:
+        """Record a world change: the run continues from ``step`` as generation ``attempt``
+        with ``new_size`` ranks (``reason``: "worker joined: tcp://...", "worker retired:
+        ...", "worker lost: ...").  Not a restart: ``restart`` is False and restarts are
+        counted by ``kind == "restart"`` rows only."""
+        self.push({"kind": "world", "rank": -1, "step": step, "epoch": None,
+                   "time": time.time(), "attempt": attempt, "old_size": old_size,
+                   "new_size": new_size, "reason": reason, "restart": False})
+        # Like a restart, steps after ``step`` are redone (a grow at a checkpoint boundary
+        # redoes none); the bar counts forward from wherever rank 0 reports next.
+        self._bar_step = min(self._bar_step, step)
+        self.drain(force=True)
+
     def history(self) -> Any:
         import pandas as pd
 
