@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lepton_nb._storage import default_checkpoints
 from lepton_nb.cluster._worker_gpus import all_have_gpus, worker_gpus
 from lepton_nb.errors import ConfigError
 from lepton_nb.train._common import Payload, build_model, is_module
@@ -88,10 +89,12 @@ def _check_elastic_call(cluster: Any, n_workers: int | None, checkpoint_dir: Any
     if n_workers is not None:
         raise ConfigError("n_workers fixes the world size; an elastic run (min_workers/"
                           "max_workers) sizes it from the cluster, so leave n_workers=None")
+    if checkpoint_dir is None and default_checkpoints() is None:
+        _needs_checkpoints(True, None)
 
 
-def _needs_checkpoints(elastic: Elastic | None, url: str | None) -> None:
-    if elastic is not None and url is None:
+def _needs_checkpoints(elastic: Elastic | bool | None, url: str | None) -> None:
+    if elastic and url is None:
         raise ConfigError(
             "elastic training re-forms the world from checkpoints, and none has a place: pass "
             "checkpoint_dir=... (a path every worker can reach, or a URL such as "
