@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import html
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb.cluster._client import live_workers
 from lepton_nb.cluster._worker_gpus import worker_gpus
 from lepton_nb.errors import ClusterError, ConfigError
 
@@ -50,6 +52,10 @@ class Cluster:
         self.gpu = gpu
         self.name = name  # a dask-gateway cluster's name (connect("gateway://.../<name>"))
         self.ledger_id: str | None = None  # its entry in the per-user cluster ledger
+        # TLS key/cert folder clients need (launch_cluster(secure=True / credentials=...));
+        # ``owned_credentials`` is removed on close (lepton_nb made it in the runtime dir)
+        self.credentials: Path | None = None
+        self.owned_credentials: Path | None = None
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -92,13 +98,8 @@ class Cluster:
     @property
     def workers(self) -> list[dict[str, Any]]:
         """One dict per worker: address, host, name, nthreads, memory_limit and GPU fields."""
-        # Ask the scheduler directly: Client.scheduler_info() returns a cache that the client's
-        # periodic refresh can overwrite with a totals-only copy (no per-worker entries).
         client = self.client
-        rpc = client.scheduler
-        if rpc is None:
-            raise ClusterError("the client is not connected to a scheduler yet")
-        info = client.sync(rpc.identity, n_workers=-1)["workers"]
+        info = live_workers(client)
         # asked from the workers: nanny-started GPU workers register without their GPU
         gpus = worker_gpus(client, info)
         rows = []
@@ -168,6 +169,10 @@ class Cluster:
             client.close()
         if self._cluster is not None:
             self._cluster.close()
+        if self.owned_credentials is not None:
+            from lepton_nb.cluster._tls import remove_credentials
+
+            remove_credentials(self.owned_credentials)
 
     def shutdown(self) -> None:
         """Stop the cluster for good, even one re-attached by name, then close the handle."""

@@ -84,9 +84,9 @@ def wait_for_world(client: Any, elastic: Elastic, retiring: Any, why: str,
 
 
 def _warm() -> bool:
-    from lepton_nb.train import procs
+    from lepton_nb.train import _procs
 
-    procs.prewarm()
+    _procs.prewarm()
     return True
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from lepton_nb.cluster._client import live_workers
 from lepton_nb.errors import ConfigError
 
 ROOT = "lepton-ranks"
@@ -61,7 +62,7 @@ def ranks_by_worker(client: Any) -> dict[str, list[tuple[str, int]]]:
     records = _records(client)
     if not records:
         return {}
-    alive = set(client.sync(client.scheduler.identity, n_workers=-1)["workers"])
+    alive = set(live_workers(client))
     out: dict[str, list[tuple[str, int]]] = {}
     for run_id, record in records.items():
         ranks = record.get("ranks") if isinstance(record, dict) else None

@@ -6,12 +6,20 @@ Metric events travel from each rank as small msgpack-able dicts (worker ``log_ev
 An event is a flat dict.  Keys every event has:
 
 - ``kind``: ``"step"`` (per reporting interval), ``"epoch"`` (end of an epoch, validation
-  metrics), ``"restart"`` (recovery restarted the group), or ``"log"`` (free-form message)
+  metrics), ``"restart"`` (recovery restarted the group), ``"world"`` (an elastic run
+  re-formed its group with a different number of ranks), or ``"log"`` (free-form message)
 - ``rank`` (int), ``step`` (int, global optimizer step of that rank), ``epoch`` (int),
   ``time`` (float, unix seconds on the worker)
 
 and then any metrics as numbers, conventionally ``loss``, ``samples_per_s``, ``lr``,
-``val_loss``, ``val_accuracy``; a ``"restart"`` event carries ``attempt`` and ``reason``.
+``val_loss``, ``val_accuracy``.  Step and epoch events carry ``attempt`` (the generation of
+the group: it grows at every restart and world change) and ``world_size`` (ranks in that
+generation).  A ``"restart"`` event carries ``attempt`` and ``reason``; a ``"world"`` event
+(rank -1, ``step`` = the step training continues from) carries ``attempt`` (the new
+generation), ``old_size``, ``new_size``, ``reason`` ("worker joined: tcp://...", "worker
+retired: ...", "worker lost: ...") and ``restart`` (always False: a world change does not
+spend a restart).  Events relayed through Dask one at a time also carry ``worker`` (the
+sending worker's address, added by the scheduler).
 """
 
 from __future__ import annotations

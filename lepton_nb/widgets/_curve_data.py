@@ -15,8 +15,12 @@ import numpy as np
 
 from lepton_nb.widgets._curve_series import EmaCache, Series, StepAgg, downsample
 
-# Keys that describe an event rather than measure something.
-RESERVED = frozenset({"kind", "rank", "step", "epoch", "time", "attempt", "reason", "message"})
+# Keys that describe an event rather than measure something; DESCRIPTIVE ones are kept in
+# the history.  ``worker`` is the sender's address, which the scheduler adds to every event a
+# worker relays one at a time (``Scheduler.log_worker_event``): not a metric, not a bad value.
+DESCRIPTIVE = frozenset({"attempt", "reason", "message", "worker", "world_size", "old_size",
+                         "new_size", "restart"})
+RESERVED = frozenset({"kind", "rank", "step", "epoch", "time"}) | DESCRIPTIVE
 # metric -> (panel, secondary y axis); anything else goes on the second panel's primary axis.
 PLACEMENT: dict[str, tuple[int, bool]] = {
     "loss": (1, False),
@@ -44,8 +48,8 @@ class TraceInfo:
 @dataclass(frozen=True)
 class Mark:
     step: float
-    label: str  # "epoch 3" | "restart" | "restart (attempt 2)"
-    kind: str  # "epoch" | "restart"
+    label: str  # "epoch 3" | "restart" | "restart (attempt 2)" | "world 1→2"
+    kind: str  # "epoch" | "restart" | "world"
 
 
 def to_number(value: Any) -> float | None:
@@ -79,6 +83,8 @@ class CurveData:
     _epoch_steps: set[float] = field(default_factory=set)
     _ema: dict[str, EmaCache] = field(default_factory=dict)
     _announced: set[int] = field(default_factory=set)  # ranks a restart event already marked
+    _world: tuple[int, int] | None = None  # (attempt, size) of the newest generation seen
+    _cut: tuple[int, float] | None = None  # (attempt, step) of the latest world change
 
     # ---- ingest -------------------------------------------------------------------------
     def ingest(self, events: list[dict[str, Any]]) -> int:
@@ -104,7 +110,7 @@ class CurveData:
         metrics: dict[str, float] = {}
         for key, value in event.items():
             if key in RESERVED:
-                if key in ("attempt", "reason", "message"):
+                if key in DESCRIPTIVE:
                     row[key] = value
                 continue
             number = to_number(value)
@@ -113,9 +119,13 @@ class CurveData:
             metrics[key] = number if number is not None else math.nan
         row.update(metrics)
         self._append_row(row)
+        attempt = to_number(event.get("attempt"))
         if kind == "step":
-            attempt = to_number(event.get("attempt"))
+            cut = self._cut
+            if cut is not None and attempt is not None and attempt < cut[0] and step > cut[1]:
+                return 1  # an old world's straggler past the change: in the history, not drawn
             self._add_step(rank, step, metrics, None if attempt is None else int(attempt))
+            self._note_world(attempt, event.get("world_size"))
         elif kind == "epoch":
             self._add_epoch(step, event.get("epoch"), metrics)
         elif kind == "restart":
@@ -123,7 +133,29 @@ class CurveData:
             label = f"restart (attempt {attempt})" if attempt is not None else "restart"
             self._mark(step, label, "restart")
             self._announced = set(self._last_step)
+        elif kind == "world":
+            old, new = event.get("old_size"), event.get("new_size")
+            self._mark(step, f"world {old}\u2192{new}", "world")
+            # the ranks continue as a new generation: that is this change, not a restart
+            self._announced = set(self._last_step)
+            self._note_world(attempt, new)
+            # training continues after ``step``: what the old world did past it is redone
+            # (or lost, for a rank that left, which would never rewind its own line)
+            if attempt is not None:
+                self._cut = (int(attempt), step)
+            for r in list(self._last_step):
+                if self._last_step[r] > step:
+                    self._truncate(r, step + 0.5)
+                    self._last_step[r] = step
         return 1
+
+    def _note_world(self, attempt: float | None, size: Any) -> None:
+        size_num = to_number(size)
+        if size_num is None:
+            return
+        generation = int(attempt) if attempt is not None else 0
+        if self._world is None or generation >= self._world[0]:  # not an old world's straggler
+            self._world = (generation, int(size_num))
 
     def _append_row(self, row: dict[str, Any]) -> None:
         cols = self.columns
@@ -159,10 +191,14 @@ class CurveData:
     def _rewind(self, rank: int, step: float) -> None:
         """A rank went back in steps (recovery from a checkpoint): drop what it will redo."""
         if rank not in self._announced and not any(
-            m.kind == "restart" and m.step == step for m in self.marks
+            m.kind in ("restart", "world") and m.step == step for m in self.marks
         ):
             self._mark(step, "restart", "restart")
         self._announced.discard(rank)
+        self._truncate(rank, step)
+
+    def _truncate(self, rank: int, step: float) -> None:
+        """Drop a rank's points at steps >= ``step`` from its lines and the per-step means."""
         for (key, r), series in self._rank.items():
             if r != rank:
                 continue
@@ -194,6 +230,15 @@ class CurveData:
     @property
     def restarts(self) -> int:
         return sum(1 for m in self.marks if m.kind == "restart")
+
+    @property
+    def world_changes(self) -> int:
+        return sum(1 for m in self.marks if m.kind == "world")
+
+    @property
+    def world_size(self) -> int | None:
+        """Ranks in the newest generation, when events say (``world_size``/world rows)."""
+        return self._world[1] if self._world is not None else None
 
     def traces(self) -> list[TraceInfo]:
         """The traces to draw, in a stable order (new metrics append at the end)."""

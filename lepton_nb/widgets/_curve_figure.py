@@ -69,24 +69,33 @@ def mean_style(smoothing: float) -> dict[str, Any]:
     return {"opacity": 1.0, "line": {"width": 3, "color": "#222"}}
 
 
+# kind -> (line colour, width, dash, label y, label anchor): epoch labels sit above the plot,
+# restart labels just inside it and world labels under those, so they never collide.
+MARK_STYLE: dict[str, tuple[str, float, str, float, str]] = {
+    "epoch": ("#bbb", 1, "dot", 1.0, "bottom"),
+    "restart": ("#d62728", 1.5, "dash", 1.0, "top"),
+    "world": ("#9467bd", 1.5, "dashdot", 0.95, "top"),
+}
+
+
 def mark_shapes(marks: list[Mark]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Vertical lines over both panels for epoch ends (grey) and restarts (red)."""
+    """Vertical lines over both panels for epoch ends (grey), restarts (red) and world
+    changes (purple)."""
     shapes: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
     for mark in marks:
-        restart = mark.kind == "restart"
+        color, width, dash, y, anchor = MARK_STYLE.get(mark.kind, MARK_STYLE["epoch"])
+        inside = anchor == "top"
         shapes.append({
             "type": "line", "xref": "x", "yref": "paper", "x0": mark.step, "x1": mark.step,
             "y0": 0, "y1": 1, "layer": "below",
-            "line": {"color": "#d62728" if restart else "#bbb", "width": 1.5 if restart else 1,
-                     "dash": "dash" if restart else "dot"},
+            "line": {"color": color, "width": width, "dash": dash},
         })
-        # epoch labels sit above the plot, restart labels just inside it: they never collide
         notes.append({
-            "x": mark.step, "xref": "x", "y": 1.0, "yref": "paper", "text": mark.label,
-            "showarrow": False, "yanchor": "top" if restart else "bottom",
-            "bgcolor": "rgba(255,255,255,0.8)" if restart else None,
-            "font": {"size": 10, "color": "#d62728" if restart else "#888"},
+            "x": mark.step, "xref": "x", "y": y, "yref": "paper", "text": mark.label,
+            "showarrow": False, "yanchor": anchor,
+            "bgcolor": "rgba(255,255,255,0.8)" if inside else None,
+            "font": {"size": 10, "color": color if inside else "#888"},
         })
     return shapes, notes
 

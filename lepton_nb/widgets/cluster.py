@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 class ClusterWidget(W.VBox):
-    """Shows a cluster's workers (with GPU columns when present) and lets you scale it.
+    """Shows a cluster's workers (with GPU columns when present, and a "rank" column while a
+    training run holds ranks on them) and lets you scale it.
 
     The table refreshes every ``refresh_s`` seconds from a daemon thread until the cluster or
     the widget is closed; ``display(cluster)`` shows one of these.
@@ -92,7 +93,13 @@ class ClusterWidget(W.VBox):
             f"<code>{html.escape(self.cluster.scheduler_address)}</code> &middot; "
             f"{len(workers)} workers, {threads} threads, {fmt_bytes(memory)}{dash}"
         )
-        self.table.value = workers_table_html(workers)
+        self.table.value = workers_table_html(workers, self._ranks())
+
+    def _ranks(self) -> dict[str, list[tuple[str, int]]]:
+        """Which workers hold ranks of a running fit (any kernel's, published by its driver)."""
+        from lepton_nb.train._placement import ranks_by_worker
+
+        return ranks_by_worker(self.cluster.client)
 
     def _loop(self, refresh_s: float) -> None:
         while not self._stop.wait(refresh_s):

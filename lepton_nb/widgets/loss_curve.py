@@ -165,6 +165,7 @@ class LossCurve(Callback):
     def stats(self) -> dict[str, Any]:
         return {"events": self._data.n_rows, "redraws": self.redraw_count,
                 "bad_values": dict(self._data.bad_values), "restarts": self._data.restarts,
+                "world_changes": self._data.world_changes, "world_size": self._data.world_size,
                 "ranks": self._data.ranks, "last_step": self._data.last_step}
 
     @property
@@ -266,12 +267,17 @@ class LossCurve(Callback):
 
     def _status(self) -> str:
         d = self._data
+        # the current world's ranks when events say so (ranks that left are not counted)
+        n = d.world_size if d.world_size is not None else len(d.ranks)
         parts = [f"step {d.last_step}" if d.last_step is not None else "waiting for events",
-                 f"{len(d.ranks)} rank{'s' if len(d.ranks) != 1 else ''}"]
+                 f"{n} rank{'s' if n != 1 else ''}"]
         if d.bad_values:
             parts.append(f"{sum(d.bad_values.values())} bad values")
         if d.restarts:
             parts.append(f"{d.restarts} restart{'s' if d.restarts != 1 else ''}")
+        if d.world_changes:
+            w = d.world_changes
+            parts.append(f"{w} world change{'s' if w != 1 else ''}")
         return " · ".join(parts)
 
     def _summary(self) -> str:

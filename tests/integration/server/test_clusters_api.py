@@ -13,7 +13,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def jp_server_config(tmp_home: Any) -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"lepton_nb": True}}}
+    # sidebar clusters outlive the server by default: not those of a test
+    return {
+        "ServerApp": {"jpserver_extensions": {"lepton_nb": True}},
+        "LeptonSettings": {"stop_clusters_on_exit": True},
+    }
 
 
 async def _json(jp_fetch: Any, *parts: str, **kw: Any) -> tuple[int, Any]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from lepton_nb.errors import ConfigError
 from lepton_nb.train import Callback
-from lepton_nb.train.events import EventHub, check_callbacks
+from lepton_nb.train._events import EventHub, check_callbacks
 
 
 class Rec(Callback):
@@ -74,3 +75,48 @@ def test_start_end_and_bad_callbacks() -> None:
     assert len(rec.batches) == 1
     with pytest.raises(ConfigError, match="lacks on_train_start"):
         check_callbacks([object()])
+
+
+def test_world_rows_and_the_world_size_column() -> None:
+    hub = EventHub([], progress=False, total_steps=None)
+    hub.push(ev(10, world_size=1))
+    hub.world_marker(1, 1, 2, "worker joined: tcp://127.0.0.1:4", step=10)
+    hub.push(ev(12, attempt=1, world_size=2))
+    hub.push(ev(12, rank=1, attempt=1, world_size=2))
+    hub.restart_marker(2, "lost worker", step=10)
+    hub.push(ev(12, attempt=2, world_size=2))
+    hub.drain(force=True)
+    h = hub.history()
+    assert list(h.columns[:6]) == ["kind", "attempt", "step", "epoch", "rank", "world_size"]
+    sizes = [None if pd.isna(w) else int(w) for w in h.world_size]
+    rows = list(zip(h.attempt, h.kind, h.step, h["rank"], sizes, strict=True))
+    # the world row sorts where a restart row would: before the new generation's steps
+    assert rows == [(0, "step", 10, 0, 1), (1, "world", 10, -1, 2), (1, "step", 12, 0, 2),
+                    (1, "step", 12, 1, 2), (2, "restart", 10, -1, None), (2, "step", 12, 0, 2)]
+    world = h[h.kind == "world"].iloc[0]
+    assert (world.old_size, world.new_size, world.restart) == (1, 2, False)
+    assert world.reason == "worker joined: tcp://127.0.0.1:4"
+    assert (h.kind == "restart").sum() == 1  # a world change is not a restart
+
+
+def test_progress_bar_shows_the_world_size_and_keeps_its_place() -> None:
+    hub = EventHub([], progress=True, total_steps=100)
+    hub.start({"world_size": 1})
+    hub.push(ev(20, world_size=1, loss=0.5))
+    hub.drain(force=True)
+    assert hub._bar.n == 20 and hub._bar.postfix == "loss=0.5000, world=1"
+    hub.world_marker(1, 1, 2, "worker joined: tcp://127.0.0.1:4", step=20)
+    assert hub._bar.postfix == "loss=0.5000, world=2" and hub._bar.n == 20
+    # a straggler of the old world, then the new world's ranks: the bar neither goes back
+    # nor counts the step twice, and the size stays the new one
+    hub.push(ev(20, rank=0, world_size=1, loss=0.4))
+    hub.push(ev(25, attempt=1, world_size=2, loss=0.3))
+    hub.push(ev(25, rank=1, attempt=1, world_size=2, loss=0.3))
+    hub.drain(force=True)
+    assert hub._bar.n == 25 and hub._bar.postfix == "loss=0.3000, world=2"
+    # shrinking back to the last checkpoint: steps after it are redone, the bar counts on
+    hub.world_marker(2, 2, 1, "worker lost: tcp://127.0.0.1:4", step=20)
+    hub.push(ev(22, attempt=2, world_size=1, loss=0.3))
+    hub.drain(force=True)
+    assert hub._bar.n == 27 and hub._bar.postfix.endswith("world=1")
+    hub.end({})

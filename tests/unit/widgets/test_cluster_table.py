@@ -20,3 +20,13 @@ def test_gpu_columns_only_when_a_worker_has_a_gpu() -> None:
 
 def test_table_escapes_html() -> None:
     assert "&lt;b&gt;" in workers_table_html([{"address": "<b>", "host": "h"}])
+
+
+def test_rank_column_only_while_a_worker_holds_a_rank() -> None:
+    ws = [{"address": "tcp://h:1", "host": "h"}, {"address": "tcp://h:2", "host": "h"}]
+    assert "<th>rank</th>" not in workers_table_html(ws, {})
+    html = workers_table_html(ws, {"tcp://h:1": [("abcdef123456", 0), ("0123456789ab", 3)]})
+    assert "<th>rank</th>" in html and 'title="run abcdef123456"' in html
+    assert "r0 (run abcdef)</span>, <span" in html and "r3 (run 012345)" in html
+    assert html.split("<tr>")[-1].startswith("<td>tcp://h:2</td>")
+    assert "<td>-</td></tr></tbody>" in html  # the second worker holds none

@@ -202,3 +202,26 @@ def test_constant_lr_axis_starts_at_zero() -> None:
     lr_axis = fig.layout[trace(curve, "lr").yaxis.replace("y", "yaxis")]
     # plotly would pad a constant 1e-3 by +-1 (an axis from -0.98 to 0.80); from zero it is 0..1e-3
     assert lr_axis.rangemode == "tozero" and lr_axis.title.text == "lr"
+
+
+def test_world_changes_are_drawn_apart_from_restarts_and_summarised() -> None:
+    curve = LossCurve(redraw_interval=0)
+    curve.on_train_start({"strategy": "ddp", "world_size": 1, "run_id": "r"})
+    curve.on_events([{"kind": "step", "rank": 0, "step": s, "attempt": 0, "world_size": 1,
+                      "loss": 1.0} for s in range(5)])
+    curve.on_events([{"kind": "world", "rank": -1, "step": 4, "epoch": None, "time": 0.0,
+                      "attempt": 1, "old_size": 1, "new_size": 2, "restart": False,
+                      "reason": "worker joined: tcp://127.0.0.1:4"}])
+    curve.on_events([{"kind": "step", "rank": r, "step": s, "attempt": 1, "world_size": 2,
+                      "loss": 0.5} for s in range(5, 8) for r in range(2)])
+    fig = curve.widget.children[1]
+    assert [a.text for a in fig.layout.annotations] == ["world 1\u21922"]
+    line = fig.layout.shapes[0].line
+    assert (line.color, line.dash) == ("#9467bd", "dashdot")  # not the restart's red dash
+    assert curve.stats["restarts"] == 0 and curve.stats["world_changes"] == 1
+    curve.finalize()
+    status = curve.widget.children[0].children[3].value
+    assert "1 world change" in status and "2 ranks" in status and "restart" not in status
+    assert "1 world change" in repr(curve)
+    saved = curve.figure()  # the static figure marks it the same way
+    assert [a.text for a in saved.layout.annotations] == ["world 1\u21922"]

@@ -204,3 +204,38 @@ def test_smoothed_mean_stays_right_across_a_restart() -> None:
     _, y = data.xy(smoothed, smoothing=0.8)
     expected = np.array([float(s) for s in range(30)] + [-float(s) for s in range(30, 60)])
     assert np.allclose(y, ema(expected, 0.8))
+
+
+def world(attempt: int, old: int, new: int, s: int, reason: str = "worker joined") -> dict:
+    return {"kind": "world", "rank": -1, "step": s, "epoch": None, "time": 0.0,
+            "attempt": attempt, "old_size": old, "new_size": new, "reason": reason,
+            "restart": False}
+
+
+def test_world_changes_are_marked_and_not_counted_as_restarts() -> None:
+    data = CurveData()
+    data.ingest([step(0, s, loss=1.0, attempt=0, world_size=1) for s in range(6)])
+    data.ingest([world(1, 1, 2, 5)])  # grow at the step-5 checkpoint
+    data.ingest([step(r, s, loss=0.5, attempt=1, world_size=2) for s in range(6, 9)
+                 for r in range(2)])
+    data.ingest([world(2, 2, 1, 7, "worker lost: tcp://x")])  # shrink back to step 7
+    data.ingest([step(1, 9, loss=9.0, attempt=1, world_size=2)])  # the old world's straggler
+    data.ingest([step(0, s, loss=0.25, attempt=2, world_size=1) for s in range(8, 10)])
+    assert [(m.step, m.label, m.kind) for m in data.marks] == [
+        (5, "world 1\u21922", "world"), (7, "world 2\u21921", "world")]
+    assert data.restarts == 0 and data.world_changes == 2 and data.world_size == 1
+    # the shrink redid step 8: its new value replaced the old, nothing was counted bad
+    x, y = data.xy(info(data, "mean:loss"))
+    assert x.tolist() == list(range(10)) and y.tolist()[7:] == [0.5, 0.25, 0.25]
+    assert not data.bad_values
+    assert {t.key for t in data.traces()} == {"rank0:loss", "rank1:loss", "mean:loss",
+                                             "ema:loss"}
+    assert data.columns["reason"][6] == "worker joined"  # kept in the history
+
+
+def test_the_worker_key_dask_adds_is_not_a_bad_value() -> None:
+    data = CurveData()
+    # Scheduler.log_worker_event adds the sending worker's address to every relayed event
+    data.ingest([step(0, 1, loss=1.0, worker="tcp://127.0.0.1:4000")])
+    assert not data.bad_values and "step:worker" not in [t.key for t in data.traces()]
+    assert data.columns["worker"] == ["tcp://127.0.0.1:4000"]

@@ -16,8 +16,11 @@ from typing import Any
 from lepton_nb.errors import ConfigError
 from lepton_nb.train.callbacks import Callback, Event
 
-_COLUMNS = ["kind", "attempt", "step", "epoch", "rank", "time", "loss", "samples_per_s", "lr",
-            "val_loss", "val_accuracy"]
+_COLUMNS = ["kind", "attempt", "step", "epoch", "rank", "world_size", "time", "loss",
+            "samples_per_s", "lr", "val_loss", "val_accuracy"]
+# Within one (attempt, step): a step's rows, its epoch row, then the markers of what happened
+# after it (a restart or a world change continues from that step).
+_ORDER = {"step": 0, "epoch": 1, "restart": 2, "world": 2, "log": 3}
 
 
 def _key(e: Event) -> tuple[Any, ...]:
@@ -60,6 +63,9 @@ class EventHub:
 
             self._bar = tqdm(total=total_steps, desc="training", unit="step", leave=True)
         self._bar_step = 0
+        self._world: int | None = None
+        self._world_attempt = 0
+        self._loss: str | None = None
 
     def push(self, event: Event) -> None:
         self._queue.append(event)
@@ -73,6 +79,8 @@ class EventHub:
             self._queue.append(msg)
 
     def start(self, info: dict[str, Any]) -> None:
+        if isinstance(info.get("world_size"), int):
+            self._world = info["world_size"]
         for cb in self.callbacks:
             cb.on_train_start(info)
 
@@ -105,13 +113,24 @@ class EventHub:
     def _progress(self, batch: list[Event]) -> None:
         if self._bar is None:
             return
+        # the world size of the newest generation seen: a straggling event of the world
+        # before a change must not set it back
+        for e in batch:
+            size = e.get("new_size") if e.get("kind") == "world" else e.get("world_size")
+            if isinstance(size, int) and e.get("attempt", 0) >= self._world_attempt:
+                self._world, self._world_attempt = size, e.get("attempt", 0)
         steps = [e["step"] for e in batch if e.get("kind") == "step" and e.get("rank") == 0]
         if steps and max(steps) > self._bar_step:
             self._bar.update(max(steps) - self._bar_step)
             self._bar_step = max(steps)
         last = next((e for e in reversed(batch) if e.get("loss") is not None), None)
         if last is not None:
-            self._bar.set_postfix(loss=f"{last['loss']:.4f}", refresh=False)
+            self._loss = f"{last['loss']:.4f}"
+        postfix = {"loss": self._loss} if self._loss is not None else {}
+        if self._world is not None:
+            postfix["world"] = str(self._world)
+        if postfix:
+            self._bar.set_postfix(postfix, refresh=False)
 
     def restart_marker(self, attempt: int, reason: str, step: int) -> None:
         self.push({"kind": "restart", "rank": -1, "step": step, "epoch": None,
@@ -142,8 +161,13 @@ class EventHub:
                 df[col] = None
         extra = [c for c in df.columns if c not in _COLUMNS]
         df = df[_COLUMNS + extra]
-        order = {"step": 0, "epoch": 1, "restart": 2, "log": 3}
-        df["_o"] = df["kind"].map(order).fillna(4)
+        # a world row's size is the new world's, so the column reads as "size from here on"
+        world = df["kind"] == "world"
+        if world.any() and "new_size" in df.columns:
+            df.loc[world, "world_size"] = df.loc[world, "new_size"]
+        # whole numbers, blank where unknown (restart and log rows, old-style events)
+        df["world_size"] = pd.to_numeric(df["world_size"], errors="coerce").astype("Int64")
+        df["_o"] = df["kind"].map(_ORDER).fillna(4)
         df = df.sort_values(["attempt", "step", "_o", "rank"], kind="stable")
         return df.drop(columns="_o").reset_index(drop=True)
 

@@ -25,7 +25,14 @@ from typing import Any
 from lepton_nb.train._elastic import StopFlag
 from lepton_nb.train._gpu import env_local_rank, group_timeout_s, nccl_env
 from lepton_nb.train._lifeline import stop_with_worker
-from lepton_nb.train.context import Sink, TrainContext, WorldChange, pick_device, torchrun_env
+from lepton_nb.train.context import (
+    Sink,
+    TrainContext,
+    WorldChange,
+    event_topic,
+    pick_device,
+    torchrun_env,
+)
 from lepton_nb.train.strategy import FunctionStrategy, Strategy
 
 
@@ -114,14 +121,14 @@ def _tune_malloc(on: bool) -> Callable[[], None]:
 def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
               sink: Sink | None = None) -> dict[str, Any]:
     """The body of one rank's Dask task: the rank runs in a child process of the worker (see
-    :mod:`lepton_nb.train.procs`) when ``strategy.rank_process``, else in the task's thread.
+    :mod:`lepton_nb.train._procs`) when ``strategy.rank_process``, else in the task's thread.
     With ``sink`` (the in-process ``single`` rank) it runs here, events going to ``sink``."""
     if sink is not None:
         return run_rank(spec, strategy, payload, sink)
     from distributed import get_worker
 
     worker = get_worker()
-    topic = f"lepton-train-{spec.run_id}"
+    topic = event_topic(spec.run_id)
 
     def log(event: Any) -> None:
         worker.log_event(topic, event)
@@ -133,11 +140,11 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
         if not strategy.rank_process:
             return run_rank(spec, strategy, payload, log, threads=spec.threads, in_worker=True,
                             flag=flag)
-        from lepton_nb.train import procs
+        from lepton_nb.train import _procs
 
         relay = strategy.relay(payload) + ([] if flag is None else [flag])
-        out: dict[str, Any] = procs.run_in_process(
-            run_rank, spec, strategy, payload, procs.emit, spec.threads, False, flag,
+        out: dict[str, Any] = _procs.run_in_process(
+            run_rank, spec, strategy, payload, _procs.emit, spec.threads, False, flag,
             on_event=log, relay=relay)
     return out
 

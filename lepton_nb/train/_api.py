@@ -11,27 +11,36 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lepton_nb._storage import default_checkpoints
+from lepton_nb.cluster._client import client_of
 from lepton_nb.cluster._worker_gpus import all_have_gpus, worker_gpus
 from lepton_nb.errors import ConfigError
 from lepton_nb.train._common import Payload, build_model, is_module
+from lepton_nb.train._driver import new_run_id, run_ranks, workers_of
 from lepton_nb.train._elastic import Elastic
+from lepton_nb.train._events import EventHub, check_callbacks
 from lepton_nb.train._gpu import auto_precision, warn_slow_bf16
 from lepton_nb.train._lifeline import SchedulerLost
+from lepton_nb.train._rendezvous import RankSpec, free_port, rank_task
+from lepton_nb.train._resume import announce_resume, checkpoint_location
 from lepton_nb.train.callbacks import Callback
 from lepton_nb.train.config import FitConfig, check_elastic, validate_names
 from lepton_nb.train.context import TrainContext
-from lepton_nb.train.driver import new_run_id, run_ranks, workers_of
-from lepton_nb.train.events import EventHub, check_callbacks
 from lepton_nb.train.frameworks import FRAMEWORKS
-from lepton_nb.train.rendezvous import RankSpec, free_port, rank_task
-from lepton_nb.train.resume import announce_resume, checkpoint_location
 from lepton_nb.train.strategies import STRATEGIES, resolve_strategy
 from lepton_nb.train.strategy import Strategy
 
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns: the trained model (CPU), the metric history and final metrics."""
+    """What :func:`fit` returns: the trained model (CPU), the metric history and final metrics.
+
+    ``history`` is a DataFrame with one row per event (schema: :mod:`lepton_nb.train.callbacks`)
+    sorted by ``attempt``, ``step``, kind, ``rank``; columns ``kind, attempt, step, epoch, rank,
+    world_size, time, loss, ...``.  ``world_size`` is the number of ranks that made the row;
+    an elastic run has a ``world`` row at every world change (``old_size``, ``new_size``,
+    ``reason``; its ``world_size`` is the new size), ordered like a ``restart`` row: after the
+    step it continues from.
+    """
 
     model: Any
     history: Any
@@ -43,21 +52,6 @@ class RunResult(list[Any]):
     """The per-rank return values of ``train_fn`` (index = rank), plus ``.history``."""
 
     history: Any = None
-
-
-def _client_of(cluster: Any) -> Any:
-    """A distributed.Client from a lepton_nb Cluster or a Client (raises if closed)."""
-    if cluster is None:
-        return None
-    from lepton_nb.errors import ClusterError
-
-    client = getattr(cluster, "client", None) if not hasattr(cluster, "submit") else cluster
-    if client is None:
-        raise ConfigError(f"cluster must be a lepton_nb Cluster or a distributed.Client, "
-                          f"got {type(cluster).__name__}")
-    if getattr(client, "status", "running") in ("closed", "closing"):
-        raise ClusterError("the cluster's client is closed; launch or connect a new cluster")
-    return client
 
 
 def _check_data(data: Any, name: str, required: bool) -> None:
@@ -134,7 +128,7 @@ def choose_precision(cluster: Any = None) -> str:
     """The precision ``fit(precision="auto")`` picks for ``cluster`` (None: this process):
     ``"bf16"`` on Ampere-or-newer GPUs, ``"fp16"`` on older ones (bf16 is emulated there),
     ``"fp32"`` when any worker has no GPU."""
-    return auto_precision(_gpu_info(_client_of(cluster)))
+    return auto_precision(_gpu_info(client_of(cluster)))
 
 
 def _check_precision(strat: Strategy, precision: str, client: Any) -> None:
@@ -181,7 +175,7 @@ def fit(
     in-process.  ``strategy`` is a name in :data:`~lepton_nb.train.STRATEGIES` or a
     :class:`~lepton_nb.train.Strategy`.  ``precision`` is ``"fp32"``, ``"bf16"``, ``"fp16"``
     (GPUs only, loss-scaled) or ``"auto"`` (see :func:`choose_precision`).  See
-    :mod:`lepton_nb.train.driver` for recovery from a lost worker.
+    :mod:`lepton_nb.train._driver` for recovery from a lost worker.
 
     ``checkpoint_dir`` is a local path or an fsspec URL (``s3://bucket/run``, with
     ``storage_options=`` or the filesystem's environment variables); by default dask config
@@ -205,7 +199,7 @@ def fit(
     if cluster is None and not strat.in_process:
         strat = STRATEGIES.get("single")
     if precision == "auto":  # bf16 on Ampere+, fp16 on older GPUs, fp32 without GPUs
-        precision = auto_precision(_gpu_info(None if strat.in_process else _client_of(cluster)))
+        precision = auto_precision(_gpu_info(None if strat.in_process else client_of(cluster)))
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, strategy=strat.name,
                     precision=precision, checkpoint_dir=None if checkpoint_dir is None
                     else str(checkpoint_dir), checkpoint_every=checkpoint_every,
@@ -216,7 +210,7 @@ def fit(
     cfg.validate()
     validate_names(loss, optimizer)
     cbs = check_callbacks(callbacks)
-    client = None if strat.in_process else _client_of(cluster)
+    client = None if strat.in_process else client_of(cluster)
     elastic = _elastic_of(cfg.min_workers, cfg.max_workers, wait_timeout_s, batch_size)
     world = 1 if client is None else _check_ranks(client, n_workers, elastic)
     _check_precision(strat, precision, client)
@@ -309,7 +303,7 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
                               f"not {fw.name!r}")
     fw.require()
     cbs = check_callbacks(callbacks)
-    client = _client_of(cluster)
+    client = client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers, elastic)
     if checkpoint_dir is not None:
         checkpoint_dir = checkpoint_location(str(checkpoint_dir), storage_options,

@@ -1,7 +1,7 @@
 """Runs rank tasks on a Dask cluster, watches them, and recovers from a lost worker.
 
 Each rank is one pinned Dask task; the task runs the rank in a child process of its worker
-(:mod:`lepton_nb.train.procs`, forked from a per-worker fork server that has imported torch),
+(:mod:`lepton_nb.train._procs`, forked from a per-worker fork server that has imported torch),
 as torchrun runs each rank in its own process: the worker keeps its scheduler link and relays
 the rank's events, the rank gets a whole interpreter (issue 14: a rank in the worker's thread
 shared the GIL with the worker's event loop and the nanny's malloc settings).  The group's
@@ -30,16 +30,18 @@ import time
 import uuid
 from typing import Any
 
+from lepton_nb.cluster._client import live_workers as workers_of
 from lepton_nb.cluster._worker_gpus import worker_gpus
 from lepton_nb.errors import ClusterError, TrainingError
 from lepton_nb.train import _guard, _placement
 from lepton_nb.train._codeship import ship_user_code
 from lepton_nb.train._elastic import Elastic, Monitor, wait_for_world
+from lepton_nb.train._events import EventHub
 from lepton_nb.train._gpu import is_sticky_cuda_error, own_gpu_first
 from lepton_nb.train._lifeline import SchedulerLost, lost_message, scheduler_gone
+from lepton_nb.train._rendezvous import RankSpec, free_port, plan, rank_task
 from lepton_nb.train.checkpoint import latest_path, latest_state
-from lepton_nb.train.events import EventHub
-from lepton_nb.train.rendezvous import RankSpec, free_port, plan, rank_task
+from lepton_nb.train.context import event_topic
 from lepton_nb.train.strategy import Strategy
 
 POLL_S = 0.05
@@ -48,14 +50,6 @@ WORKER_POLL_S = 0.25
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def workers_of(client: Any) -> dict[str, dict[str, Any]]:
-    """The scheduler's current workers, fetched now.  (``client.scheduler_info()`` returns a
-    shared cache that the client's periodic refresh overwrites with an empty worker list, so
-    reading it can make live workers look lost.)"""
-    info = client.sync(client.scheduler.identity, n_workers=-1)
-    return dict(info["workers"])
 
 
 def _wait_for(client: Any, n: int, timeout: float) -> dict[str, dict[str, Any]]:
@@ -170,7 +164,7 @@ def run_ranks(
     succeed; ``strategy.prepare`` runs before each generation, ``strategy.abort`` after a
     failed one.  With ``elastic`` the world is re-formed when workers join, retire or are lost
     (see :mod:`lepton_nb.train._elastic`); only failures of other kinds spend a restart."""
-    topic = f"lepton-train-{run_id}"
+    topic = event_topic(run_id)
     scheduler = str(client.scheduler.address)
     # the user's own modules travel with the run to workers that cannot import them
     shipped_strategy, payload = ship_user_code(client, strategy, payload)
