@@ -208,6 +208,10 @@ def fit(
                     grad_clip=grad_clip, min_workers=min_workers, max_workers=max_workers,
                     wait_timeout_s=wait_timeout_s)
     cfg.validate()
+    if elastic_asked and not strat.elastic:
+        raise ConfigError(f"strategy {strat.name!r} is not elastic yet; use strategy='ddp' "
+                          "with min_workers/max_workers, or a fixed world (no min_workers/"
+                          "max_workers)")
     validate_names(loss, optimizer)
     cbs = check_callbacks(callbacks)
     client = None if strat.in_process else client_of(cluster)

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import lepton_nb as ln
 from lepton_nb import datasets
 from lepton_nb.errors import TrainingError
 from lepton_nb.models import MLP
-from lepton_nb.train import Callback, fit
+from lepton_nb.train import Callback, fit, run
 
 pytestmark = pytest.mark.integration
 
@@ -124,8 +125,6 @@ def test_graceful_retirement_continues_on_survivors(digits: Any, tmp_path: Path)
 
         # retire_workers blocks until the ranks have left the worker: call it off the
         # thread that runs fit (which must keep watching the ranks)
-        import threading
-
         go = AtStep(4, lambda ev: threading.Thread(target=retire, args=(ev,)).start())
         res = fit(_mlp, digits.train, digits.test, cluster=cluster, min_workers=2,
                   max_workers=3, checkpoint_dir=str(tmp_path), callbacks=[go],
@@ -144,8 +143,39 @@ def test_graceful_retirement_continues_on_survivors(digits: Any, tmp_path: Path)
         while retired[0] in client.scheduler_info(n_workers=-1)["workers"]:
             assert time.monotonic() < deadline, "the retirement never went through"
             time.sleep(0.2)
+
+        # ln.run: each ctx.save_checkpoint is a boundary; train_fn runs again in the new world
+        go = AtStep(3, lambda ev: threading.Thread(target=retire, args=(ev,)).start())
+        out = run(_torch_loop, cluster, min_workers=1, checkpoint_dir=str(tmp_path / "run"),
+                  callbacks=[go])
+        assert out == [{"world": 1, "step": 30, "resumed": True}]
+        h = out.history
+        world = h[h.kind == "world"]
+        assert len(world) == 1 and (world.iloc[0].old_size, world.iloc[0].new_size) == (2, 1)
+        assert world.iloc[0].reason == f"worker retired: {retired[1]}"
+        assert _steps(h) == list(range(1, 31))
     finally:
         cluster.close()
+
+
+def _torch_loop(ctx: Any) -> dict[str, Any]:
+    """A torchrun-style loop that checkpoints through ctx every 5 steps."""
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    state = ctx.load_checkpoint()
+    step = 0 if state is None else int(state["step"])
+    while step < 30:
+        step += 1
+        t = torch.ones(1)
+        dist.all_reduce(t)
+        ctx.report(step=step, loss=float(t))
+        if dist.get_world_size() > 1:
+            time.sleep(0.1)
+        if step % 5 == 0:
+            ctx.save_checkpoint({"step": torch.tensor(step)})
+    return {"world": dist.get_world_size(), "step": step, "resumed": state is not None}
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ DATA = TensorDataset(torch.randn(16, 784), torch.randint(0, 10, (16,)))
     (dict(min_workers=1, wait_timeout_s=0), r"wait_timeout_s must be a positive number"),
     (dict(min_workers=1, strategy="single"), r"strategy='single' trains in this process"),
     (dict(min_workers=1, n_workers=2), r"leave n_workers=None"),
+    (dict(min_workers=1, strategy="ps-async"), r"strategy 'ps-async' is not elastic yet"),
     (dict(min_workers=2, max_workers=3, batch_size=64),
      r"world sizes \[3\].*do not divide it\. Use a multiple of 6 \(e\.g\. batch_size=66\)"),
 ])
