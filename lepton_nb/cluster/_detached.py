@@ -86,15 +86,17 @@ def _reported_error(cluster_id: str, proc: subprocess.Popen[bytes]) -> LeptonErr
     from lepton_nb import errors
 
     failed = _failed_path(cluster_id)
+    log = _ledger.ledger_dir() / f"{cluster_id}.log"
     try:
         report = json.loads(failed.read_text(encoding="utf-8"))
         failed.unlink()
     except (OSError, ValueError):
-        log = _ledger.ledger_dir() / f"{cluster_id}.log"
         return ClusterError(
             f"the process of cluster {cluster_id} exited (code {proc.poll()}) before the "
             f"cluster was up; see {log}"
         )
+    with contextlib.suppress(OSError):  # the report says it all
+        log.unlink()
     cls = getattr(errors, str(report.get("error")), None)
     if not (isinstance(cls, type) and issubclass(cls, LeptonError)):
         cls = ClusterError

@@ -14,7 +14,6 @@ import fcntl
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -81,11 +80,6 @@ class Scheduler(threading.Thread):
         self._halt = threading.Event()
         self._lock_file: IO[str] | None = None
 
-    @property
-    def active(self) -> bool:
-        """Whether this scheduler holds the lock (is the one that fires)."""
-        return self._lock_file is not None
-
     def stop(self, timeout: float | None = 10.0) -> None:
         self._halt.set()
         if self.is_alive():
@@ -123,9 +117,3 @@ class Scheduler(threading.Thread):
                 with contextlib.suppress(OSError):
                     self._lock_file.close()
                 self._lock_file = None
-
-
-def wait_forever(scheduler: Scheduler) -> None:  # pragma: no cover - the CLI's foreground loop
-    scheduler.start()
-    while scheduler.is_alive():
-        time.sleep(1.0)

@@ -122,14 +122,14 @@ class ClusterManager:
         return own + [self._other_info(e) for e in self._others()]
 
     def get(self, cluster_id: str) -> ClusterInfo:
-        self._sync()
+        self._sync_unless_held(cluster_id)
         entry, other = self._find(cluster_id)
         return self._info(entry) if entry is not None else self._other_info(other)
 
     def patch(self, cluster_id: str, patch: ClusterPatch) -> ClusterInfo:
         from lepton_nb.cluster import _detached
 
-        self._sync()
+        self._sync_unless_held(cluster_id)
         entry, other = self._find(cluster_id)
         if entry is None:
             if other.origin == "server":
@@ -156,7 +156,7 @@ class ClusterManager:
     def stop(self, cluster_id: str) -> ClusterInfo:
         from lepton_nb.cluster import _detached, _ledger
 
-        self._sync()
+        self._sync_unless_held(cluster_id)
         entry, other = self._find(cluster_id)
         if entry is None:
             if other.origin != "server":
@@ -212,6 +212,11 @@ class ClusterManager:
                     self._entries[le.id] = _Entry(
                         le.id, cluster, le, dict(le.options), "re-attached", le.created
                     )
+
+    def _sync_unless_held(self, cluster_id: str) -> None:
+        # a cluster with a Client needs no look through the ledger (which may wait on orphans)
+        if not self._held(cluster_id):
+            self._sync()
 
     def _held(self, cluster_id: str) -> bool:
         with self._lock:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,8 @@ def _gone(pids: list[int]) -> bool:
 def test_sidebar_clusters_survive_a_server_sigkill(base: Path, server_starter: Any) -> None:
     first = server_starter(base)
     try:
-        kept, frozen = _launch(first), _launch(first)
+        with ThreadPoolExecutor(2) as pool:  # two launches at once: the server's pool has 4
+            kept, frozen = pool.map(_launch, [first, first])
         assert kept["state"] == "running" and kept["origin"] == "server"
         assert len(kept["pids"]) == 2  # its process (scheduler, nanny) and the worker
     finally:

@@ -97,6 +97,17 @@ async def test_unknown_profile_is_a_400_with_known_names(jp_fetch: Any) -> None:
     assert code == 400 and "no-such-profile" in err["message"] and "local-cpu" in err["message"]
 
 
+async def test_a_launch_that_fails_in_its_process_answers_its_error(
+    jp_fetch: Any, tmp_home: Any
+) -> None:
+    # no GPU here: the detached process reports GPUUnavailableError and leaves nothing behind
+    code, err = await _json(jp_fetch, "clusters", method="POST", body=json.dumps({"gpu": "on"}))
+    assert code == 409 and err["error"] == "GPUUnavailableError", err
+    assert "gpu='auto'" in err["message"]
+    assert [p.name for p in (tmp_home / "clusters").iterdir()] == []  # no entry, report, log
+    assert (await _json(jp_fetch, "clusters"))[1] == []
+
+
 async def test_unknown_cluster_ids(jp_fetch: Any) -> None:
     for method, body in (("GET", None), ("PATCH", '{"n_workers": 1}'), ("DELETE", None)):
         code, err = await _json(jp_fetch, "clusters", "deadbeef", method=method, body=body)
