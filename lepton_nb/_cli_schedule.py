@@ -113,3 +113,6 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     finally:
         scheduler.stop()
     return 0
+
+
+__all__ = ["add_parsers", "cmd_schedule", "cmd_scheduler"]

@@ -313,3 +313,11 @@ def connect_profile(settings: dict[str, Any]) -> Cluster:
     if "address" not in settings:
         raise ConfigError("a remote profile needs an 'address' key (e.g. tcp://host:8786)")
     return connect(settings["address"], security=security, timeout=settings.get("timeout", 10))
+
+
+__all__ = [
+    "GPUChoice",
+    "connect",
+    "connect_profile",
+    "launch_cluster",
+]

@@ -247,3 +247,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+__all__ = [
+    "POLL_S",
+    "Dispatcher",
+    "check_max_parallel",
+    "ensure_runner",
+    "lock_path",
+    "main",
+    "mark_lost",
+    "run_claimed",
+    "runner_pid",
+    "try_lock",
+]

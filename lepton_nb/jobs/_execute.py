@@ -312,3 +312,6 @@ def execute(
     if store is not None:
         store.put(rec)
     return rec
+
+
+__all__ = ["ACTIVE", "KERNEL_ARGS", "execute"]

@@ -124,3 +124,14 @@ class JobRecord(BaseModel):
             for k, v in rows
         )
         return f"<b>job {html.escape(self.id)}</b><table>{body}</table>"
+
+
+__all__ = [
+    "ACTIVE",
+    "STATUSES",
+    "ErrorInfo",
+    "GitInfo",
+    "JobRecord",
+    "Status",
+    "new_job_id",
+]

@@ -254,3 +254,16 @@ def compare(a: str | JobRecord, b: str | JobRecord, *, store: StoreArg = None) -
         rows.append((*key, va, vb, differs))
     df = pd.DataFrame(rows, columns=["section", "name", ra.id, rb.id, "differs"])
     return df.set_index(["section", "name"])
+
+
+__all__ = [
+    "StoreArg",
+    "cancel",
+    "compare",
+    "default_output",
+    "get",
+    "list_jobs",
+    "prepare",
+    "rerun",
+    "run",
+]

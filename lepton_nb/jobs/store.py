@@ -450,3 +450,21 @@ def _with_heartbeat(rec: JobRecord, heartbeat: float | None = None) -> JobRecord
 
 def open_store(store: JobStore | str | Path | None = None) -> JobStore:
     return store if isinstance(store, JobStore) else JobStore(store)
+
+
+__all__ = [
+    "HEARTBEAT_S",
+    "LOST_AFTER_S",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "JobStore",
+    "StoreDamagedError",
+    "as_lost",
+    "default_store_path",
+    "effective_status",
+    "lepton_home",
+    "load_row",
+    "lost_reason",
+    "open_store",
+    "recovery_hint",
+]

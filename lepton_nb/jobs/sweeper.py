@@ -196,3 +196,11 @@ def _frame(records: list[JobRecord], pd: Any) -> pd.DataFrame:
         row["output"] = r.output
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+__all__ = [
+    "RELAY_S",
+    "Grid",
+    "expand_grid",
+    "sweep",
+]

@@ -125,5 +125,9 @@ class JobManager:
             rerun_of=rec.rerun_of,
             schedule_id=rec.schedule_id,
             profile=rec.profile,
+            cluster=rec.cluster,
             warnings=rec.warnings,
         )
+
+
+__all__ = ["JobManager"]

@@ -157,7 +157,7 @@ async def test_profile_jobs_run_on_a_worker_of_the_profile_cluster(
         where = done["records"]["where"]
         # the kernel is a child of the dask worker process, with the worker's environment
         assert where["ppid"] == farm.worker_pid and where["mark"] == farm.mark, where
-        assert where["profile"] == "farm"
+        assert where["profile"] == "farm" and done["cluster"] == farm.address
         out = jp_root_dir / done["output_path"]  # brought back and written by the runner
         assert out.is_file() and (jp_root_dir / done["html_path"]).is_file()
         assert nbformat.read(out, as_version=4).cells[-1].outputs is not None
