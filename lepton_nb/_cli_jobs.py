@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from lepton_nb._cli_common import report
+
 
 def add_parser(sub: Any) -> None:
     jobs = sub.add_parser("jobs", help="list, show, rerun, compare, cancel or check recorded jobs")
@@ -36,7 +38,6 @@ def add_parser(sub: Any) -> None:
 
 def cmd(args: argparse.Namespace) -> int:
     from lepton_nb import jobs
-    from lepton_nb.cli import _report
 
     if args.action == "check":
         return _check(args)
@@ -55,7 +56,7 @@ def cmd(args: argparse.Namespace) -> int:
         print(json.dumps(rec.model_dump(mode="json"), indent=2, ensure_ascii=False))
         return 0
     if args.action == "rerun":
-        return _report(
+        return report(
             jobs.rerun(args.id, output=args.output, store=args.store, overwrite=args.overwrite)
         )
     if args.action == "compare":
@@ -72,11 +73,11 @@ def cmd(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from lepton_nb.jobs.store_check import check_store, recover_store
 
-    report = check_store(args.store)
-    print(report.describe())
-    if report.ok or not args.recover:
-        return 0 if report.ok else 1
+    health = check_store(args.store)
+    print(health.describe())
+    if health.ok or not args.recover:
+        return 0 if health.ok else 1
     aside, kept, lost = recover_store(args.store)
     print(f"recovered: the damaged store is now {aside} (kept, never modified)")
-    print(f"  a new store at {report.path} holds {kept} readable record(s); {lost} unreadable")
+    print(f"  a new store at {health.path} holds {kept} readable record(s); {lost} unreadable")
     return 0

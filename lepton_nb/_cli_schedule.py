@@ -12,10 +12,10 @@ import time
 from datetime import datetime
 from typing import Any
 
+from lepton_nb._cli_common import add_param_options, collect_params
+
 
 def add_parsers(sub: Any) -> None:
-    from lepton_nb.cli import _add_param_options
-
     sch = sub.add_parser("schedule", help="run a notebook on a cron schedule")
     ssub = sch.add_subparsers(dest="action", required=True)
     add = ssub.add_parser("add", help="add a schedule: NOTEBOOK CRON (e.g. '0 3 * * *')")
@@ -25,7 +25,7 @@ def add_parsers(sub: Any) -> None:
     add.add_argument("--profile", help="cluster profile (given to the kernel as LEPTON_PROFILE)")
     add.add_argument("--name", default="", help="a name to recognise it by")
     add.add_argument("--output-dir", help="folder for the executed notebooks")
-    _add_param_options(add)
+    add_param_options(add)
     ssub.add_parser("list", help="schedules, their next firing and last job")
     for action, text in (
         ("pause", "stop firing (kept)"),
@@ -52,10 +52,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
     store = ScheduleStore(args.store)
     if args.action == "add":
-        from lepton_nb.cli import _collect_params
         from lepton_nb.jobs.queue import queued_record
 
-        params = _collect_params(args)
+        params = collect_params(args)
         check_profile(args.profile)
         rec = queued_record(args.notebook, params, kernel=args.kernel)  # validates now
         s = store.add(

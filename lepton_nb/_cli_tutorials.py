@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lepton_nb._cli_common import parse_value
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("tutorials", help="run the tutorial notebooks and write an HTML index")
@@ -27,7 +29,6 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd(args: argparse.Namespace) -> int:
-    from lepton_nb.cli import parse_value
     from lepton_nb.tutorials import run_tutorials
 
     params = {name: parse_value(value) for name, value in args.parameters or []}

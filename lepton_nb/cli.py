@@ -7,105 +7,14 @@ Exit codes: 0 success, 1 a job failed or a LeptonError (message on stderr, no tr
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lepton_nb import _cli_jobs, _cli_schedule, _cli_tutorials
-from lepton_nb.errors import ConfigError, JobError, LeptonError
-
-_INT = re.compile(r"^[-+]?\d+$")
-
-
-def parse_value(text: str) -> Any:
-    """A ``-p`` value the way papermill's CLI reads it: True/False/None, ints, floats, else text.
-
-    Anything else (quotes, newlines, unicode, YAML-looking text) arrives as the literal string.
-    """
-    if text in ("True", "true"):
-        return True
-    if text in ("False", "false"):
-        return False
-    if text in ("None", "null"):
-        return None
-    if _INT.match(text):
-        return int(text)
-    if "\n" not in text and text.strip() == text:
-        try:
-            value = float(text)
-        except ValueError:
-            return text
-        if value == value and value not in (float("inf"), float("-inf")):
-            return value
-    return text
-
-
-def _load_yaml_params(text: str, where: str) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{where} is not valid YAML: {e}") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{where} must be a YAML mapping of name: value, got {type(data).__name__}"
-        )
-    return dict(data)
-
-
-def _collect_params(args: argparse.Namespace) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for f in args.parameters_file or []:
-        path = Path(f)
-        if not path.is_file():
-            raise ConfigError(f"parameters file {f!r} does not exist")
-        params.update(_load_yaml_params(path.read_text(encoding="utf-8"), f"parameters file {f}"))
-    for y in args.parameters_yaml or []:
-        params.update(_load_yaml_params(y, "-y"))
-    for name, value in args.parameters or []:
-        params[name] = parse_value(value)
-    for name, value in args.parameters_raw or []:
-        params[name] = value
-    return params
-
-
-def _add_param_options(p: argparse.ArgumentParser, sweep: bool = False) -> None:
-    help_p = "a sweep axis: NAME V1,V2,..." if sweep else "a parameter (typed like papermill -p)"
-    p.add_argument(
-        "-p", "--parameters", nargs=2, action="append", metavar=("NAME", "VALUE"), help=help_p
-    )
-    p.add_argument(
-        "-r",
-        "--parameters-raw",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUE"),
-        help="a parameter kept as a string",
-    )
-    p.add_argument(
-        "-y",
-        "--parameters-yaml",
-        action="append",
-        metavar="YAML",
-        help="parameters as a YAML mapping",
-    )
-    p.add_argument(
-        "-f",
-        "--parameters-file",
-        action="append",
-        metavar="FILE",
-        help="parameters from a YAML file",
-    )
-    p.add_argument("--kernel", help="kernel name (default: the notebook's)")
-    p.add_argument("--timeout", type=float, help="seconds before the job is stopped and failed")
-    p.add_argument("--cwd", help="working directory of the kernel (default: the notebook's)")
-    p.add_argument("--no-html", action="store_true", help="skip the HTML rendering")
+from lepton_nb._cli_common import add_param_options, collect_params, parse_value, report
+from lepton_nb.errors import JobError, LeptonError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--overwrite", action="store_true", help="replace an existing output and its .html copy"
     )
-    _add_param_options(run)
+    add_param_options(run)
 
     sw = sub.add_parser("sweep", help="run a parameter grid of a notebook on a Dask cluster")
     sw.add_argument("notebook")
@@ -128,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--workers", type=int, help="local cluster size (default 2)")
     where.add_argument("--scheduler", help="address of an existing Dask scheduler")
     sw.add_argument("--output-dir", help="folder for the executed notebooks")
-    _add_param_options(sw, sweep=True)
+    add_param_options(sw, sweep=True)
 
     _cli_jobs.add_parser(sub)
 
@@ -156,30 +65,12 @@ def find_quickstart() -> Path:
     )
 
 
-def _report(rec: Any, out: Any = None) -> int:
-    out = out or sys.stdout
-    for w in rec.warnings:
-        print(f"note: {w}", file=sys.stderr)
-    if rec.status != "succeeded":
-        detail = rec.error.describe() if rec.error else rec.status
-        print(f"lepton-nb: job {rec.id} {rec.status}: {detail}", file=sys.stderr)
-        print(f"  executed notebook: {rec.output or '(none written)'}", file=sys.stderr)
-        return 1
-    print(f"job {rec.id} succeeded in {rec.duration_s:.1f}s", file=out)
-    print(f"  executed notebook: {rec.output}", file=out)
-    if rec.html:
-        print(f"  html: {rec.html}", file=out)
-    if rec.records:
-        print(f"  records: {json.dumps(rec.records, ensure_ascii=False)}", file=out)
-    return 0
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from lepton_nb import jobs
 
     rec = jobs.run(
         args.notebook,
-        _collect_params(args),
+        collect_params(args),
         output=args.output,
         kernel=args.kernel,
         timeout=args.timeout,
@@ -189,7 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         html=not args.no_html,
         overwrite=args.overwrite,
     )
-    return _report(rec)
+    return report(rec)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -223,7 +114,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _collect_params_base(args: argparse.Namespace) -> dict[str, Any]:
     saved, args.parameters = args.parameters, None
     try:
-        return _collect_params(args)
+        return collect_params(args)
     finally:
         args.parameters = saved
 
@@ -245,7 +136,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     nb = find_quickstart()
     print(f"running {nb} as a job (a local cluster of {args.workers} workers)...", flush=True)
     rec = jobs.run(nb, {"n_workers": args.workers}, output=args.output, store=args.store)
-    return _report(rec)
+    return report(rec)
 
 
 _COMMANDS = {

@@ -6,6 +6,7 @@ import html
 import os
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb.cluster._client import live_workers
 from lepton_nb.cluster._worker_gpus import worker_gpus
 from lepton_nb.errors import ClusterError, ConfigError
 
@@ -92,13 +93,8 @@ class Cluster:
     @property
     def workers(self) -> list[dict[str, Any]]:
         """One dict per worker: address, host, name, nthreads, memory_limit and GPU fields."""
-        # Ask the scheduler directly: Client.scheduler_info() returns a cache that the client's
-        # periodic refresh can overwrite with a totals-only copy (no per-worker entries).
         client = self.client
-        rpc = client.scheduler
-        if rpc is None:
-            raise ClusterError("the client is not connected to a scheduler yet")
-        info = client.sync(rpc.identity, n_workers=-1)["workers"]
+        info = live_workers(client)
         # asked from the workers: nanny-started GPU workers register without their GPU
         gpus = worker_gpus(client, info)
         rows = []

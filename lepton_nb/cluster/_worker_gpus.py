@@ -14,6 +14,7 @@ import os
 import threading
 from typing import Any
 
+from lepton_nb.cluster._client import live_workers
 from lepton_nb.cluster._gpu import detect_gpus
 
 _CACHE: dict[tuple[str, str], dict[str, Any]] = {}
@@ -41,7 +42,7 @@ def worker_gpus(client: Any, workers: dict[str, dict[str, Any]] | None = None
     """``{address: {"gpus": [GPUInfo dicts, the worker's cuda:0 first], "visible": str|None}}``
     for the scheduler's workers (or the given ``identity()["workers"]`` entries)."""
     if workers is None:
-        workers = client.sync(client.scheduler.identity, n_workers=-1)["workers"]
+        workers = live_workers(client)
     keys = {a: (a, str(w.get("id") or w.get("name"))) for a, w in workers.items()}
     with _LOCK:
         missing = [a for a, k in keys.items() if k not in _CACHE]

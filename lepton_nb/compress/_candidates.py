@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from lepton_nb.compress.methods import VariantContext
 
+BASELINE = "baseline"  # the row of the original model in every table
 QUANT_METHODS = ("dynamic-int8", "static-int8", "weight-only-int8")
 PRUNE_METHOD = "prune-structured"
 
@@ -163,5 +164,5 @@ def full_eval_task(model: Any, built: tuple[dict[str, Any], bytes | None], eval_
     return accuracy(rebuild(unpack(model), built[1]), eval_data)
 
 
-__all__ = ["PRUNE_METHOD", "QUANT_METHODS", "Recipe", "baseline_task", "build_task",
+__all__ = ["BASELINE", "PRUNE_METHOD", "QUANT_METHODS", "Recipe", "baseline_task", "build_task",
            "full_eval_task", "rebuild", "where"]  # fmt: skip

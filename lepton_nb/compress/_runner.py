@@ -62,8 +62,10 @@ class DaskRunner:
     """Every task is a Dask task; inputs are scattered once to every worker."""
 
     def __init__(self, cluster: Any) -> None:
-        self.client = getattr(cluster, "client", cluster)
-        self.n_workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+        from lepton_nb.cluster._client import client_of, live_workers
+
+        self.client = client_of(cluster)
+        self.n_workers = max(1, len(live_workers(self.client)))
         self._futures: list[Any] = []
 
     def put(self, value: Any) -> Any:

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from lepton_nb.compress._candidates import (
+    BASELINE,
     PRUNE_METHOD,
     Recipe,
     baseline_task,
@@ -18,15 +19,13 @@ from lepton_nb.compress._candidates import (
 )
 from lepton_nb.compress._plan import Plan
 from lepton_nb.compress._runner import OutOfTime, runner_for
+from lepton_nb.compress._search_types import OnResult, SearchConfig, SearchResult
 from lepton_nb.compress._wire import pack
 from lepton_nb.errors import ConfigError
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from lepton_nb.compress.search import OnResult, SearchConfig, SearchResult
-
-BASELINE = "baseline"
 
 
 class SearchRun:
@@ -121,8 +120,6 @@ class SearchRun:
         stacks = plan.stack(self.rows, sorted(ok), self.recipes, self.cost)
         self._round(r, [(c, self.built[p]) for c, p in stacks], 3)
         best, met = self._full(r)
-        from lepton_nb.compress.search import SearchResult
-
         model = rebuild(self.model, r.result(self.built[best])[1])
         return SearchResult(
             best=model, recipe=self.recipes[best], table=self._table(), max_drop=self.max_drop,

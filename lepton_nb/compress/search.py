@@ -8,16 +8,15 @@ fastest (or smallest) model whose accuracy drop on the full eval set is at most 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lepton_nb._registry import Registry
-from lepton_nb.compress._candidates import PRUNE_METHOD, QUANT_METHODS, Recipe
+from lepton_nb.compress._candidates import PRUNE_METHOD, QUANT_METHODS
+from lepton_nb.compress._search_types import OnResult, SearchConfig, SearchResult
 from lepton_nb.errors import ConfigError
 
 if TYPE_CHECKING:
-    import pandas as pd
     from torch import nn
 
 # objective name -> the measured column it minimizes
@@ -26,73 +25,6 @@ OBJECTIVES.add("latency", "latency_ms")
 OBJECTIVES.add("size", "bytes")
 
 SEARCH_METHODS = (*QUANT_METHODS, PRUNE_METHOD)
-OnResult = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class SearchConfig:
-    """How the search spends its evaluations; round-trips through :meth:`to_dict`."""
-
-    subset_size: int = 256  # eval samples for the cheap rounds
-    prune_amounts: tuple[float, ...] = (0.25, 0.5, 0.75)
-    max_skip: int = 2  # at most this many sensitive layers left in float
-    fine_tune_epochs: int = 1  # after structured pruning, when train_data is given
-    fit_kwargs: dict[str, Any] = field(default_factory=lambda: {"batch_size": 32, "lr": 1e-3})
-    front_size: int = 6  # candidates evaluated on the full eval set per batch
-    settings: dict[str, Any] = field(default_factory=lambda: {"runs": 20, "warmup": 5})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
-        return cls(**{**d, "prune_amounts": tuple(d.get("prune_amounts", (0.25, 0.5, 0.75)))})
-
-
-@dataclass
-class SearchResult:
-    """``best`` (the chosen model), its ``recipe``, the ``table`` of every candidate."""
-
-    best: nn.Module
-    recipe: Recipe
-    table: pd.DataFrame
-    max_drop: float
-    objective: str
-    met_budget: bool
-    candidates_evaluated: int
-    grid_size: int
-    wall_s: float
-    workers: int
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def chosen(self) -> pd.Series:
-        return self.table.loc[self.recipe.label]
-
-    def report(self) -> str:
-        """A plain-text account of what was chosen, why, and what the search cost."""
-        row, base = self.chosen, self.table.loc["baseline"]
-        verdict = (f"within the budget of {self.max_drop:g} pt" if self.met_budget else
-                   f"NOTHING met the budget of {self.max_drop:g} pt: the most accurate "
-                   "candidate is returned")  # fmt: skip
-        lines = [
-            f"chosen: {self.recipe.label} ({verdict}, objective {self.objective})",
-            f"  accuracy {row['accuracy']:.2%} vs {base['accuracy']:.2%} "
-            f"(drop {row['drop']:+.2f} pt on {row['evaluated_on']} eval data)",
-            f"  {row['speedup']:.2f}x faster ({row['latency_ms']:.3f} vs {base['latency_ms']:.3f}"
-            f" ms), {row['size_x']:.2f}x smaller ({row['bytes']:,.0f} vs {base['bytes']:,.0f} B)",
-            f"  searched {self.candidates_evaluated} candidates of a {self.grid_size}-recipe grid"
-            f" in {self.wall_s:.1f} s on {self.workers} worker(s); "
-            f"{int(self.table['within_budget'].sum()) - 1} met the budget on the full eval set",
-            *[f"  note: {n}" for n in self.notes],
-        ]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        import html
-
-        table = self.table.to_html(float_format="{:.4g}".format)
-        return f"<pre>{html.escape(self.report())}</pre>{table}"
 
 
 def _check(max_drop: float, eval_data: Any, objective: str, methods: Sequence[str] | None,

@@ -99,8 +99,10 @@ def sensitivity(
     if cluster is None:
         rows = [_one_variant(model, la, method, lv, eval_data) for la, lv in jobs]
     else:
-        client = getattr(cluster, "client", cluster)
+        from lepton_nb.cluster._client import client_of
         from lepton_nb.compress._wire import pack
+
+        client = client_of(cluster)
 
         m_fut, d_fut = client.scatter([pack(model), eval_data], broadcast=True)
         futures = [

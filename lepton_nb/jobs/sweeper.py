@@ -96,13 +96,15 @@ def _client_for(cluster: Any) -> tuple[Any, Any]:
 
         conn = lepton_nb.connect(cluster)
         return conn.client, conn
-    client = getattr(cluster, "client", cluster)
-    if not hasattr(client, "submit"):
+    from lepton_nb.cluster._client import client_of
+
+    try:
+        return client_of(cluster), None
+    except ConfigError:
         raise ConfigError(
             f"cluster={cluster!r} is not a lepton_nb Cluster, a distributed.Client or a "
             "scheduler address; pass ln.launch_cluster(...) or 'tcp://host:port'"
-        )
-    return client, None
+        ) from None
 
 
 def sweep(

@@ -44,7 +44,7 @@ class LeptonApp(ExtensionApp):
         )
 
     def initialize_handlers(self) -> None:
-        from lepton_nb.server.handlers import routes
+        from lepton_nb.server._routes import routes
 
         self.handlers.extend(routes("/"))
 

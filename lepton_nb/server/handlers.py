@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
-from jupyter_server.utils import url_path_join
 from pydantic import BaseModel, ValidationError
 
 from lepton_nb.errors import ConfigError, LeptonError, NotFoundError
@@ -251,32 +250,3 @@ class ScheduleRunHandler(LeptonHandler):
     @authorized
     async def post(self, schedule_id: str) -> None:
         self.reply(await self.call(self.schedules.run, schedule_id), status=202)
-
-
-_ID = r"(?P<{}>[A-Za-z0-9_.\-]+)"
-
-
-def routes(base_url: str) -> list[tuple[str, type[LeptonHandler]]]:
-    from lepton_nb.server.dashboard import DashboardProxyHandler
-    from lepton_nb.server.profiles import ProfilesHandler
-
-    api = url_path_join(base_url, "lepton", "api")
-    return [
-        (url_path_join(api, "profiles") + "/?", ProfilesHandler),
-        (url_path_join(api, "clusters") + "/?", ClustersHandler),
-        (url_path_join(api, "clusters", _ID.format("cluster_id")) + "/?", ClusterHandler),
-        (url_path_join(api, "jobs") + "/?", JobsHandler),
-        (url_path_join(api, "jobs", _ID.format("job_id"), "rerun") + "/?", JobRerunHandler),
-        (url_path_join(api, "jobs", _ID.format("job_id")) + "/?", JobHandler),
-        (url_path_join(api, "schedules") + "/?", SchedulesHandler),
-        (
-            url_path_join(api, "schedules", _ID.format("schedule_id"), "run") + "/?",
-            ScheduleRunHandler,
-        ),
-        (url_path_join(api, "schedules", _ID.format("schedule_id")) + "/?", ScheduleHandler),
-        (
-            url_path_join(base_url, "lepton", "dashboard", _ID.format("cluster_id"))
-            + "/(?P<path>.*)",
-            DashboardProxyHandler,
-        ),
-    ]

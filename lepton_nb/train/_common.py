@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,7 +192,5 @@ def loss_fn_of(payload: Payload) -> LossFn:
 def current_lr(opt: Any) -> float:
     return float(opt.param_groups[0]["lr"])
 
-
-StepHook = Callable[[int], None]
 
 __all__ = ["Meter", "Payload", "build_data", "build_model", "evaluate", "loader"]

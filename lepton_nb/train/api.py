@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lepton_nb.cluster._client import client_of
 from lepton_nb.cluster._worker_gpus import all_have_gpus, worker_gpus
 from lepton_nb.errors import ConfigError
 from lepton_nb.train._common import Payload, build_model, is_module
@@ -49,21 +50,6 @@ class RunResult(list[Any]):
     """The per-rank return values of ``train_fn`` (index = rank), plus ``.history``."""
 
     history: Any = None
-
-
-def _client_of(cluster: Any) -> Any:
-    """A distributed.Client from a lepton_nb Cluster or a Client (raises if closed)."""
-    if cluster is None:
-        return None
-    from lepton_nb.errors import ClusterError
-
-    client = getattr(cluster, "client", None) if not hasattr(cluster, "submit") else cluster
-    if client is None:
-        raise ConfigError(f"cluster must be a lepton_nb Cluster or a distributed.Client, "
-                          f"got {type(cluster).__name__}")
-    if getattr(client, "status", "running") in ("closed", "closing"):
-        raise ClusterError("the cluster's client is closed; launch or connect a new cluster")
-    return client
 
 
 def _check_data(data: Any, name: str, required: bool) -> None:
@@ -111,7 +97,7 @@ def choose_precision(cluster: Any = None) -> str:
     """The precision ``fit(precision="auto")`` picks for ``cluster`` (None: this process):
     ``"bf16"`` on Ampere-or-newer GPUs, ``"fp16"`` on older ones (bf16 is emulated there),
     ``"fp32"`` when any worker has no GPU."""
-    return auto_precision(_gpu_info(_client_of(cluster)))
+    return auto_precision(_gpu_info(client_of(cluster)))
 
 
 def _check_precision(strat: Strategy, precision: str, client: Any) -> None:
@@ -171,7 +157,7 @@ def fit(
     if cluster is None and not strat.in_process:
         strat = STRATEGIES.get("single")
     if precision == "auto":  # bf16 on Ampere+, fp16 on older GPUs, fp32 without GPUs
-        precision = auto_precision(_gpu_info(None if strat.in_process else _client_of(cluster)))
+        precision = auto_precision(_gpu_info(None if strat.in_process else client_of(cluster)))
     cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, strategy=strat.name,
                     precision=precision, checkpoint_dir=None if checkpoint_dir is None
                     else str(checkpoint_dir), checkpoint_every=checkpoint_every,
@@ -181,7 +167,7 @@ def fit(
     cfg.validate()
     validate_names(loss, optimizer)
     cbs = check_callbacks(callbacks)
-    client = None if strat.in_process else _client_of(cluster)
+    client = None if strat.in_process else client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers)
     _check_precision(strat, precision, client)
     ckpt_url = checkpoint_location(checkpoint_dir, storage_options,
@@ -259,7 +245,7 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
     fw = FRAMEWORKS.get(framework)
     fw.require()
     cbs = check_callbacks(callbacks)
-    client = _client_of(cluster)
+    client = client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers)
     if checkpoint_dir is not None:
         checkpoint_dir = checkpoint_location(str(checkpoint_dir), storage_options,

@@ -30,6 +30,11 @@ def _plain(v: Any) -> Any:
     return str(v)
 
 
+def event_topic(run_id: str) -> str:
+    """The Dask event topic a run's ranks log to and its driver subscribes to."""
+    return f"lepton-train-{run_id}"
+
+
 @dataclass
 class TrainContext:
     """Handed to ``train_fn(ctx)`` by :func:`lepton_nb.train.run` (and used by ``fit``)."""
@@ -49,7 +54,7 @@ class TrainContext:
 
     @property
     def topic(self) -> str:
-        return f"lepton-train-{self.run_id}"
+        return event_topic(self.run_id)
 
     def emit(self, kind: str, step: int, epoch: int | None, **metrics: Any) -> Event:
         event: Event = {
@@ -112,4 +117,4 @@ def pick_device(local_rank: int, own_first: bool = False) -> Any:
     return pick(local_rank, own_first)
 
 
-__all__ = ["TrainContext", "pick_device", "torchrun_env"]
+__all__ = ["TrainContext", "event_topic", "pick_device", "torchrun_env"]

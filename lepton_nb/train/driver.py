@@ -30,12 +30,14 @@ import time
 import uuid
 from typing import Any
 
+from lepton_nb.cluster._client import live_workers as workers_of
 from lepton_nb.cluster._worker_gpus import worker_gpus
 from lepton_nb.errors import ClusterError, TrainingError
 from lepton_nb.train._codeship import ship_user_code
 from lepton_nb.train._gpu import is_sticky_cuda_error, own_gpu_first
 from lepton_nb.train._lifeline import SchedulerLost, lost_message, scheduler_gone
 from lepton_nb.train.checkpoint import latest_path, latest_state
+from lepton_nb.train.context import event_topic
 from lepton_nb.train.events import EventHub
 from lepton_nb.train.rendezvous import RankSpec, free_port, plan, rank_task
 from lepton_nb.train.strategy import Strategy
@@ -46,14 +48,6 @@ WORKER_POLL_S = 0.25
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def workers_of(client: Any) -> dict[str, dict[str, Any]]:
-    """The scheduler's current workers, fetched now.  (``client.scheduler_info()`` returns a
-    shared cache that the client's periodic refresh overwrites with an empty worker list, so
-    reading it can make live workers look lost.)"""
-    info = client.sync(client.scheduler.identity, n_workers=-1)
-    return dict(info["workers"])
 
 
 def _wait_for(client: Any, n: int, timeout: float) -> dict[str, dict[str, Any]]:
@@ -161,7 +155,7 @@ def run_ranks(
     """Run ``strategy.body(ctx, payload)`` once per rank (pinned tasks) until all ranks
     succeed; ``strategy.prepare`` runs before each attempt, ``strategy.abort`` after a failed
     one."""
-    topic = f"lepton-train-{run_id}"
+    topic = event_topic(run_id)
     scheduler = str(client.scheduler.address)
     # the user's own modules travel with the run to workers that cannot import them
     shipped_strategy, payload = ship_user_code(client, strategy, payload)

@@ -24,7 +24,7 @@ from typing import Any
 
 from lepton_nb.train._gpu import env_local_rank, group_timeout_s, nccl_env
 from lepton_nb.train._lifeline import stop_with_worker
-from lepton_nb.train.context import Sink, TrainContext, pick_device, torchrun_env
+from lepton_nb.train.context import Sink, TrainContext, event_topic, pick_device, torchrun_env
 from lepton_nb.train.strategy import Strategy
 
 
@@ -119,7 +119,7 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
     from distributed import get_worker
 
     worker = get_worker()
-    topic = f"lepton-train-{spec.run_id}"
+    topic = event_topic(spec.run_id)
 
     def log(event: Any) -> None:
         worker.log_event(topic, event)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from lepton_nb.compress._candidates import BASELINE
+from lepton_nb.compress._variant_tasks import run_variants
 from lepton_nb.compress.methods import METHODS, Variant, VariantContext
 from lepton_nb.errors import ConfigError, LeptonError
 from lepton_nb.widgets._explorer_plot import empty_figure, update_figure
@@ -28,9 +30,8 @@ if TYPE_CHECKING:
 
     from lepton_nb.compress.search import SearchResult
 
-_COLUMNS = ["method", "strength", "params", "bytes", "latency_ms", "accuracy"]
-BASELINE = "baseline"
 
+_COLUMNS = ["method", "strength", "params", "bytes", "latency_ms", "accuracy"]
 
 class CompressionExplorer(W.VBox):
     """Interactive trade-off explorer for one trained ``model`` on labelled ``eval_data``.
@@ -152,10 +153,11 @@ class CompressionExplorer(W.VBox):
         self._say(f"running {len(todo)} variant(s)...")
         self.run_button.disabled = True
         try:
-            from lepton_nb.widgets._explorer_tasks import run_variants
-
             failed = []
-            for label, row, model in run_variants(self, todo):
+            outcomes = run_variants(self.model, todo, context=self.context,
+                                    eval_data=self.eval_data, settings=self.settings,
+                                    cluster=self.cluster)
+            for label, row, model in outcomes:
                 if isinstance(row, BaseException):
                     failed.append(f"{label}: {row}")
                     self.errors[label] = str(row)

@@ -1,18 +1,19 @@
-"""Running explorer variants: one Dask task each on a cluster, in-process without one."""
+"""Building and measuring compression variants: one Dask task each on a cluster, in-process
+without one.  The CompressionExplorer widget draws what :func:`run_variants` yields; nothing here
+knows about the widget."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from lepton_nb.cluster._client import client_of
+from lepton_nb.compress._candidates import BASELINE
 from lepton_nb.compress._recipe import class_of
 from lepton_nb.compress._wire import pack, unpack
 from lepton_nb.compress.io import from_bytes, to_bytes
 from lepton_nb.compress.methods import Variant, build_and_measure
 from lepton_nb.errors import LeptonError
-
-if TYPE_CHECKING:
-    from lepton_nb.widgets.explorer import CompressionExplorer
 
 Outcome = tuple[str, Any, Any]  # (label, row dict or the error, model or None)
 
@@ -37,43 +38,52 @@ def _task(model: Any, variant: dict[str, Any] | None, ctx: Any, data: Any, setti
     return row, to_bytes(out)  # FX-quantized modules do not pickle; our format does
 
 
-def _rebuild(ex: CompressionExplorer, data: bytes | None) -> Any:
+def _rebuild(model: Any, data: bytes | None) -> Any:
     import copy
 
     if data is None:
         return None
     # the user's own instance is the skeleton, so non-default constructor arguments survive
-    plain = not getattr(ex.model, "_lepton_recipe", None)
+    plain = not getattr(model, "_lepton_recipe", None)
     # the user's class is allowed by object, not by the name the bytes carry
-    allow = [class_of(ex.model)]
-    return from_bytes(data, model=copy.deepcopy(ex.model) if plain else None, allow=allow)
+    allow = [class_of(model)]
+    return from_bytes(data, model=copy.deepcopy(model) if plain else None, allow=allow)
 
 
-def run_variants(ex: CompressionExplorer, todo: list[Variant | None]) -> Iterator[Outcome]:
-    """Yield each variant's outcome as soon as it is measured."""
-    from lepton_nb.widgets.explorer import BASELINE
-
+def run_variants(
+    model: Any,
+    todo: list[Variant | None],
+    *,
+    context: Any,
+    eval_data: Any,
+    settings: dict[str, Any],
+    cluster: Any = None,
+) -> Iterator[Outcome]:
+    """Yield each variant's outcome (``None``: the baseline) as soon as it is measured."""
     labels = [BASELINE if v is None else v.label for v in todo]
     specs = [None if v is None else v.to_dict() for v in todo]
-    if ex.cluster is None:
+    if cluster is None:
         for label, spec in zip(labels, specs, strict=True):
-            row, data = _task(ex.model, spec, ex.context, ex.eval_data, ex.settings)
-            yield label, row, _rebuild(ex, data)
+            row, data = _task(model, spec, context, eval_data, settings)
+            yield label, row, _rebuild(model, data)
         return
     from distributed import as_completed
 
-    client = getattr(ex.cluster, "client", ex.cluster)
+    client = client_of(cluster)
     model_f, data_f, ctx_f = client.scatter(
-        [pack(ex.model), ex.eval_data, pack(ex.context)], broadcast=True
+        [pack(model), eval_data, pack(context)], broadcast=True
     )
     futures = {
-        client.submit(_task, model_f, spec, ctx_f, data_f, ex.settings, pure=False): label
+        client.submit(_task, model_f, spec, ctx_f, data_f, settings, pure=False): label
         for label, spec in zip(labels, specs, strict=True)
     }
     for fut in as_completed(futures):
         try:
             row, data = fut.result()
-            model = _rebuild(ex, data)
+            built = _rebuild(model, data)
         except Exception as e:  # noqa: BLE001 - a worker-side crash is reported, not fatal
-            row, model = e, None
-        yield futures[fut], row, model
+            row, built = e, None
+        yield futures[fut], row, built
+
+
+__all__ = ["Outcome", "run_variants"]

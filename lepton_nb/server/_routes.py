@@ -1,0 +1,52 @@
+"""Every REST route of the extension in one table: URL pattern -> handler.
+
+To add a route: write the handler (a :class:`~lepton_nb.server.handlers.LeptonHandler`
+subclass over a manager) in its module, then add its line here.  Its own module so that handler
+modules may import ``handlers`` (for ``LeptonHandler``) without ``handlers`` importing them back.
+"""
+
+from __future__ import annotations
+
+from jupyter_server.utils import url_path_join
+
+from lepton_nb.server.dashboard import DashboardProxyHandler
+from lepton_nb.server.handlers import (
+    ClusterHandler,
+    ClustersHandler,
+    JobHandler,
+    JobRerunHandler,
+    JobsHandler,
+    LeptonHandler,
+    ScheduleHandler,
+    ScheduleRunHandler,
+    SchedulesHandler,
+)
+from lepton_nb.server.profiles import ProfilesHandler
+
+_ID = r"(?P<{}>[A-Za-z0-9_.\-]+)"
+
+
+def routes(base_url: str) -> list[tuple[str, type[LeptonHandler]]]:
+    api = url_path_join(base_url, "lepton", "api")
+    return [
+        (url_path_join(api, "profiles") + "/?", ProfilesHandler),
+        (url_path_join(api, "clusters") + "/?", ClustersHandler),
+        (url_path_join(api, "clusters", _ID.format("cluster_id")) + "/?", ClusterHandler),
+        (url_path_join(api, "jobs") + "/?", JobsHandler),
+        (url_path_join(api, "jobs", _ID.format("job_id"), "rerun") + "/?", JobRerunHandler),
+        (url_path_join(api, "jobs", _ID.format("job_id")) + "/?", JobHandler),
+        (url_path_join(api, "schedules") + "/?", SchedulesHandler),
+        (
+            url_path_join(api, "schedules", _ID.format("schedule_id"), "run") + "/?",
+            ScheduleRunHandler,
+        ),
+        (url_path_join(api, "schedules", _ID.format("schedule_id")) + "/?", ScheduleHandler),
+        (
+            url_path_join(base_url, "lepton", "dashboard", _ID.format("cluster_id"))
+            + "/(?P<path>.*)",
+            DashboardProxyHandler,
+        ),
+    ]
+
+
+__all__ = ["routes"]
