@@ -4,7 +4,7 @@ Reproduce: python benchmarks/jobs_service.py [--jobs 12] [--work-s 1.0] [--repea
 
 Reports, in one run on one machine:
   * jobs/minute for ``--jobs`` notebooks of ``--work-s`` CPU-seconds each, queued at once and run
-    by the detached runner (lepton_nb.jobs.dispatcher) with max_parallel_jobs 1 and then 2;
+    by the detached runner (lepton_nb.jobs._dispatcher) with max_parallel_jobs 1 and then 2;
   * the HTML copy's CPU in a fresh process (what one ``lepton-nb run`` pays): nbconvert's
     ``HTMLExporter`` as-is (the anchor, what lepton_nb did before) vs lepton_nb.jobs._html.render
     (no BeautifulSoup pass, Jinja bytecode cache), both importing nbconvert, interleaved;
@@ -87,8 +87,8 @@ def html_cpu(executed: Path, env: dict[str, str], repeat: int) -> dict[str, floa
 
 def throughput(nb: Path, n: int, parallel: int, home: Path) -> tuple[float, int]:
     """(jobs per minute, peak jobs running at once) for n jobs queued at once."""
-    from lepton_nb.jobs import queue
-    from lepton_nb.jobs.dispatcher import Dispatcher
+    from lepton_nb.jobs import _queue as queue
+    from lepton_nb.jobs._dispatcher import Dispatcher
     from lepton_nb.jobs.store import JobStore
 
     store = JobStore(home / f"p{parallel}.sqlite")

@@ -6,8 +6,9 @@ resolved lazily on first use, so ``import lepton_nb`` stays cheap in a kernel an
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from lepton_nb._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -91,19 +92,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from lepton_nb.widgets.loss_curve import LossCurve
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"lepton_nb.{name}")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lepton_nb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__, submodules=_SUBMODULES)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

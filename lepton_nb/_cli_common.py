@@ -73,11 +73,16 @@ def collect_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def add_param_options(p: argparse.ArgumentParser, sweep: bool = False) -> None:
-    help_p = "a sweep axis: NAME V1,V2,..." if sweep else "a parameter (typed like papermill -p)"
+def add_p_option(p: argparse.ArgumentParser, help_p: str) -> None:
+    """``-p NAME VALUE`` (repeatable), read with :func:`parse_value`."""
     p.add_argument(
         "-p", "--parameters", nargs=2, action="append", metavar=("NAME", "VALUE"), help=help_p
     )
+
+
+def add_param_options(p: argparse.ArgumentParser, sweep: bool = False) -> None:
+    add_p_option(p, "a sweep axis: NAME V1,V2,..." if sweep else
+                 "a parameter (typed like papermill -p)")  # fmt: skip
     p.add_argument(
         "-r",
         "--parameters-raw",
@@ -124,4 +129,11 @@ def report(rec: Any, out: Any = None) -> int:
     return 0
 
 
-__all__ = ["add_param_options", "collect_params", "load_yaml_params", "parse_value", "report"]
+__all__ = [
+    "add_p_option",
+    "add_param_options",
+    "collect_params",
+    "load_yaml_params",
+    "parse_value",
+    "report",
+]

@@ -71,7 +71,7 @@ def cmd(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from lepton_nb.jobs.store_check import check_store, recover_store
+    from lepton_nb.jobs._store_check import check_store, recover_store
 
     health = check_store(args.store)
     print(health.describe())

@@ -47,12 +47,12 @@ def _when(ts: float | None) -> str:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from lepton_nb.jobs.scheduler import run_now
-    from lepton_nb.jobs.schedules import Schedule, ScheduleStore, check_profile
+    from lepton_nb.jobs._scheduler import run_now
+    from lepton_nb.jobs._schedules import Schedule, ScheduleStore, check_profile
 
     store = ScheduleStore(args.store)
     if args.action == "add":
-        from lepton_nb.jobs.queue import queued_record
+        from lepton_nb.jobs._queue import queued_record
 
         params = collect_params(args)
         check_profile(args.profile)
@@ -88,9 +88,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    from lepton_nb.jobs.dispatcher import check_max_parallel, ensure_runner
-    from lepton_nb.jobs.scheduler import Scheduler
-    from lepton_nb.jobs.schedules import ScheduleStore
+    from lepton_nb.jobs._dispatcher import check_max_parallel, ensure_runner
+    from lepton_nb.jobs._scheduler import Scheduler
+    from lepton_nb.jobs._schedules import ScheduleStore
 
     check_max_parallel(args.max_parallel)
     store = ScheduleStore(args.store)

@@ -9,21 +9,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lepton_nb._cli_common import parse_value
+from lepton_nb._cli_common import add_p_option, parse_value
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("tutorials", help="run the tutorial notebooks and write an HTML index")
     p.add_argument("names", nargs="*", help="tutorials to run, e.g. 00 05 (default: all)")
     p.add_argument("-o", "--output", default="lepton-tutorials", help="output directory")
-    p.add_argument(
-        "-p",
-        "--parameters",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUE"),
-        help="a parameter for every tutorial that declares it (typed like papermill -p)",
-    )
+    add_p_option(p, "a parameter for every tutorial that declares it (typed like papermill -p)")
     p.add_argument("--quick", action="store_true", help="smaller settings, as CI runs them")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed per notebook")
 

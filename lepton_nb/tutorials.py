@@ -211,7 +211,7 @@ def run_tutorials(
     ``out_dir``.  A failing notebook does not stop the others; with ``strict`` a
     :class:`JobError` is raised after the index is written if any tutorial failed a check."""
     from lepton_nb import jobs
-    from lepton_nb.jobs.params import notebook_parameters
+    from lepton_nb.jobs._params import notebook_parameters
 
     todo = select(names)
     folder = Path(notebooks) if notebooks is not None else notebooks_dir()

@@ -1,4 +1,4 @@
-import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
@@ -27,11 +27,10 @@ const plugin: JupyterFrontEndPlugin<ILeptonService> = {
   autoStart: true,
   provides: ILeptonServiceToken,
   requires: [INotebookTracker],
-  optional: [ILabShell, ILayoutRestorer, ICommandPalette, ISettingRegistry],
+  optional: [ILayoutRestorer, ICommandPalette, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
-    shell: ILabShell | null,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
     settingRegistry: ISettingRegistry | null
@@ -146,7 +145,6 @@ const plugin: JupyterFrontEndPlugin<ILeptonService> = {
         settings.changed.connect(apply);
       });
     }
-    void shell; // the panel lives in the left area of whichever shell is present
     return service;
   }
 };

@@ -173,6 +173,20 @@ export function connectCode(schedulerAddress: string, credentials?: string | nul
   return ['import lepton_nb as ln', '', `cluster = ln.connect(${JSON.stringify(schedulerAddress)}${creds})`, 'cluster'].join('\n');
 }
 
+/**
+ * What a cluster card says about a cluster's state, or null when there is nothing to say (a
+ * running cluster). `state` may be missing in answers of an older server.
+ */
+export function clusterStateLabel(state: string | undefined): { text: string; title: string } | null {
+  if (state === 're-attached') {
+    return { text: 're-attached', title: 'launched before the server restarted; found again and connected' };
+  }
+  if (state === 'orphaned') {
+    return { text: 'orphaned', title: 'a process of it lives but its scheduler does not answer: stop it' };
+  }
+  return null;
+}
+
 /** Compact "k=v" text for parameter and recorded-value dicts. */
 export function formatKeyValues(values: unknown, maxLength = 80): string {
   if (!values || typeof values !== 'object') {

@@ -14,6 +14,8 @@ export interface IWorker {
   gpu_memory: number | null;
 }
 
+export type ClusterState = 'running' | 're-attached' | 'orphaned';
+
 export interface ICluster {
   id: string;
   kind: string;
@@ -33,6 +35,14 @@ export interface ICluster {
   origin: 'server' | 'kernel' | 'process';
   owner: string | null;
   pid: number | null;
+  /**
+   * 'running': its owner (this server, a kernel) holds it; 're-attached': launched from the
+   * sidebar before a server restart, found again and connected; 'orphaned': a process of it
+   * lives but its scheduler does not answer (it can only be stopped).
+   */
+  state: ClusterState;
+  /** The processes stopping a sidebar cluster ends. */
+  pids?: number[];
   /** TLS: the scheduler refuses clients without the credentials in this folder. */
   secure?: boolean;
   credentials?: string | null;

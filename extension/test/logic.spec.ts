@@ -1,4 +1,5 @@
 import {
+  clusterStateLabel,
   connectCode,
   formatBytes,
   formatDuration,
@@ -150,5 +151,16 @@ describe('formatUntil', () => {
     expect(formatUntil(1000 + 300, 1000)).toBe('in 5 min 00 s');
     expect(formatUntil(1000, 1000)).toBe('now');
     expect(formatUntil(null, 1000)).toBe('paused');
+  });
+});
+
+describe('clusterStateLabel', () => {
+  it('says nothing for a running cluster, names re-attached and orphaned ones', () => {
+    expect(clusterStateLabel('running')).toBeNull();
+    expect(clusterStateLabel(undefined)).toBeNull();
+    expect(clusterStateLabel('re-attached')?.text).toBe('re-attached');
+    const orphan = clusterStateLabel('orphaned');
+    expect(orphan?.text).toBe('orphaned');
+    expect(orphan?.title).toContain('stop it');
   });
 });

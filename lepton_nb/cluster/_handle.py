@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lepton_nb.cluster._client import live_workers
@@ -51,6 +52,10 @@ class Cluster:
         self.gpu = gpu
         self.name = name  # a dask-gateway cluster's name (connect("gateway://.../<name>"))
         self.ledger_id: str | None = None  # its entry in the per-user cluster ledger
+        # TLS key/cert folder clients need (launch_cluster(secure=True / credentials=...));
+        # ``owned_credentials`` is removed on close (lepton_nb made it in the runtime dir)
+        self.credentials: Path | None = None
+        self.owned_credentials: Path | None = None
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -164,6 +169,10 @@ class Cluster:
             client.close()
         if self._cluster is not None:
             self._cluster.close()
+        if self.owned_credentials is not None:
+            from lepton_nb.cluster._tls import remove_credentials
+
+            remove_credentials(self.owned_credentials)
 
     def shutdown(self) -> None:
         """Stop the cluster for good, even one re-attached by name, then close the handle."""

@@ -149,32 +149,60 @@ def launch_cluster(
         if n_workers > len(visible):  # refuse before a scheduler starts, not halfway
             raise_beyond_devices(ValueError("Can not scale beyond visible devices",
                                             [g.uuid or g.index for g in visible]), n_workers)
-    security = None
-    if credentials is not None:
-        from lepton_nb.cluster._tls import create_credentials
-
-        security = create_credentials(credentials)
-    elif secure:
-        from distributed.security import Security
-
-        security = Security.temporary()
+    security, owned = _security(secure, credentials)
     dashboard = dashboard_address or settings.get("dashboard_address") or f"{host}:8787"
     spec = LaunchSpec(n_workers, threads_per_worker, memory_limit, host, dashboard, security,
                       settings, profile, kwargs)
     try:
         cluster = CLUSTER_KINDS.get(kind).launch(spec)
-    except (OSError, TimeoutError) as e:
-        raise ClusterError(f"could not start a {kind} cluster on {host}: {e}") from e
-    except RuntimeError as e:
-        # Workers are spawned processes that re-import the script's __main__; an unguarded
-        # script (or code read from stdin) makes every worker fail to start.
-        raise ClusterError(
-            f"the {kind} cluster's workers failed to start ({e}). In a script, put the code "
-            "that launches the cluster under `if __name__ == \"__main__\":`; otherwise check "
-            "the worker logs above"
-        ) from e
+    except BaseException as e:
+        if owned is not None:
+            from lepton_nb.cluster._tls import remove_credentials
+
+            remove_credentials(owned)
+        if isinstance(e, OSError | TimeoutError):
+            raise ClusterError(f"could not start a {kind} cluster on {host}: {e}") from e
+        if isinstance(e, RuntimeError):
+            # Workers are spawned processes that re-import the script's __main__; an
+            # unguarded script (or code read from stdin) makes every worker fail to start.
+            raise ClusterError(
+                f"the {kind} cluster's workers failed to start ({e}). In a script, put the "
+                "code that launches the cluster under `if __name__ == \"__main__\":`; "
+                "otherwise check the worker logs above"
+            ) from e
+        raise
+    if credentials is not None or owned is not None:
+        cluster.credentials = Path(owned or credentials)  # type: ignore[arg-type]
+        cluster.owned_credentials = owned
     _record(cluster)
     return cluster
+
+
+def _security(secure: bool, credentials: str | Path | None) -> tuple[Any, Path | None]:
+    """The cluster's ``Security`` and the credentials folder lepton_nb made for it (if any).
+
+    ``secure=True`` writes its key pair to the Jupyter runtime dir (0700) rather than keeping
+    it in memory, so the ledger can name the folder and the Jupyter server (same user) can
+    reach the cluster to stop it. The folder goes when the cluster closes."""
+    if credentials is not None:
+        from lepton_nb.cluster._tls import create_credentials
+
+        return create_credentials(credentials), None
+    if not secure:
+        return None, None
+    import uuid
+
+    from lepton_nb.cluster._tls import create_credentials, runtime_folder
+
+    folder = runtime_folder(f"k{uuid.uuid4().hex[:11]}")
+    try:
+        return create_credentials(folder), folder
+    except OSError as e:  # no writable runtime dir: in-memory keys (the server cannot stop it)
+        from distributed.security import Security
+
+        log.warning("could not write TLS credentials to %s (%s); keeping them in memory",
+                    folder, e)
+        return Security.temporary(), None
 
 
 def _record(cluster: Cluster) -> None:

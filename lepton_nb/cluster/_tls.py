@@ -20,6 +20,7 @@ from typing import Any
 from lepton_nb.errors import ConfigError
 
 CERT, KEY = "cert.pem", "key.pem"
+RUNTIME_SUBDIR = "lepton-clusters"  # <Jupyter runtime dir>/lepton-clusters/<cluster id>/
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -54,6 +55,12 @@ def security_from(folder: str | Path) -> Any:
             f"no TLS credentials in {path} (expected {CERT} and {KEY}); use the connect code "
             "the Lepton sidebar inserts for this cluster, or the folder its launch reported"
         )
+    for f in (cert, key):
+        if not os.access(f, os.R_OK):
+            raise ConfigError(
+                f"the TLS credentials in {path} cannot be read by this user ({f.name}); only "
+                "the user who launched the cluster can connect to it"
+            )
     files = {"cert": str(cert), "key": str(key)}
     return Security(
         require_encryption=True,
@@ -78,7 +85,7 @@ def runtime_folder(cluster_id: str, runtime_dir: str | Path | None = None) -> Pa
         from jupyter_core.paths import jupyter_runtime_dir
 
         runtime_dir = jupyter_runtime_dir()
-    return Path(runtime_dir) / "lepton-clusters" / cluster_id
+    return Path(runtime_dir) / RUNTIME_SUBDIR / cluster_id
 
 
 __all__ = ["create_credentials", "remove_credentials", "runtime_folder", "security_from"]

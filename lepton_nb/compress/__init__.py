@@ -10,7 +10,12 @@ from lepton_nb.compress.distill import DistillConfig, distill, kd_loss
 from lepton_nb.compress.io import load, register_model, save
 from lepton_nb.compress.methods import METHODS, Variant, make_variant
 from lepton_nb.compress.prune import SCOPES, PruneConfig, prune
-from lepton_nb.compress.quantize import QUANTIZERS, QuantizeConfig, quantize
+from lepton_nb.compress.quantize import (
+    QuantizeConfig,
+    quantization_methods,
+    quantize,
+    register_quantizer,
+)
 from lepton_nb.compress.report import ReportConfig, report, to_html
 from lepton_nb.compress.search import OBJECTIVES, SEARCH_METHODS, SearchConfig, SearchResult, search
 from lepton_nb.compress.sensitivity import PERTURBATIONS, sensitivity
@@ -19,7 +24,6 @@ __all__ = [
     "METHODS",
     "OBJECTIVES",
     "PERTURBATIONS",
-    "QUANTIZERS",
     "SCOPES",
     "SEARCH_METHODS",
     "DistillConfig",
@@ -35,8 +39,10 @@ __all__ = [
     "load",
     "make_variant",
     "prune",
+    "quantization_methods",
     "quantize",
     "register_model",
+    "register_quantizer",
     "report",
     "save",
     "search",

@@ -56,9 +56,6 @@ class Recipe:
     def single_method(self) -> bool:
         return self.family in ("prune", "quantize")
 
-    def pruning_only(self) -> Recipe:
-        return replace(self, quantize=None, skip=())
-
     def quantization_only(self) -> Recipe:
         return replace(self, prune=None, guided=False, layer_amounts={}, fine_tune_epochs=0)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from lepton_nb.compress.quantize import quantization_methods
 from lepton_nb.errors import CheckpointError
 
 # Replaying static quantization runs one calibration batch of this shape: keep it small.
 MAX_EXAMPLE_NUMEL = 10_000_000
 MAX_DIM = 2**31 - 1
-_QUANT_METHODS = ("dynamic-int8", "static-int8", "weight-only-int8", "weight-only-intx")
 
 
 def _bad(where: str, what: str) -> CheckpointError:
@@ -92,7 +92,7 @@ def _check_prune(step: dict[str, Any], state: dict[str, Any], where: str) -> Non
 
 def _check_quantize(step: dict[str, Any], state: dict[str, Any], where: str) -> None:
     method = step.get("method")
-    if method not in _QUANT_METHODS:
+    if method not in quantization_methods():
         raise _bad(where, f"unknown quantization method {str(method)[:40]!r}")
     if method == "static-int8":
         shape = step.get("example_shape")

@@ -8,9 +8,10 @@ imports the other back.  Public through ``lepton_nb.compress``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb._config import DictConfig
 from lepton_nb.compress._candidates import Recipe
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ OnResult = Callable[[dict[str, Any]], None]
 
 
 @dataclass
-class SearchConfig:
+class SearchConfig(DictConfig):
     """How the search spends its evaluations; round-trips through :meth:`to_dict`."""
 
     subset_size: int = 256  # eval samples for the cheap rounds
@@ -31,13 +32,6 @@ class SearchConfig:
     fit_kwargs: dict[str, Any] = field(default_factory=lambda: {"batch_size": 32, "lr": 1e-3})
     front_size: int = 6  # candidates evaluated on the full eval set per batch
     settings: dict[str, Any] = field(default_factory=lambda: {"runs": 20, "warmup": 5})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
-        return cls(**{**d, "prune_amounts": tuple(d.get("prune_amounts", (0.25, 0.5, 0.75)))})
 
 
 @dataclass

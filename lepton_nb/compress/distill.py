@@ -8,9 +8,10 @@ validation measures the student.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb._config import DictConfig
 from lepton_nb.compress._data import first_input, forward_checked
 from lepton_nb.compress._recipe import copy_for_compression, stamp
 from lepton_nb.errors import ConfigError
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(DictConfig):
     """Distillation settings; round-trips through :meth:`to_dict` / :meth:`from_dict`."""
 
     temperature: float = 4.0
@@ -32,13 +33,6 @@ class DistillConfig:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DistillConfig:
-        return cls(**d)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from lepton_nb._storage import is_url, location
 from lepton_nb.compress._allow import register_model, resolve_class
 from lepton_nb.compress._payload import check_payload
 from lepton_nb.compress._recipe import arch_of, recipe_of
-from lepton_nb.errors import CheckpointError, ConfigError, LeptonError
+from lepton_nb.errors import CheckpointError, LeptonError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -214,34 +214,12 @@ def _replay_distill(net: nn.Module, step: dict[str, Any]) -> nn.Module:
 
 @REPLAYS.register("quantize")
 def _replay_quantize(net: nn.Module, step: dict[str, Any]) -> nn.Module:
-    import torch
+    from lepton_nb.compress.quantize import quantizer_of
 
-    from lepton_nb.compress.quantize import (
-        apply_dynamic,
-        apply_weight_only,
-        convert_static,
-        prepare_static,
-    )
-
-    method = step["method"]
     skip = step.get("skip", [])  # layers compress.search left in float
     if not (isinstance(skip, list) and all(isinstance(s, str) for s in skip)):
         raise CheckpointError(f"quantize step skip={str(skip)[:40]} must be a list of layer names")
-    if method == "dynamic-int8":
-        return apply_dynamic(net, skip)
-    if method == "static-int8":
-        x = torch.randn(step["example_shape"])
-        prepared = prepare_static(net, x, step["per_channel"], skip)
-        with torch.no_grad():
-            prepared(x)  # observers need one pass; the loaded state dict sets the real qparams
-        return convert_static(prepared)
-    if method == "weight-only-int8":
-        apply_weight_only(net, skip=skip)
-        return net
-    if method == "weight-only-intx":
-        apply_weight_only(net, int(step["bits"]), skip)
-        return net
-    raise ConfigError(f"cannot rebuild quantization method {method!r}")
+    return quantizer_of(step["method"]).replay(net, step)
 
 
 __all__ = ["FORMAT", "REPLAYS", "from_bytes", "load", "register_model", "save", "to_bytes"]

@@ -7,9 +7,10 @@ the data some methods need, and returns a new model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb._config import DictConfig
 from lepton_nb._registry import Registry
 from lepton_nb.errors import ConfigError
 
@@ -31,15 +32,20 @@ class VariantContext:
 
 @dataclass
 class MethodSpec:
+    """A compression method: how to build a variant, and what its strength means."""
+
     build: Callable[[nn.Module, float | None, VariantContext], nn.Module]
-    strength: str | None = None  # what the strength means: "sparsity", "temperature"
+    strength: str | None = None  # what the strength means: "sparsity", "temperature", "bits"
     low: float = 0.0
     high: float = 0.0
     default: float | None = None
+    # set for quantization methods (lepton_nb.compress.quantize.register_quantizer): what
+    # quantize(model, name) runs and how compress.load rebuilds such a model
+    quantizer: Any = None
 
 
 @dataclass
-class Variant:
+class Variant(DictConfig):
     """One point of the trade-off: a method and its strength; round-trips to a dict."""
 
     method: str
@@ -49,28 +55,10 @@ class Variant:
     def label(self) -> str:
         return self.method if self.strength is None else f"{self.method}@{self.strength:g}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Variant:
-        return cls(**d)
-
-
+# Every compression method, once: pruning and distillation below, quantization methods in
+# quantize.py (register_quantizer), which lepton_nb.compress imports.
 METHODS: Registry[MethodSpec] = Registry("compression method")
-
-
-def _quant(name: str) -> MethodSpec:
-    def build(model: nn.Module, strength: float | None, ctx: VariantContext) -> nn.Module:
-        from lepton_nb.compress.quantize import quantize
-
-        return quantize(model, name, calibration_data=ctx.calibration_data)
-
-    return MethodSpec(build)
-
-
-for _name in ("dynamic-int8", "static-int8", "weight-only-int8"):
-    METHODS.add(_name, _quant(_name))
 
 
 def _prune_l1(model: nn.Module, strength: float | None, ctx: VariantContext) -> nn.Module:
@@ -108,13 +96,6 @@ def _distill(model: nn.Module, strength: float | None, ctx: VariantContext) -> n
     )
 
 
-def _intx(model: nn.Module, strength: float | None, ctx: VariantContext) -> nn.Module:
-    from lepton_nb.compress.quantize import quantize
-
-    return quantize(model, "weight-only-intx", bits=int(strength or 4))
-
-
-METHODS.add("weight-only-intx", MethodSpec(_intx, "bits", 2, 8, 4))
 METHODS.add("prune-l1", MethodSpec(_prune_l1, "sparsity", 0.0, 0.95, 0.5))
 METHODS.add("prune-structured", MethodSpec(_prune_structured, "sparsity", 0.0, 0.9, 0.5))
 METHODS.add("distill", MethodSpec(_distill, "temperature", 1.0, 10.0, 4.0))

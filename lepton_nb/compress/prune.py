@@ -9,9 +9,10 @@ channel, so parameters, bytes and latency really fall.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb._config import DictConfig
 from lepton_nb._registry import Registry
 from lepton_nb.compress._recipe import copy_for_compression, stamp
 from lepton_nb.errors import CompressionError, ConfigError
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class PruneConfig:
+class PruneConfig(DictConfig):
     """How to prune; round-trips through :meth:`to_dict` / :meth:`from_dict`."""
 
     amount: float = 0.5
@@ -45,13 +46,6 @@ class PruneConfig:
         SCOPES.get(self.scope)
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PruneConfig:
-        return cls(**d)
 
 
 # scope name -> whether channel/weight ranking is global across layers

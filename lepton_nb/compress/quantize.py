@@ -16,10 +16,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lepton_nb._registry import Registry
+from lepton_nb._config import DictConfig
 from lepton_nb.compress._data import (
     forward_checked,
     iter_batches,
@@ -27,7 +27,8 @@ from lepton_nb.compress._data import (
     require_module_types,
 )
 from lepton_nb.compress._recipe import copy_for_compression, stamp
-from lepton_nb.errors import CompressionError, ConfigError
+from lepton_nb.compress.methods import METHODS, MethodSpec, VariantContext
+from lepton_nb.errors import CompressionError, ConfigError, NotFoundError
 
 if TYPE_CHECKING:
     import torch
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class QuantizeConfig:
+class QuantizeConfig(DictConfig):
     """How to quantize; round-trips through :meth:`to_dict` / :meth:`from_dict`."""
 
     method: str = "dynamic-int8"
@@ -51,16 +52,56 @@ class QuantizeConfig:
         if not 1 <= int(self.bits) <= 8:
             raise ConfigError(f"bits must be between 1 and 8, got {self.bits}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> QuantizeConfig:
-        return cls(**d)
+@dataclass(frozen=True)
+class Quantizer:
+    """What a quantization method adds to its :class:`~lepton_nb.compress.methods.MethodSpec`."""
+
+    # quantize(model, name) runs apply(copy of model, config, calibration_data)
+    apply: Callable[[nn.Module, QuantizeConfig, Any], nn.Module]
+    # compress.load rebuilds the quantized module structure from the saved step (its settings
+    # and ``skip``) before loading the state dict; weights are filled in afterwards
+    replay: Callable[[nn.Module, dict[str, Any]], nn.Module]
 
 
-Quantizer = Callable[["nn.Module", QuantizeConfig, Any], "nn.Module"]
-QUANTIZERS: Registry[Quantizer] = Registry("quantization method")
+def register_quantizer(
+    name: str,
+    apply: Callable[[nn.Module, QuantizeConfig, Any], nn.Module],
+    replay: Callable[[nn.Module, dict[str, Any]], nn.Module],
+    strength: str | None = None,
+    low: float = 0.0,
+    high: float = 0.0,
+    default: float | None = None,
+) -> None:
+    """Add a quantization method, once, to :data:`~lepton_nb.compress.METHODS`: then
+    ``quantize(model, name)``, ``compress.load`` of its models and the explorer's menu all know
+    it.  ``strength`` names the :class:`QuantizeConfig` field a variant's strength sets."""
+
+    def build(model: nn.Module, value: float | None, ctx: VariantContext) -> nn.Module:
+        options: dict[str, Any] = {}
+        chosen = default if value is None else value
+        if strength is not None and chosen is not None:
+            # the field's type from its default: bits=4 stays an int
+            options[strength] = chosen if default is None else type(default)(chosen)
+        return quantize(model, name, calibration_data=ctx.calibration_data, **options)
+
+    spec = MethodSpec(build, strength, low, high, default, quantizer=Quantizer(apply, replay))
+    METHODS.add(name, spec)
+
+
+def quantization_methods() -> list[str]:
+    """The names of the registered quantization methods."""
+    return [n for n in METHODS if METHODS.get(n).quantizer is not None]
+
+
+def quantizer_of(method: str) -> Quantizer:
+    """The quantizer registered as ``method``; NotFoundError listing them otherwise."""
+    spec = METHODS.get(method) if method in METHODS else None
+    if spec is None or spec.quantizer is None:
+        known = ", ".join(repr(n) for n in quantization_methods())
+        raise NotFoundError(f"unknown quantization method {method!r}; choose one of: {known}")
+    quantizer: Quantizer = spec.quantizer
+    return quantizer
 
 
 @contextmanager
@@ -96,7 +137,6 @@ def _set_engine(engine: str) -> None:
     torch.backends.quantized.engine = engine
 
 
-@QUANTIZERS.register("dynamic-int8")
 def _dynamic_int8(model: nn.Module, cfg: QuantizeConfig, calibration_data: Any) -> nn.Module:
     from torch import nn
 
@@ -161,7 +201,6 @@ def convert_static(prepared: nn.Module) -> nn.Module:
         return convert_fx(prepared)  # type: ignore[arg-type]
 
 
-@QUANTIZERS.register("static-int8")
 def _static_int8(model: nn.Module, cfg: QuantizeConfig, calibration_data: Any) -> nn.Module:
     import torch
     from torch import nn
@@ -192,7 +231,6 @@ def _static_int8(model: nn.Module, cfg: QuantizeConfig, calibration_data: Any) -
     return out
 
 
-@QUANTIZERS.register("weight-only-int8")
 def _weight_only_int8(model: nn.Module, cfg: QuantizeConfig, calibration_data: Any) -> nn.Module:
     from torch import nn
 
@@ -228,7 +266,6 @@ def apply_weight_only(
         quantize_(model, cfg, filter_fn=wanted)
 
 
-@QUANTIZERS.register("weight-only-intx")
 def _weight_only_intx(model: nn.Module, cfg: QuantizeConfig, calibration_data: Any) -> nn.Module:
     """Weights rounded to ``cfg.bits`` bits.  torchao stores them unpacked in int8 on CPU, so
     bytes equal int8's: this method trades accuracy for bits, not (yet) size."""
@@ -237,6 +274,32 @@ def _weight_only_intx(model: nn.Module, cfg: QuantizeConfig, calibration_data: A
     require_module_types(model, (nn.Linear,), "quantize weight-only (Linear)")
     apply_weight_only(model, int(cfg.bits), cfg.skip)
     return model
+
+
+def _skip(step: dict[str, Any]) -> list[str]:
+    return list(step.get("skip", []))  # layers compress.search left in float
+
+
+def _replay_static(net: nn.Module, step: dict[str, Any]) -> nn.Module:
+    import torch
+
+    x = torch.randn(step["example_shape"])
+    prepared = prepare_static(net, x, step["per_channel"], _skip(step))
+    with torch.no_grad():
+        prepared(x)  # observers need one pass; the loaded state dict sets the real qparams
+    return convert_static(prepared)
+
+
+def _replay_weight_only(net: nn.Module, step: dict[str, Any]) -> nn.Module:
+    bits = step.get("bits") if step["method"] == "weight-only-intx" else None
+    apply_weight_only(net, None if bits is None else int(bits), _skip(step))
+    return net
+
+
+register_quantizer("dynamic-int8", _dynamic_int8, lambda net, step: apply_dynamic(net, _skip(step)))
+register_quantizer("static-int8", _static_int8, _replay_static)
+register_quantizer("weight-only-int8", _weight_only_int8, _replay_weight_only)
+register_quantizer("weight-only-intx", _weight_only_intx, _replay_weight_only, "bits", 2, 8, 4)
 
 
 def quantize(
@@ -250,13 +313,14 @@ def quantize(
     ``dynamic-int8`` and ``static-int8`` return a CPU model even for a CUDA model (torch.ao's
     int8 kernels are CPU-only); the weight-only methods keep the model's device.
 
-    ``method`` is one of :data:`QUANTIZERS` (``"dynamic-int8"``, ``"static-int8"``,
-    ``"weight-only-int8"``); ``options`` are :class:`QuantizeConfig` fields.
+    ``method`` is one of :func:`quantization_methods` (``"dynamic-int8"``, ``"static-int8"``,
+    ``"weight-only-int8"``, ``"weight-only-intx"``); ``options`` are :class:`QuantizeConfig`
+    fields.
     """
     cfg = QuantizeConfig(method=method, **options)
-    fn = QUANTIZERS.get(cfg.method)
+    apply = quantizer_of(cfg.method).apply
     work = copy_for_compression(model)
-    out = fn(work, cfg, calibration_data)
+    out = apply(work, cfg, calibration_data)
     step: dict[str, Any] = {"kind": "quantize", **cfg.to_dict()}
     shape = out.__dict__.pop("_lepton_example_shape", None)
     if shape is not None:
@@ -264,4 +328,11 @@ def quantize(
     return stamp(out, model, step)
 
 
-__all__ = ["QUANTIZERS", "QuantizeConfig", "quantize"]
+__all__ = [
+    "QuantizeConfig",
+    "Quantizer",
+    "quantization_methods",
+    "quantize",
+    "quantizer_of",
+    "register_quantizer",
+]

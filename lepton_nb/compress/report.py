@@ -9,9 +9,10 @@ from __future__ import annotations
 import io
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb._config import DictConfig
 from lepton_nb.compress._data import accuracy, first_input, forward_checked, model_device
 from lepton_nb.errors import ConfigError
 
@@ -22,20 +23,13 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class ReportConfig:
+class ReportConfig(DictConfig):
     """Measurement settings; kept in ``table.attrs["settings"]`` so a table says how it was made."""
 
     batch_size: int = 64  # the fixed batch latency is timed on
     threads: int = 1
     warmup: int = 10
     runs: int = 50
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ReportConfig:
-        return cls(**d)
 
 
 def serialized_bytes(model: nn.Module) -> int:

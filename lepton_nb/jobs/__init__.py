@@ -9,9 +9,9 @@ the functions ``jobs.run``/``jobs.sweep`` with modules of the same name.
 
 from __future__ import annotations
 
-import builtins
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lepton_nb._lazy import lazy_attributes
 
 _LAZY: dict[str, tuple[str, str]] = {
     "run": ("lepton_nb.jobs.runner", "run"),
@@ -55,14 +55,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from lepton_nb.jobs.sweeper import expand_grid, sweep
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'lepton_nb.jobs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(target[0]), target[1])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> builtins.list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

@@ -23,8 +23,8 @@ from jupyter_client.manager import AsyncKernelManager
 
 from lepton_nb.jobs._html import render
 from lepton_nb.jobs._link import PROGRESS, WorkerLink
+from lepton_nb.jobs._output_paths import html_path, partial_path, place
 from lepton_nb.jobs.models import ErrorInfo, JobRecord
-from lepton_nb.jobs.outputs import html_path, partial_path, place
 from lepton_nb.jobs.record import read_records
 from lepton_nb.jobs.store import HEARTBEAT_S, JobStore
 
@@ -221,7 +221,7 @@ def execute(
 ) -> JobRecord:
     """Run ``notebook`` as job ``rec``; the record is saved as it starts, beats and ends.
 
-    ``output`` was checked by :func:`lepton_nb.jobs.outputs.check_output`; without
+    ``output`` was checked by :func:`lepton_nb.jobs._output_paths.check_output`; without
     ``overwrite`` a file that appeared there while the job ran is still not replaced.
     """
     import nbformat

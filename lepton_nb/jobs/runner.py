@@ -9,19 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 from lepton_nb._storage import is_url
 from lepton_nb.errors import JobError
-from lepton_nb.jobs import provenance
+from lepton_nb.jobs import _provenance
 from lepton_nb.jobs._execute import ACTIVE, execute
-from lepton_nb.jobs._outputs import check_output_url, execute_to_url
-from lepton_nb.jobs.models import ACTIVE as ACTIVE_STATUSES
-from lepton_nb.jobs.models import JobRecord, new_job_id
-from lepton_nb.jobs.outputs import check_output
-from lepton_nb.jobs.params import (
+from lepton_nb.jobs._output_paths import check_output
+from lepton_nb.jobs._output_urls import check_output_url, execute_to_url
+from lepton_nb.jobs._params import (
     check_parameters,
     choose_seed,
     kernel_missing,
     notebook_kernel,
     resolve_notebook,
 )
+from lepton_nb.jobs.models import ACTIVE as ACTIVE_STATUSES
+from lepton_nb.jobs.models import JobRecord, new_job_id
 from lepton_nb.jobs.store import JobStore, lepton_home, open_store
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def prepare(
     rec = JobRecord(
         id=job_id or new_job_id(),
         notebook=str(path),
-        notebook_sha256=provenance.sha256_file(path),
+        notebook_sha256=_provenance.sha256_file(path),
         parameters=params,
         has_parameters_cell=bool(declared),
         notebook_parameters=builtins.list(declared),
@@ -68,8 +68,8 @@ def prepare(
         kernel=kernel,
         cwd=str(work_dir),
         timeout=timeout,
-        git=provenance.git_info(path),
-        **provenance.environment(),
+        git=_provenance.git_info(path),
+        **_provenance.environment(),
     )
     if asked is None and kernel_missing(path):
         rec.warnings.append(

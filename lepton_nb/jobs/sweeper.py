@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from lepton_nb._storage import Location, check_writable, is_url
 from lepton_nb.errors import ConfigError
-from lepton_nb.jobs import provenance
+from lepton_nb.jobs import _provenance
 from lepton_nb.jobs._execute import execute
 from lepton_nb.jobs._link import ClientRelay, WorkerLink
 from lepton_nb.jobs.models import ErrorInfo, JobRecord, new_job_id
@@ -61,7 +61,7 @@ def _worker_job(
     the results go back as text, and status, heartbeats, progress and cancels travel through
     Dask (:mod:`lepton_nb.jobs._link`), never through the client's job store."""
     rec = JobRecord.model_validate_json(rec_json)
-    rec = rec.model_copy(update=provenance.environment())  # where it actually runs
+    rec = rec.model_copy(update=_provenance.environment())  # where it actually runs
     link = WorkerLink(topic)
     if link.cancel_requested(rec.id):
         rec.status, rec.error = "cancelled", ErrorInfo(reason="cancelled")
@@ -69,7 +69,7 @@ def _worker_job(
     tmp = Path(tempfile.mkdtemp(prefix="lepton-sweep-"))
     try:
         path = Path(nb_path)
-        if not path.is_file() or provenance.sha256_file(path) != rec.notebook_sha256:
+        if not path.is_file() or _provenance.sha256_file(path) != rec.notebook_sha256:
             path = tmp / Path(nb_path).name
             path.write_bytes(nb_bytes)
         if not rec.cwd or not Path(rec.cwd).is_dir():

@@ -9,8 +9,9 @@ where ``TF_USE_LEGACY_KERAS=1`` is already set).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lepton_nb._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     from lepton_nb.keras._callback import LeptonCallback
@@ -18,7 +19,5 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["LeptonCallback"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "LeptonCallback":
-        return importlib.import_module("lepton_nb.keras._callback").LeptonCallback
-    raise AttributeError(f"module 'lepton_nb.keras' has no attribute {name!r}")
+_LAZY = {"LeptonCallback": "lepton_nb.keras._callback"}
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

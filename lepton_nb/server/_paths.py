@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lepton_nb.errors import ConfigError
-from lepton_nb.jobs.outputs import check_name
+from lepton_nb.jobs._output_paths import check_name
 
 
 class PathOutsideRootError(ConfigError):

@@ -8,15 +8,15 @@ modules may import ``handlers`` (for ``LeptonHandler``) without ``handlers`` imp
 from __future__ import annotations
 
 from jupyter_server.utils import url_path_join
+from tornado.web import RequestHandler
 
-from lepton_nb.server.dashboard import DashboardProxyHandler
+from lepton_nb.server.dashboard import DashboardProxyHandler, DashboardSocketHandler
 from lepton_nb.server.handlers import (
     ClusterHandler,
     ClustersHandler,
     JobHandler,
     JobRerunHandler,
     JobsHandler,
-    LeptonHandler,
     ScheduleHandler,
     ScheduleRunHandler,
     SchedulesHandler,
@@ -26,8 +26,9 @@ from lepton_nb.server.profiles import ProfilesHandler
 _ID = r"(?P<{}>[A-Za-z0-9_.\-]+)"
 
 
-def routes(base_url: str) -> list[tuple[str, type[LeptonHandler]]]:
+def routes(base_url: str) -> list[tuple[str, type[RequestHandler]]]:
     api = url_path_join(base_url, "lepton", "api")
+    dashboard = url_path_join(base_url, "lepton", "dashboard", _ID.format("cluster_id"))
     return [
         (url_path_join(api, "profiles") + "/?", ProfilesHandler),
         (url_path_join(api, "clusters") + "/?", ClustersHandler),
@@ -41,11 +42,9 @@ def routes(base_url: str) -> list[tuple[str, type[LeptonHandler]]]:
             ScheduleRunHandler,
         ),
         (url_path_join(api, "schedules", _ID.format("schedule_id")) + "/?", ScheduleHandler),
-        (
-            url_path_join(base_url, "lepton", "dashboard", _ID.format("cluster_id"))
-            + "/(?P<path>.*)",
-            DashboardProxyHandler,
-        ),
+        # bokeh's live plots: websockets at .../ws (status/ws, individual-task-stream/ws, ...)
+        (dashboard + "/(?P<path>(?:.*/)?ws)", DashboardSocketHandler),
+        (dashboard + "/(?P<path>.*)", DashboardProxyHandler),
     ]
 
 

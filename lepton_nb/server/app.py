@@ -21,7 +21,10 @@ class LeptonApp(ExtensionApp):
     def initialize_settings(self) -> None:
         settings = load_settings(self.config)
         # TLS credentials of launched clusters go to the user's runtime dir (0600 files)
-        self.clusters = ClusterManager(runtime_dir=self.serverapp.runtime_dir)  # type: ignore[union-attr]
+        self.clusters = ClusterManager(
+            runtime_dir=self.serverapp.runtime_dir,  # type: ignore[union-attr]
+            stop_on_exit=settings.stop_clusters_on_exit,
+        )
         self.jobs = JobManager(self.serverapp.root_dir, settings)  # type: ignore[union-attr]
         self.jobs.recover()
         self.schedules = ScheduleManager(self.jobs)
@@ -35,7 +38,7 @@ class LeptonApp(ExtensionApp):
             lepton_pool=self.pool,
             lepton_settings=settings,
         )
-        # Workers are child processes: stop them with the server, however it exits.
+        # Drop the clusters' Clients (and stop them if so configured) however the server exits.
         atexit.register(self._close)
         self.log.info(
             "lepton_nb: max_parallel_jobs=%d, store=%s",

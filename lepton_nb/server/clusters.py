@@ -1,9 +1,14 @@
 """ClusterManager: the Dask clusters of this Jupyter server, and every other cluster of the user.
 
-Clusters launched here belong to the server process. Clusters that kernels (or scripts) launched
-with ``ln.launch_cluster`` are read from the per-user ledger (lepton_nb/cluster/_ledger.py) and
-listed too, with the notebook that owns them; the server can stop them (a scheduler shutdown)
-but not scale them (their owner can).
+A cluster launched here runs in a detached process of its own (lepton_nb/cluster/_detached.py)
+that records it in the per-user ledger (lepton_nb/cluster/_ledger.py); this process only holds
+a Client. So a cluster outlives the server, even a SIGKILL: the next server finds its ledger
+entry and lists it as ``re-attached`` (the scheduler answered, a Client is connected again) or
+``orphaned`` (a process of it lives, the scheduler does not answer), and can stop either.
+Entries none of whose processes live are pruned. Clusters that kernels (or scripts) launched
+with ``ln.launch_cluster`` are listed too, with the notebook that owns them; the server can
+stop them (a scheduler shutdown, with their TLS credentials when they have some) but not scale
+them (their owner can).
 
 Synchronous and Tornado-free on purpose: the handlers call it from a thread pool, and tests can
 drive it directly.
@@ -15,25 +20,34 @@ import builtins
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from lepton_nb.errors import ClusterError, NotFoundError
+from lepton_nb.errors import ClusterError, ConfigError, NotFoundError
 from lepton_nb.server.models import ClusterInfo, ClusterPatch, LaunchRequest, WorkerInfo
+
+State = Literal["running", "re-attached", "orphaned"]
+# a scheduler that did not answer is asked again after this long, not at every list
+_ORPHAN_RECHECK_S = 10.0
+_CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass
 class _Entry:
     id: str
-    cluster: Any  # lepton_nb.cluster.Cluster (imported lazily: dask is heavy)
+    cluster: Any  # a lepton_nb Cluster holding only a Client (dask is imported lazily)
+    ledger: Any  # its lepton_nb.cluster._ledger.LedgerEntry
     options: dict[str, Any]
+    state: State = "running"
     created: float = field(default_factory=time.time)
-    credentials: Path | None = None  # TLS key/cert folder in the runtime dir
+
+    @property
+    def credentials(self) -> Path | None:
+        return Path(self.ledger.credentials) if self.ledger.credentials else None
 
 
-def connect_code(address: str | None, credentials: Path | None) -> str:
+def connect_code(address: str | None, credentials: Path | str | None) -> str:
     """The Python "Insert connect code" puts in a notebook (the frontend shows this text)."""
     args = repr(address or "")
     if credentials is not None:
@@ -51,171 +65,244 @@ def _proxy(cluster_id: str, link: str | None) -> str | None:
     return f"lepton/dashboard/{cluster_id}/{path}"
 
 
-def _default_launcher(**kwargs: Any) -> Any:
-    from lepton_nb.cluster import launch_cluster
-
-    # Port 0: several servers (and test runs) on one host must not fight over :8787.
-    return launch_cluster(host="127.0.0.1", dashboard_address="127.0.0.1:0", **kwargs)
-
-
 class ClusterManager:
-    """Launch, list, scale, adapt and stop clusters owned by this process."""
+    """Launch, list, scale, adapt and stop clusters; re-attach those of an earlier server."""
 
     def __init__(
-        self, launcher: Callable[..., Any] | None = None, runtime_dir: str | Path | None = None
+        self,
+        runtime_dir: str | Path | None = None,
+        launch_timeout: float = 180.0,
+        stop_grace: float = 15.0,
+        stop_on_exit: bool = False,
     ) -> None:
-        self._launch = launcher or _default_launcher
         self._runtime_dir = runtime_dir
+        self._launch_timeout, self._stop_grace = launch_timeout, stop_grace
+        self._stop_on_exit = stop_on_exit
         self._entries: dict[str, _Entry] = {}
+        self._unanswered: dict[str, float] = {}  # cluster id -> when its scheduler last failed
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # one re-attach pass at a time: one Client each
 
     def launch(self, request: LaunchRequest) -> ClusterInfo:
-        from lepton_nb.cluster import _ledger
+        from lepton_nb.cluster import _detached
+        from lepton_nb.cluster._profiles import get_profile
         from lepton_nb.cluster._tls import remove_credentials, runtime_folder
 
+        if request.profile is not None:
+            get_profile(request.profile)  # an unknown profile is a 400 before anything starts
         cluster_id = uuid.uuid4().hex[:12]
         # TLS unless asked otherwise: anyone on the machine can reach a scheduler port, and a
         # client runs code on the workers as this user. A profile naming a remote cluster
         # brings its own security settings.
         creds = runtime_folder(cluster_id, self._runtime_dir) if request.secure else None
-        extra: dict[str, Any] = {"credentials": creds} if creds is not None else {}
+        options = request.model_dump()
+        proc = _detached.spawn(cluster_id, options, creds)
         try:
-            cluster = self._launch(
-                n_workers=request.n_workers,
-                threads_per_worker=request.threads_per_worker,
-                gpu=request.gpu_arg(),
-                profile=request.profile,
-                **extra,
-            )
-            if request.n_workers:
-                # Report the workers the user asked for, not an empty list from mid-startup.
-                cluster.wait_for_workers(request.n_workers, timeout=120)
+            ledger = _detached.wait_ready(cluster_id, proc, self._launch_timeout)
         except BaseException:
+            if proc.poll() is None:
+                proc.kill()
             remove_credentials(creds)
             raise
-        if creds is not None and not creds.exists():
-            creds = None  # a profile connected to a remote cluster: its own security applies
-        # launch_cluster listed it under an id of its own; list it under this server's id
-        _ledger.forget(getattr(cluster, "ledger_id", None))
-        cluster.ledger_id = cluster_id
         try:
-            _ledger.register(cluster, origin="server", owner="Jupyter server")
-        except OSError:  # the ledger is a convenience; the cluster is running
-            pass
-        entry = _Entry(cluster_id, cluster, request.model_dump(), credentials=creds)
+            cluster = self._connect(ledger)
+        except (ClusterError, ConfigError):
+            _detached.stop(ledger, self._stop_grace)
+            raise
+        entry = _Entry(cluster_id, cluster, ledger, options)
         with self._lock:
             self._entries[entry.id] = entry
         return self._info(entry)
 
-    def list(self) -> list[ClusterInfo]:
+    def list(self) -> builtins.list[ClusterInfo]:
+        self._sync()
         with self._lock:
-            entries = list(self._entries.values())
-        own = [self._info(e) for e in sorted(entries, key=lambda e: e.created)]
-        return own + [self._foreign_info(e) for e in self._foreign()]
+            entries = sorted(self._entries.values(), key=lambda e: e.created)
+        own = [self._info(e) for e in entries]
+        return own + [self._other_info(e) for e in self._others()]
 
     def get(self, cluster_id: str) -> ClusterInfo:
-        foreign = self._foreign_entry(cluster_id)
-        if foreign is not None:
-            return self._foreign_info(foreign)
-        return self._info(self._entry(cluster_id))
+        self._sync_unless_held(cluster_id)
+        entry, other = self._find(cluster_id)
+        return self._info(entry) if entry is not None else self._other_info(other)
 
     def patch(self, cluster_id: str, patch: ClusterPatch) -> ClusterInfo:
-        foreign = self._foreign_entry(cluster_id)
-        if foreign is not None:
+        from lepton_nb.cluster import _detached
+
+        self._sync_unless_held(cluster_id)
+        entry, other = self._find(cluster_id)
+        if entry is None:
+            if other.origin == "server":
+                raise ClusterError(
+                    f"cluster {cluster_id} is orphaned (a process of it lives but its scheduler "
+                    "does not answer); stop it (DELETE) and launch a new one"
+                )
             raise ClusterError(
-                f"cluster {cluster_id} belongs to {foreign.owner or f'process {foreign.pid}'}; "
+                f"cluster {cluster_id} belongs to {other.owner or f'process {other.pid}'}; "
                 "scale it from there (cluster.scale / cluster.adapt); the sidebar can only stop it"
             )
-        entry = self._entry(cluster_id)
         self._require_open(entry)
+        client = entry.cluster.client
         if patch.adapt is not None:
-            entry.cluster.adapt(minimum=patch.adapt.minimum, maximum=patch.adapt.maximum)
+            _detached.adapt(client, cluster_id, patch.adapt.minimum, patch.adapt.maximum)
             entry.options["adapt"] = patch.adapt.model_dump()
         else:
             assert patch.n_workers is not None  # guaranteed by ClusterPatch
-            entry.cluster.scale(patch.n_workers)
+            _detached.scale(client, cluster_id, patch.n_workers)
             entry.options.pop("adapt", None)
             entry.options["n_workers"] = patch.n_workers
         return self._info(entry)
 
     def stop(self, cluster_id: str) -> ClusterInfo:
-        foreign = self._foreign_entry(cluster_id)
-        if foreign is not None:
-            return self._stop_foreign(foreign)
-        with self._lock:
-            entry = self._entries.pop(cluster_id, None)
+        from lepton_nb.cluster import _detached, _ledger
+
+        self._sync_unless_held(cluster_id)
+        entry, other = self._find(cluster_id)
         if entry is None:
-            raise self._missing(cluster_id)
+            if other.origin != "server":
+                return self._stop_foreign(other)
+            info = self._other_info(other)
+            _detached.stop(other, self._stop_grace)
+            return info.model_copy(update={"status": "closed"})
+        with self._lock:
+            self._entries.pop(cluster_id, None)
         info = self._info(entry)
-        entry.cluster.close()
-        self._forget(entry)
+        entry.cluster.close()  # the Client; the cluster's own process closes the cluster
+        _detached.stop(_ledger.read(cluster_id) or entry.ledger, self._stop_grace)
         return info.model_copy(update={"status": "closed", "workers": [], "n_workers": 0})
 
     def close_all(self) -> None:
-        """Stop every cluster (server shutdown): workers must not outlive the server."""
+        """At server exit: drop the Clients; the clusters keep running (the next server lists
+        them re-attached) unless ``stop_on_exit``."""
+        from lepton_nb.cluster import _detached, _ledger
+
         with self._lock:
             entries, self._entries = list(self._entries.values()), {}
         for entry in entries:
             entry.cluster.close()
-            self._forget(entry)
+            if self._stop_on_exit:
+                _detached.stop(_ledger.read(entry.id) or entry.ledger, self._stop_grace)
 
-    @staticmethod
-    def _forget(entry: _Entry) -> None:
-        from lepton_nb.cluster._tls import remove_credentials
-
-        remove_credentials(entry.credentials)
-
-    # -- clusters launched elsewhere (kernels, scripts) -------------------------------------
-    def _foreign(self) -> builtins.list[Any]:
+    # -- finding clusters again ------------------------------------------------------------
+    def _sync(self) -> None:
+        """Drop Clients whose cluster is gone; re-attach to server clusters of the ledger."""
         from lepton_nb.cluster import _ledger
 
-        with self._lock:
-            own = set(self._entries)
-        return [e for e in _ledger.entries() if e.id not in own]
+        with self._sync_lock:
+            with self._lock:
+                entries = list(self._entries.values())
+            for e in entries:
+                if e.cluster.closed or e.cluster.client.status != "running":
+                    with self._lock:
+                        self._entries.pop(e.id, None)
+                    e.cluster.close()  # alive: listed orphaned from the ledger below
+            now = time.monotonic()
+            for le in _ledger.entries():  # prunes entries none of whose processes live
+                if le.origin != "server" or not le.processes or self._held(le.id):
+                    continue
+                if now - self._unanswered.get(le.id, -1e9) < _ORPHAN_RECHECK_S:
+                    continue
+                try:
+                    cluster = self._connect(le)
+                except (ClusterError, ConfigError):
+                    self._unanswered[le.id] = now
+                    continue
+                self._unanswered.pop(le.id, None)
+                with self._lock:
+                    self._entries[le.id] = _Entry(
+                        le.id, cluster, le, dict(le.options), "re-attached", le.created
+                    )
 
-    def _foreign_entry(self, cluster_id: str) -> Any:
-        with self._lock:
-            if cluster_id in self._entries:
-                return None
-        return next((e for e in self._foreign() if e.id == cluster_id), None)
+    def _sync_unless_held(self, cluster_id: str) -> None:
+        # a cluster with a Client needs no look through the ledger (which may wait on orphans)
+        if not self._held(cluster_id):
+            self._sync()
 
-    def _foreign_info(self, e: Any) -> ClusterInfo:
+    def _held(self, cluster_id: str) -> bool:
+        with self._lock:
+            return cluster_id in self._entries
+
+    @staticmethod
+    def _connect(ledger: Any) -> Any:
+        from lepton_nb.cluster._launch import connect
+
+        cluster = connect(
+            ledger.scheduler_address, credentials=ledger.credentials, timeout=_CONNECT_TIMEOUT_S
+        )
+        cluster.kind = ledger.kind
+        return cluster
+
+    def _others(self) -> builtins.list[Any]:
+        """Ledger entries this server holds no Client for: other processes', and orphans."""
+        from lepton_nb.cluster import _ledger
+
+        return [e for e in _ledger.entries() if not self._held(e.id)]
+
+    def _find(self, cluster_id: str) -> tuple[_Entry | None, Any]:
+        with self._lock:
+            entry = self._entries.get(cluster_id)
+        if entry is not None:
+            return entry, None
+        other = next((e for e in self._others() if e.id == cluster_id), None)
+        if other is None:
+            raise self._missing(cluster_id)
+        return None, other
+
+    def _other_info(self, e: Any) -> ClusterInfo:
+        orphan = e.origin == "server"  # a server cluster without a Client: no answer
+        creds = e.credentials
         return ClusterInfo(
-            id=e.id, kind=e.kind, status="running", scheduler_address=e.scheduler_address,
-            dashboard_link=e.dashboard_link, dashboard_proxy=_proxy(e.id, e.dashboard_link),
-            created=e.created, origin=e.origin, owner=e.owner,
-            pid=e.pid,
+            id=e.id, kind=e.kind, status="running", state="orphaned" if orphan else "running",
+            scheduler_address=e.scheduler_address, dashboard_link=e.dashboard_link,
+            dashboard_proxy=_proxy(e.id, e.dashboard_link), created=e.created, origin=e.origin,
+            owner=e.owner, pid=e.pid, pids=[p.pid for p in e.processes],
+            options=dict(e.options), secure=e.scheduler_address.startswith("tls://"),
+            credentials=creds, connect_code=connect_code(e.scheduler_address, creds),
         )
 
     def _stop_foreign(self, e: Any) -> ClusterInfo:
         from distributed import Client
 
         from lepton_nb.cluster import _ledger
+        from lepton_nb.cluster._tls import security_from
 
+        security = None
+        if e.scheduler_address.startswith("tls://"):
+            if not e.credentials:
+                raise ClusterError(
+                    f"cluster {e.id} uses TLS and {e.owner or f'process {e.pid}'} did not record "
+                    "its credentials (keys kept in memory); stop it from there (cluster.close())"
+                )
+            try:
+                security = security_from(e.credentials)
+            except ConfigError as err:
+                raise ClusterError(f"cannot stop cluster {e.id}: {err}") from err
         try:
-            with Client(e.scheduler_address, timeout=10) as client:
+            with Client(e.scheduler_address, security=security, timeout=10) as client:
                 client.shutdown()  # the scheduler and its workers
         except (OSError, TimeoutError) as err:
             raise ClusterError(
                 f"could not reach cluster {e.id} at {e.scheduler_address} to stop it: {err}"
             ) from err
         _ledger.forget(e.id)
-        return self._foreign_info(e).model_copy(update={"status": "closed"})
+        _ledger.remove_runtime_credentials(e.credentials)  # its owner may never get to it
+        return self._other_info(e).model_copy(update={"status": "closed"})
 
     # -- helpers ---------------------------------------------------------------------------
+    def _missing(self, cluster_id: str) -> NotFoundError:
+        with self._lock:
+            known = ", ".join(sorted(self._entries)) or "none"
+        return NotFoundError(
+            f"no cluster {cluster_id!r} in this server (running: {known}); "
+            "list them with GET lepton/api/clusters"
+        )
+
     def _entry(self, cluster_id: str) -> _Entry:
         with self._lock:
             entry = self._entries.get(cluster_id)
         if entry is None:
             raise self._missing(cluster_id)
         return entry
-
-    def _missing(self, cluster_id: str) -> NotFoundError:
-        known = ", ".join(sorted(self._entries)) or "none"
-        return NotFoundError(
-            f"no cluster {cluster_id!r} in this server (running: {known}); "
-            "list them with GET lepton/api/clusters"
-        )
 
     @staticmethod
     def _require_open(entry: _Entry) -> None:
@@ -226,29 +313,27 @@ class ClusterManager:
 
     @staticmethod
     def _info(entry: _Entry) -> ClusterInfo:
-        c = entry.cluster
+        c, le = entry.cluster, entry.ledger
+        common: dict[str, Any] = dict(
+            id=entry.id, kind=le.kind, options=entry.options, created=entry.created,
+            state=entry.state, owner=le.owner, pid=le.pid, pids=[p.pid for p in le.processes],
+        )
         if c.closed:
-            return ClusterInfo(
-                id=entry.id, kind=c.kind, status="closed", options=entry.options,
-                created=entry.created,
-            )
+            return ClusterInfo(status="closed", **common)
         workers = [WorkerInfo(**w) for w in c.workers]
         address = c.scheduler_address
         return ClusterInfo(
-            id=entry.id,
-            kind=c.kind,
             status="running",
             scheduler_address=address,
-            dashboard_link=c.dashboard_link,
-            dashboard_proxy=_proxy(entry.id, c.dashboard_link),
+            dashboard_link=le.dashboard_link,
+            dashboard_proxy=_proxy(entry.id, le.dashboard_link),
             n_workers=len(workers),
             threads=sum(w.nthreads or 0 for w in workers),
             memory=sum(w.memory_limit or 0 for w in workers),
             gpus=sum(1 for w in workers if w.gpu_name),
             workers=workers,
-            options=entry.options,
-            created=entry.created,
             secure=str(address).startswith("tls://"),
             credentials=str(entry.credentials) if entry.credentials else None,
             connect_code=connect_code(address, entry.credentials),
+            **common,
         )

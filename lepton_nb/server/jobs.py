@@ -1,8 +1,8 @@
 """JobManager: jobs submitted through the server, queued in the store, run by the runner process.
 
 The server never runs a notebook itself: ``submit`` validates through the job runner's own
-preparation (:func:`lepton_nb.jobs.queue.submit`), writes a ``queued`` record, and makes sure the
-detached runner (:mod:`lepton_nb.jobs.dispatcher`) is up. So a server restart, even a SIGKILL,
+preparation (:func:`lepton_nb.jobs._queue.submit`), writes a ``queued`` record, and makes sure the
+detached runner (:mod:`lepton_nb.jobs._dispatcher`) is up. So a server restart, even a SIGKILL,
 loses nothing: the records are in the store and the runner lives in its own session. What this
 manager adds is the server's view: notebook paths confined to the root, outputs under it.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lepton_nb.errors import JobError
-from lepton_nb.jobs import dispatcher, queue
+from lepton_nb.jobs import _dispatcher, _queue
 from lepton_nb.jobs import runner as job_api
 from lepton_nb.jobs.models import JobRecord
 from lepton_nb.jobs.store import JobStore
@@ -31,13 +31,13 @@ class JobManager:
 
     def recover(self) -> None:
         """At start-up: records of dead processes become ``lost``; queued ones get a runner."""
-        dispatcher.mark_lost(self.store)
+        _dispatcher.mark_lost(self.store)
         if self.store.queued_ids():
             self.kick()
 
     def kick(self) -> None:
         """Make sure a runner serves the store (it exits by itself when idle)."""
-        dispatcher.ensure_runner(
+        _dispatcher.ensure_runner(
             self.store, self.settings.max_parallel_jobs, self.settings.runner_idle_exit
         )
 
@@ -55,13 +55,13 @@ class JobManager:
 
     # -- commands --------------------------------------------------------------------------
     def submit(self, request: JobSubmit) -> JobInfo:
-        from lepton_nb.jobs.schedules import check_profile
+        from lepton_nb.jobs._schedules import check_profile
 
         notebook = confine(self.root, request.notebook)
         profile = request.profile or self.settings.default_profile or None
         check_profile(profile)
         output = confine(self.root, request.output, must_exist=False) if request.output else None
-        rec = queue.submit(
+        rec = _queue.submit(
             notebook,
             request.parameters,
             output=output,
@@ -80,7 +80,7 @@ class JobManager:
         same: dict[str, Any] = {"seed": old.seed, "kernel": old.kernel, "timeout": old.timeout}
         if old.cwd and relative(self.root, old.cwd) is not None:
             same["cwd"] = old.cwd  # a working directory outside the root is not reused
-        rec = queue.submit(
+        rec = _queue.submit(
             notebook, old.parameters, output_dir=self.output_dir, store=self.store,
             rerun_of=old.id, profile=old.profile, **same,
         )

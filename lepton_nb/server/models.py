@@ -93,6 +93,11 @@ class ClusterInfo(BaseModel):
     dashboard_proxy: str | None = None
     owner: str | None = None
     pid: int | None = None
+    # "running": launched by (or listed from) a live owner; "re-attached": launched by an
+    # earlier server, its scheduler answered this one; "orphaned": a process of it lives but
+    # its scheduler does not answer (stop it). extension/src/service.ts: ICluster.state
+    state: Literal["running", "re-attached", "orphaned"] = "running"
+    pids: list[int] = Field(default_factory=list)  # the processes a stop ends (server clusters)
     secure: bool = False
     credentials: str | None = None  # folder of the TLS key/cert (0600), None without TLS
     connect_code: str | None = None  # Python that attaches a notebook to this cluster
@@ -186,8 +191,3 @@ class JobFilter(BaseModel):
     status: JobStatus | None = None
     notebook: str | None = Field(default=None, max_length=4096)
     limit: int = Field(default=100, ge=1, le=10_000)
-
-
-class ErrorBody(BaseModel):
-    error: str
-    message: str

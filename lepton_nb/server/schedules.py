@@ -1,7 +1,7 @@
-"""ScheduleManager: the schedules REST view over :mod:`lepton_nb.jobs.schedules`.
+"""ScheduleManager: the schedules REST view over :mod:`lepton_nb.jobs._schedules`.
 
 Notebooks are confined to the server root; the server's scheduler thread fires them (see
-:mod:`lepton_nb.jobs.scheduler` for the one-scheduler-per-store lock and catch-up rule).
+:mod:`lepton_nb.jobs._scheduler` for the one-scheduler-per-store lock and catch-up rule).
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from lepton_nb.errors import ConfigError, LeptonError
-from lepton_nb.jobs.params import check_parameters, notebook_parameters
-from lepton_nb.jobs.scheduler import Scheduler, run_now
-from lepton_nb.jobs.schedules import Schedule, ScheduleStore, check_profile
+from lepton_nb.jobs._params import check_parameters, notebook_parameters
+from lepton_nb.jobs._scheduler import Scheduler, run_now
+from lepton_nb.jobs._schedules import Schedule, ScheduleStore, check_profile
 from lepton_nb.server._paths import confine, relative
 from lepton_nb.server.jobs import JobManager
 from lepton_nb.server.models import JobInfo, ScheduleCreate, ScheduleInfo, SchedulePatch

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from traitlets import Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from lepton_nb.errors import ConfigError
@@ -39,6 +39,12 @@ class LeptonSettings(Configurable):
     )
     runner_idle_exit = Float(
         30.0, help="Seconds the detached job runner waits idle before it exits."
+    ).tag(config=True)
+
+    stop_clusters_on_exit = Bool(
+        False,
+        help="Stop the clusters launched from the sidebar when the server exits (by default "
+        "they run on in their own processes and the next server lists them re-attached).",
     ).tag(config=True)
 
     @validate("max_parallel_jobs", "pool_threads")

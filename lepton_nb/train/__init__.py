@@ -7,7 +7,7 @@ checkpoints are atomic and load with ``weights_only=True``; a lost worker trigge
 from the last checkpoint.
 """
 
-from lepton_nb.train.api import FitResult, RunResult, choose_precision, fit, run
+from lepton_nb.train._api import FitResult, RunResult, choose_precision, fit, run
 from lepton_nb.train.callbacks import Callback
 from lepton_nb.train.checkpoint import load_checkpoint, save_checkpoint
 from lepton_nb.train.config import LOSSES, OPTIMIZERS, FitConfig

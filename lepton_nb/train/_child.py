@@ -1,4 +1,4 @@
-"""The processes of :mod:`lepton_nb.train.procs`.
+"""The processes of :mod:`lepton_nb.train._procs`.
 
 ``python -m lepton_nb.train._child FD [module ...]`` is a worker's fork server (zygote): it
 imports the warm modules once and forks a child per request.  A child waits for one call on its
@@ -22,7 +22,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from lepton_nb.train import procs
+from lepton_nb.train import _procs
 
 
 class Channel:
@@ -34,7 +34,7 @@ class Channel:
         self.replies: queue.Queue[Any] = queue.Queue()
 
     def send(self, msg: Any) -> None:
-        data = procs._dumps(msg, {})
+        data = _procs._dumps(msg, {})
         with self._send_lock:
             self.conn.send_bytes(data)
 
@@ -63,7 +63,7 @@ class _Unpickler(pickle.Unpickler):
         super().__init__(io.BytesIO(data))
 
     def persistent_load(self, pid: Any) -> Any:
-        return procs.Relayed(int(pid))
+        return _procs.Relayed(int(pid))
 
 
 _idle = threading.Event()
@@ -79,7 +79,7 @@ def child_main(fd: int) -> None:
     path, raw = channel.calls.get()
     _idle.clear()
     sys.path[:] = path  # the worker's, now: modules uploaded to it import here too
-    procs._channel = channel
+    _procs._channel = channel
     try:
         fn, args = _Unpickler(raw).load()
         result: tuple[bool, Any] = (True, fn(*args))

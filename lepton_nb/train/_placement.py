@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from lepton_nb.cluster._client import live_workers
 from lepton_nb.errors import ConfigError
 
 ROOT = "lepton-ranks"
@@ -65,9 +66,7 @@ def ranks_by_worker(
     records = _records(client)
     if not records:
         return {}
-    if workers is None:
-        workers = client.sync(client.scheduler.identity, n_workers=-1)["workers"]
-    alive = set(workers)
+    alive = set(live_workers(client) if workers is None else workers)
     out: dict[str, list[tuple[str, int]]] = {}
     for run_id, record in records.items():
         ranks = record.get("ranks") if isinstance(record, dict) else None

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from lepton_nb.errors import ConfigError
+from lepton_nb.train._rendezvous import free_port
 from lepton_nb.train.callbacks import Event
 from lepton_nb.train.context import TrainContext
-from lepton_nb.train.rendezvous import free_port
 from lepton_nb.train.strategy import FunctionStrategy
 
 INSTALL = 'pip install "lepton-nb[tf]"'

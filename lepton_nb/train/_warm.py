@@ -1,4 +1,4 @@
-"""Imported by a worker's rank fork server (:mod:`lepton_nb.train.procs`) so every rank forked
+"""Imported by a worker's rank fork server (:mod:`lepton_nb.train._procs`) so every rank forked
 from it starts warm: torch and the train modules imported, DDP's lazy imports done
 (``torch._dynamo`` and its dependencies: ~800 modules, seconds on 2 cores, paid by the first
 ``DistributedDataParallel(...)`` of a process), and the common CPU kernels (convolution,

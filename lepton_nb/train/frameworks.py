@@ -1,7 +1,7 @@
 """The framework registry of :func:`lepton_nb.train.run`: which strategy runs ``train_fn``.
 
 - ``torch`` (default; alias ``pytorch``): :class:`~lepton_nb.train.strategy.FunctionStrategy`,
-  ``train_fn(ctx)`` in a child process of the worker (:mod:`lepton_nb.train.procs`) with
+  ``train_fn(ctx)`` in a child process of the worker (:mod:`lepton_nb.train._procs`) with
   torchrun's environment (RANK, MASTER_ADDR, ...).
 - ``tensorflow``: :class:`~lepton_nb.train._tf.KerasStrategy`, each rank in its own child
   process with ``TF_CONFIG`` for ``tf.distribute.MultiWorkerMirroredStrategy`` and

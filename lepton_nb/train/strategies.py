@@ -3,7 +3,7 @@ Strategy` instance.
 
 - ``single``: one in-process rank (no cluster needed; what fit uses without a cluster).
 - ``ddp``: one pinned Dask task per worker, a gloo/nccl process group, DistributedDataParallel.
-- ``ps-sync`` / ``ps-async``: a Dask Actor parameter server (see :mod:`lepton_nb.train.ps`).
+- ``ps-sync`` / ``ps-async``: a Dask Actor parameter server (see :mod:`lepton_nb.train._ps`).
 
 Add one with ``STRATEGIES.add(name, MyStrategy())`` (see ``docs/contributing.md``).
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from lepton_nb._registry import Registry
 from lepton_nb.errors import ConfigError, NotFoundError
-from lepton_nb.train.loop import DDPStrategy, SingleStrategy
-from lepton_nb.train.ps import ParameterServerStrategy
+from lepton_nb.train._loop import DDPStrategy, SingleStrategy
+from lepton_nb.train._ps import ParameterServerStrategy
 from lepton_nb.train.strategy import Strategy
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")

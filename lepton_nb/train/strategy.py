@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from lepton_nb.train._rendezvous import RankSpec
     from lepton_nb.train.context import TrainContext
-    from lepton_nb.train.rendezvous import RankSpec
 
 
 class Strategy:
@@ -28,7 +28,7 @@ class Strategy:
     - ``init_group``: the rank set-up creates a ``torch.distributed`` process group (gloo on
       CPU, nccl on GPU) before :meth:`body` runs, and destroys it after.
     - ``rank_process``: on a cluster, each rank runs in its own child process of its worker
-      (:mod:`lepton_nb.train.procs`), as under torchrun; False runs it in the worker's task
+      (:mod:`lepton_nb.train._procs`), as under torchrun; False runs it in the worker's task
       thread, sharing the worker's interpreter.
     - ``precisions``: the ``fit(precision=...)`` values it supports (``precision_note`` says
       why one is missing).

@@ -6,8 +6,9 @@ widget module that is missing or broken only fails when its name is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lepton_nb._lazy import lazy_attributes
 
 _LAZY: dict[str, str] = {
     "LossCurve": "lepton_nb.widgets.loss_curve",
@@ -23,14 +24,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from lepton_nb.widgets.loss_curve import LossCurve
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lepton_nb.widgets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)

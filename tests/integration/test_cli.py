@@ -139,7 +139,7 @@ def test_scheduler_process_fires_a_due_schedule(make_nb: MakeNB, tmp_path: Path)
     import signal
     import time
 
-    from lepton_nb.jobs.schedules import ScheduleStore
+    from lepton_nb.jobs._schedules import ScheduleStore
 
     home = tmp_path / "home"
     nb = make_nb("tick.ipynb", "import lepton_nb as ln\nln.record('n', n)", params="n = 1")

@@ -59,7 +59,7 @@ def test_checks_compare_with_numbers_and_other_records() -> None:
 
 
 def test_every_tutorial_notebook_exists_and_declares_its_quick_parameters() -> None:
-    from lepton_nb.jobs.params import notebook_parameters
+    from lepton_nb.jobs._params import notebook_parameters
 
     folder = notebooks_dir()
     for name in TUTORIALS.names():

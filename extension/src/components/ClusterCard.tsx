@@ -1,5 +1,5 @@
 import React, { useState } from 'react';
-import { formatBytes } from '../logic';
+import { clusterStateLabel, formatBytes } from '../logic';
 import type { ICluster } from '../service';
 
 export interface IClusterActions {
@@ -17,12 +17,20 @@ export function ClusterCard(props: { cluster: ICluster; actions: IClusterActions
   const [size, setSize] = useState(c.n_workers || 1);
   const [min, setMin] = useState(1);
   const [max, setMax] = useState(Math.max(2, c.n_workers));
+  const state = clusterStateLabel(c.state);
+  // a sidebar cluster this server holds a Client for (launched here, or re-attached)
+  const controlled = c.origin === 'server' && c.state !== 'orphaned';
   return (
     <div className="lepton-ClusterCard" data-cluster-id={c.id}>
       <div className="lepton-ClusterCard-header">
         <span className="lepton-ClusterCard-title">
           {c.kind} · {c.id}
         </span>
+        {state ? (
+          <span className={`lepton-ClusterCard-state lepton-state-${c.state}`} title={state.title}>
+            {state.text}
+          </span>
+        ) : null}
         <code className="lepton-ClusterCard-address">{c.scheduler_address}</code>
         {c.origin !== 'server' ? (
           <span className="lepton-ClusterCard-owner" title={c.pid ? `process ${c.pid}` : undefined}>
@@ -30,7 +38,7 @@ export function ClusterCard(props: { cluster: ICluster; actions: IClusterActions
           </span>
         ) : null}
       </div>
-      {c.origin === 'server' ? (
+      {controlled ? (
         <>
       <div className="lepton-ClusterCard-totals">
         <span className="lepton-nworkers">{c.n_workers} workers</span> · <span>{c.threads} threads</span> · <span>{formatBytes(c.memory)}</span> ·{' '}
@@ -59,7 +67,7 @@ export function ClusterCard(props: { cluster: ICluster; actions: IClusterActions
       </table>
         </>
       ) : null}
-      {c.origin === 'server' ? (
+      {controlled ? (
         <>
       <div className="lepton-ClusterCard-row">
         <label>

@@ -134,6 +134,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             f"--LabApp.workspaces_dir={state / 'ws'}",
             "--LabApp.expose_app_in_browser=True",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            # sidebar clusters outlive a server by default (issue 15): not a test's
+            "--LeptonSettings.stop_clusters_on_exit=True",
         ],
         env=env,
         stdout=log,
@@ -154,7 +156,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     try:
         yield Lab(url, token, root, home, proc)
     finally:
-        # SIGTERM lets the server stop the clusters it launched (atexit), then the group goes.
+        # SIGINT lets the server stop the clusters it launched (atexit), then the group goes.
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=30)

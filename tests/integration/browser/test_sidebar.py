@@ -31,6 +31,27 @@ def test_sidebar_launches_a_cluster_and_shows_its_workers(page: Any, ui: Any, la
     assert [c["scheduler_address"] for c in clusters] == [address]
     assert clusters[0]["n_workers"] == 2
 
+    # "Dashboard" opens the Dask dashboard through the server; bokeh's live plots get their
+    # websocket through the proxy too (issue 15): frames arrive on a proxied socket.
+    sockets: list[str] = []
+    frames: list[Any] = []
+
+    def watch(ws: Any) -> None:
+        sockets.append(ws.url)
+        ws.on("framereceived", lambda payload: frames.append(payload))
+
+    page.context.on("page", lambda p: p.on("websocket", watch))  # before it can connect
+    with page.context.expect_page() as opened:
+        page.click(".lepton-ClusterCard .lepton-dashboard")
+    dash = opened.value
+    for _ in range(300):  # ACK, the document, then live patches: well over 6 frames
+        if len(frames) >= 6:
+            break
+        dash.wait_for_timeout(200)
+    assert sockets and all("/lepton/dashboard/" in url for url in sockets), sockets
+    assert len(frames) >= 6, frames
+    dash.close()
+
     # Scale down from the card and watch the worker table follow.
     page.fill(".lepton-ClusterCard .lepton-scale-n", "1")
     page.click(".lepton-ClusterCard .lepton-scale")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from typing import Any
@@ -14,7 +13,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 # MLP epochs take a fraction of a second here: 15 of them keep the fit running for seconds,
 # long enough to watch the curve grow.
-_FIT_WITH_LN = """\
+_FIT = """\
 import torch
 from lepton_nb import datasets, models
 split = datasets.mnist()
@@ -22,26 +21,6 @@ train = split.train
 result = ln.fit(models.MLP(), train, cluster=cluster, epochs=15, batch_size=64, callbacks=[curve])
 print('fit done', len(result.history))
 """
-
-# Until lepton_nb.train.fit exists: the same short MNIST fit as a plain torch loop.
-_FIT_BY_HAND = """\
-import time
-import torch
-from lepton_nb import datasets, models
-torch.manual_seed(0)
-split = datasets.mnist()
-model = models.MLP()
-opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-loader = torch.utils.data.DataLoader(split.train, batch_size=64, shuffle=True)
-for step, (x, y) in zip(range(60), loader):
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    opt.zero_grad(); loss.backward(); opt.step()
-    curve.update(step=step, loss=loss.item())
-    time.sleep(0.1)
-curve.close()
-print('fit done', step + 1)
-"""
-
 
 def _points_js() -> str:
     # Points across all traces of the live plotly figures in the current notebook.
@@ -62,16 +41,6 @@ def _points_js() -> str:
 def test_cluster_widget_and_loss_curve_render_live(
     page: Any, ui: Any, lab: Any, layout: str, notebook_writer: Any
 ) -> None:
-    missing = [
-        m
-        for m in ("lepton_nb.widgets.cluster", "lepton_nb.widgets.loss_curve")
-        if importlib.util.find_spec(m) is None
-    ]
-    if missing:
-        pytest.skip(f"widgets not written yet: {', '.join(missing)}")
-    import lepton_nb.train
-
-    fit_source = _FIT_WITH_LN if hasattr(lepton_nb.train, "fit") else _FIT_BY_HAND
     name = f"widgets-{layout}.ipynb"
     notebook_writer(
         lab.root / name,
@@ -87,14 +56,14 @@ def test_cluster_widget_and_loss_curve_render_live(
                 [
                     (
                         "code",
-                        "curve = ln.LossCurve(redraw_interval=0.2)\ndisplay(curve)\n" + fit_source,
+                        "curve = ln.LossCurve(redraw_interval=0.2)\ndisplay(curve)\n" + _FIT,
                         [],
                     )
                 ]
                 if layout == "display-and-fit-in-one-cell"
                 else [
                     ("code", "curve = ln.LossCurve(redraw_interval=0.2)\ncurve", []),
-                    ("code", fit_source, []),
+                    ("code", _FIT, []),
                 ]
             ),
             ("code", "cluster.close()", []),

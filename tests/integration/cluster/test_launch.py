@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -104,9 +105,12 @@ def test_profile_launch() -> None:
             assert len(c.workers) == 1 and c.workers[0]["nthreads"] == 1
 
 
-def test_secure_cluster_refuses_plain_tcp() -> None:
+def test_secure_cluster_refuses_plain_tcp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from distributed import Client
 
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
     with ln.launch_cluster(n_workers=1, secure=True, dashboard_address="127.0.0.1:0") as c:
         addr = c.scheduler_address
         assert addr.startswith("tls://127.0.0.1:")
@@ -115,6 +119,11 @@ def test_secure_cluster_refuses_plain_tcp() -> None:
         with pytest.raises((OSError, TimeoutError)):
             Client(addr.replace("tls://", "tcp://"), timeout=3)
         assert time.monotonic() - t0 < 30
+        # the keys are in a 0700 folder of the runtime dir, so the Jupyter server can stop it
+        creds = c.credentials
+        assert creds is not None and creds.parent == tmp_path / "lepton-clusters"
+        assert creds.stat().st_mode & 0o777 == 0o700
+    assert not creds.exists()  # they go with the cluster
 
 
 def test_cluster_widget_scales_and_shows_workers() -> None:

@@ -21,7 +21,7 @@ import pytest
 import lepton_nb as ln
 from lepton_nb.errors import ConfigError, TrainingError
 from lepton_nb.train import Callback, run
-from lepton_nb.train.driver import workers_of
+from lepton_nb.train._driver import workers_of
 
 if importlib.util.find_spec("tf_keras") is None:  # find, not import: TF takes seconds
     pytest.skip("needs the tf extra: pip install 'lepton-nb[tf]'", allow_module_level=True)

@@ -79,7 +79,7 @@ class LiveServer:
 
     def runner_pid(self) -> int | None:
         """The detached job runner serving this server's store, if one is up."""
-        from lepton_nb.jobs.dispatcher import runner_pid
+        from lepton_nb.jobs._dispatcher import runner_pid
         from lepton_nb.jobs.store import JobStore
 
         return runner_pid(JobStore(self.home / "jobs.sqlite"))
@@ -123,6 +123,7 @@ def start_server(base: Path) -> LiveServer:
         f"--IdentityProvider.token={token}",
         "--allow-root",  # CI containers run as root
         f"--config={config}", "--LeptonSettings.runner_idle_exit=5",
+        "--LeptonSettings.stop_clusters_on_exit=True",  # a clean stop leaves no cluster behind
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -159,3 +160,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def server_starter() -> Any:
+    """``start_server`` itself, for tests that start (and kill) several servers on one base."""
+    return start_server

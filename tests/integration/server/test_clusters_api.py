@@ -13,7 +13,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def jp_server_config(tmp_home: Any) -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"lepton_nb": True}}}
+    # sidebar clusters outlive the server by default: not those of a test
+    return {
+        "ServerApp": {"jpserver_extensions": {"lepton_nb": True}},
+        "LeptonSettings": {"stop_clusters_on_exit": True},
+    }
 
 
 async def _json(jp_fetch: Any, *parts: str, **kw: Any) -> tuple[int, Any]:
@@ -91,6 +95,17 @@ async def test_unknown_profile_is_a_400_with_known_names(jp_fetch: Any) -> None:
     body = json.dumps({"profile": "no-such-profile", "gpu": "off"})
     code, err = await _json(jp_fetch, "clusters", method="POST", body=body)
     assert code == 400 and "no-such-profile" in err["message"] and "local-cpu" in err["message"]
+
+
+async def test_a_launch_that_fails_in_its_process_answers_its_error(
+    jp_fetch: Any, tmp_home: Any
+) -> None:
+    # no GPU here: the detached process reports GPUUnavailableError and leaves nothing behind
+    code, err = await _json(jp_fetch, "clusters", method="POST", body=json.dumps({"gpu": "on"}))
+    assert code == 409 and err["error"] == "GPUUnavailableError", err
+    assert "gpu='auto'" in err["message"]
+    assert [p.name for p in (tmp_home / "clusters").iterdir()] == []  # no entry, report, log
+    assert (await _json(jp_fetch, "clusters"))[1] == []
 
 
 async def test_unknown_cluster_ids(jp_fetch: Any) -> None:

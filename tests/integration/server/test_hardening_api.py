@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from lepton_nb.errors import ConfigError
-from lepton_nb.jobs.params import check_parameters
+from lepton_nb.jobs._params import check_parameters
 from lepton_nb.server.models import LaunchRequest
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from lepton_nb.jobs.dispatcher import lock_path
+from lepton_nb.jobs._dispatcher import lock_path
 from lepton_nb.jobs.store import JobStore
 
 pytestmark = pytest.mark.integration
@@ -143,6 +143,6 @@ def test_sigkill_server_runner_and_a_job_loses_nothing(server: Server) -> None:
 
 
 def _runner(store: JobStore) -> int | None:
-    from lepton_nb.jobs.dispatcher import runner_pid
+    from lepton_nb.jobs._dispatcher import runner_pid
 
     return runner_pid(store)

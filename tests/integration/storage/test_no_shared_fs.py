@@ -16,8 +16,8 @@ import lepton_nb as ln
 from lepton_nb import datasets
 from lepton_nb.models import MLP
 from lepton_nb.train import Callback, fit
-from lepton_nb.train.driver import workers_of
-from lepton_nb.train.resume import checkpoint_location
+from lepton_nb.train._driver import workers_of
+from lepton_nb.train._resume import checkpoint_location
 
 pytestmark = pytest.mark.integration
 

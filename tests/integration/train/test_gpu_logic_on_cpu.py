@@ -58,7 +58,8 @@ def test_dask_cuda_rotation_read_from_the_workers(cluster2: Any) -> None:
     """The driver learns each worker's CUDA_VISIBLE_DEVICES from the worker itself: rotated
     lists (dask-cuda) mean "your GPU is cuda:0", one shared list means "spread by local rank"."""
     from lepton_nb.cluster import _worker_gpus
-    from lepton_nb.train import driver, rendezvous
+    from lepton_nb.train import _driver as driver
+    from lepton_nb.train import _rendezvous as rendezvous
 
     client = cluster2.client
     workers = driver.workers_of(client)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lepton_nb.errors import ConfigError, JobError
-from lepton_nb.jobs.outputs import (
+from lepton_nb.jobs._output_paths import (
     BadOutputError,
     OutputExistsError,
     check_name,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lepton_nb.errors import ConfigError
-from lepton_nb.jobs.params import check_parameters
+from lepton_nb.jobs._params import check_parameters
 
 
 def _nested(depth: int) -> Any:

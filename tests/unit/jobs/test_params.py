@@ -9,7 +9,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from lepton_nb.errors import ConfigError, JobError
-from lepton_nb.jobs.params import (
+from lepton_nb.jobs._params import (
     check_parameters,
     choose_seed,
     notebook_parameters,

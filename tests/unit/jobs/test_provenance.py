@@ -6,7 +6,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from lepton_nb.jobs.provenance import environment, git_info, package_versions, sha256_file
+from lepton_nb.jobs._provenance import environment, git_info, package_versions, sha256_file
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -10,8 +10,8 @@ import nbformat
 import pytest
 
 from lepton_nb.errors import ConfigError, NotFoundError
-from lepton_nb.jobs.scheduler import Scheduler, fire_due, run_now
-from lepton_nb.jobs.schedules import Schedule, ScheduleStore, next_after
+from lepton_nb.jobs._scheduler import Scheduler, fire_due, run_now
+from lepton_nb.jobs._schedules import Schedule, ScheduleStore, next_after
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import pytest
 
 from lepton_nb.cli import main
 from lepton_nb.errors import JobError
+from lepton_nb.jobs._store_check import check_store
 from lepton_nb.jobs.models import JobRecord
 from lepton_nb.jobs.store import SCHEMA_VERSION, JobStore, StoreDamagedError
-from lepton_nb.jobs.store_check import check_store
 
 
 def _rec(**kw: object) -> JobRecord:

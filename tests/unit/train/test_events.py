@@ -9,7 +9,7 @@ import pytest
 
 from lepton_nb.errors import ConfigError
 from lepton_nb.train import Callback
-from lepton_nb.train.events import EventHub, check_callbacks
+from lepton_nb.train._events import EventHub, check_callbacks
 
 
 class Rec(Callback):

@@ -175,7 +175,7 @@ def test_tensorflow_without_a_cluster_runs_one_rank_process(tmp_path: Path) -> N
 
 
 def test_hub_takes_batches_of_events_from_the_stream() -> None:
-    from lepton_nb.train.events import EventHub
+    from lepton_nb.train._events import EventHub
 
     hub = EventHub([], progress=False, total_steps=None)
     batch = [{"kind": "step", "rank": r, "step": 1, "epoch": 0, "loss": 1.0} for r in (0, 1)]

@@ -15,8 +15,8 @@ import torch
 
 from lepton_nb.train import _gpu, fit
 from lepton_nb.train._common import Meter
+from lepton_nb.train._rendezvous import RankSpec, rank_task
 from lepton_nb.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from lepton_nb.train.rendezvous import RankSpec, rank_task
 from lepton_nb.train.strategy import FunctionStrategy
 
 

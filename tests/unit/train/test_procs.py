@@ -1,4 +1,4 @@
-"""lepton_nb.train.procs: one process per rank, forked from a per-worker fork server.
+"""lepton_nb.train._procs: one process per rank, forked from a per-worker fork server.
 
 Real processes throughout: the fork server and its children are started from this test
 process exactly as a Dask worker starts them.
@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
-from lepton_nb.train import procs
+from lepton_nb.train import _procs as procs
 
 WARM = ("json",)  # a cheap warm set: these tests are about the mechanism, not torch
 
@@ -97,7 +97,7 @@ def test_child_dies_with_its_parent(tmp_path: Any) -> None:
     script, pid_file = tmp_path / "parent.py", tmp_path / "child.pid"
     script.write_text(textwrap.dedent(f"""
         import os, time
-        from lepton_nb.train import procs
+        from lepton_nb.train import _procs as procs
         def hang():
             open({str(pid_file)!r}, "w").write(str(os.getpid()))
             time.sleep(600)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from lepton_nb.train.rendezvous import free_port, plan
+from lepton_nb.train._rendezvous import free_port, plan
 
 
 def _w(host: str | None) -> dict[str, str | None]:

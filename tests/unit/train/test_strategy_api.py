@@ -13,8 +13,8 @@ from torch.utils.data import TensorDataset
 from lepton_nb.errors import ConfigError
 from lepton_nb.models import MLP
 from lepton_nb.train import STRATEGIES, Strategy, TrainContext, config, fit
-from lepton_nb.train.loop import SingleStrategy
-from lepton_nb.train.rendezvous import RankSpec
+from lepton_nb.train._loop import SingleStrategy
+from lepton_nb.train._rendezvous import RankSpec
 from lepton_nb.train.strategies import resolve_strategy
 
 DATA = TensorDataset(torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,)))

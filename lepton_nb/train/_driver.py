@@ -1,7 +1,7 @@
 """Runs rank tasks on a Dask cluster, watches them, and recovers from a lost worker.
 
 Each rank is one pinned Dask task; the task runs the rank in a child process of its worker
-(:mod:`lepton_nb.train.procs`, forked from a per-worker fork server that has imported torch),
+(:mod:`lepton_nb.train._procs`, forked from a per-worker fork server that has imported torch),
 as torchrun runs each rank in its own process: the worker keeps its scheduler link and relays
 the rank's events, the rank gets a whole interpreter (issue 14: a rank in the worker's thread
 shared the GIL with the worker's event loop and the nanny's malloc settings).  The group's
@@ -34,12 +34,12 @@ from lepton_nb.cluster._client import live_workers as workers_of
 from lepton_nb.cluster._worker_gpus import worker_gpus
 from lepton_nb.errors import ClusterError, TrainingError
 from lepton_nb.train._codeship import ship_user_code
+from lepton_nb.train._events import EventHub
 from lepton_nb.train._gpu import is_sticky_cuda_error, own_gpu_first
 from lepton_nb.train._lifeline import SchedulerLost, lost_message, scheduler_gone
+from lepton_nb.train._rendezvous import RankSpec, free_port, plan, rank_task
 from lepton_nb.train.checkpoint import latest_path, latest_state
 from lepton_nb.train.context import event_topic
-from lepton_nb.train.events import EventHub
-from lepton_nb.train.rendezvous import RankSpec, free_port, plan, rank_task
 from lepton_nb.train.strategy import Strategy
 
 POLL_S = 0.05

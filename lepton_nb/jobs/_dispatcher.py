@@ -191,7 +191,7 @@ def ensure_runner(
     if runner_pid(db) is not None:
         return None
     cmd = [
-        sys.executable, "-m", "lepton_nb.jobs.dispatcher", str(db.path),
+        sys.executable, "-m", "lepton_nb.jobs._dispatcher", str(db.path),
         "--max-parallel", str(max_parallel), "--idle-exit", str(idle_exit),
     ]
     with open(db.path.parent / "runner.log", "ab") as out:
@@ -205,7 +205,7 @@ def ensure_runner(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lepton_nb.jobs.dispatcher")
+    p = argparse.ArgumentParser(prog="python -m lepton_nb.jobs._dispatcher")
     p.add_argument("store")
     p.add_argument("--max-parallel", type=int, default=2)
     p.add_argument("--idle-exit", type=float, default=30.0)

@@ -14,16 +14,16 @@ from lepton_nb.cluster._client import client_of
 from lepton_nb.cluster._worker_gpus import all_have_gpus, worker_gpus
 from lepton_nb.errors import ConfigError
 from lepton_nb.train._common import Payload, build_model, is_module
+from lepton_nb.train._driver import new_run_id, run_ranks, workers_of
+from lepton_nb.train._events import EventHub, check_callbacks
 from lepton_nb.train._gpu import auto_precision, warn_slow_bf16
 from lepton_nb.train._lifeline import SchedulerLost
+from lepton_nb.train._rendezvous import RankSpec, free_port, rank_task
+from lepton_nb.train._resume import announce_resume, checkpoint_location
 from lepton_nb.train.callbacks import Callback
 from lepton_nb.train.config import FitConfig, validate_names
 from lepton_nb.train.context import TrainContext
-from lepton_nb.train.driver import new_run_id, run_ranks, workers_of
-from lepton_nb.train.events import EventHub, check_callbacks
 from lepton_nb.train.frameworks import FRAMEWORKS
-from lepton_nb.train.rendezvous import RankSpec, free_port, rank_task
-from lepton_nb.train.resume import announce_resume, checkpoint_location
 from lepton_nb.train.strategies import STRATEGIES, resolve_strategy
 from lepton_nb.train.strategy import Strategy
 
@@ -143,7 +143,7 @@ def fit(
     in-process.  ``strategy`` is a name in :data:`~lepton_nb.train.STRATEGIES` or a
     :class:`~lepton_nb.train.Strategy`.  ``precision`` is ``"fp32"``, ``"bf16"``, ``"fp16"``
     (GPUs only, loss-scaled) or ``"auto"`` (see :func:`choose_precision`).  See
-    :mod:`lepton_nb.train.driver` for recovery from a lost worker.
+    :mod:`lepton_nb.train._driver` for recovery from a lost worker.
 
     ``checkpoint_dir`` is a local path or an fsspec URL (``s3://bucket/run``, with
     ``storage_options=`` or the filesystem's environment variables); by default dask config

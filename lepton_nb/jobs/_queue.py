@@ -2,7 +2,7 @@
 
 ``submit`` goes through :func:`lepton_nb.jobs.runner.prepare` (the one validation of notebook,
 kernel and parameters) and stores the record as ``queued`` with its output path; the runner
-process (:mod:`lepton_nb.jobs.dispatcher`) starts it when a slot is free. A record is therefore
+process (:mod:`lepton_nb.jobs._dispatcher`) starts it when a slot is free. A record is therefore
 in the store before anything runs, so no submission is lost when the submitting process dies.
 """
 
@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lepton_nb.jobs._output_paths import OutputExistsError, check_output
 from lepton_nb.jobs.models import ErrorInfo, JobRecord
-from lepton_nb.jobs.outputs import OutputExistsError, check_output
 from lepton_nb.jobs.runner import default_output, prepare
 from lepton_nb.jobs.store import JobStore, open_store
 
@@ -34,7 +34,7 @@ def queued_record(
 ) -> JobRecord:
     """A validated ``queued`` record with its output path (nothing written yet).
 
-    The output is checked here (:func:`lepton_nb.jobs.outputs.check_output`): an existing file
+    The output is checked here (:func:`lepton_nb.jobs._output_paths.check_output`): an existing file
     is refused unless ``overwrite``, and so is a folder, the notebook, a non-``.ipynb`` name.
     """
     rec, path = prepare(notebook, parameters, kernel=kernel, timeout=timeout, cwd=cwd, seed=seed)

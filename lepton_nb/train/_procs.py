@@ -20,9 +20,9 @@ address space.  Measured on the reference machine: see ``benchmarks/README.md`` 
 
 Usage (in a Dask task)::
 
-    from lepton_nb.train.procs import run_in_process
+    from lepton_nb.train._procs import run_in_process
     result = run_in_process(my_rank_fn, arg1, arg2, on_event=print)
-    # in the child: my_rank_fn(arg1, arg2); lepton_nb.train.procs.emit(obj) -> on_event(obj)
+    # in the child: my_rank_fn(arg1, arg2); lepton_nb.train._procs.emit(obj) -> on_event(obj)
 """
 
 from __future__ import annotations

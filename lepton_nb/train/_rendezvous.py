@@ -112,7 +112,7 @@ def _tune_malloc(on: bool) -> Callable[[], None]:
 def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
               sink: Sink | None = None) -> dict[str, Any]:
     """The body of one rank's Dask task: the rank runs in a child process of the worker (see
-    :mod:`lepton_nb.train.procs`) when ``strategy.rank_process``, else in the task's thread.
+    :mod:`lepton_nb.train._procs`) when ``strategy.rank_process``, else in the task's thread.
     With ``sink`` (the in-process ``single`` rank) it runs here, events going to ``sink``."""
     if sink is not None:
         return run_rank(spec, strategy, payload, sink)
@@ -129,10 +129,10 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
     with stop_with_worker():
         if not strategy.rank_process:
             return run_rank(spec, strategy, payload, log, threads=spec.threads, in_worker=True)
-        from lepton_nb.train import procs
+        from lepton_nb.train import _procs
 
-        out: dict[str, Any] = procs.run_in_process(
-            run_rank, spec, strategy, payload, procs.emit, spec.threads,
+        out: dict[str, Any] = _procs.run_in_process(
+            run_rank, spec, strategy, payload, _procs.emit, spec.threads,
             on_event=log, relay=strategy.relay(payload))
     return out
 

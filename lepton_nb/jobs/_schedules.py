@@ -3,7 +3,7 @@
 Schedules live in the job store's SQLite file (table ``schedules``). Firing is a compare-and-set
 inside one ``BEGIN IMMEDIATE`` transaction: the firing whose ``next_fire`` still matches advances
 it and inserts the queued job, so two schedulers on one store can never fire the same slot twice
-(the scheduler's file lock, see :mod:`lepton_nb.jobs.scheduler`, only keeps the second one idle).
+(the scheduler's file lock, see :mod:`lepton_nb.jobs._scheduler`, only keeps the second one idle).
 
 Missed firings: when a scheduler finds a schedule whose ``next_fire`` is in the past (nothing was
 running at that time), it fires it **once** and moves ``next_fire`` to the first slot after now,

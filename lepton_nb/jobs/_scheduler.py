@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import IO
 
 from lepton_nb.errors import LeptonError
-from lepton_nb.jobs.dispatcher import lock_path
+from lepton_nb.jobs._dispatcher import lock_path
+from lepton_nb.jobs._queue import failed_record, queued_record
+from lepton_nb.jobs._schedules import Schedule, ScheduleStore
 from lepton_nb.jobs.models import JobRecord
-from lepton_nb.jobs.queue import failed_record, queued_record
-from lepton_nb.jobs.schedules import Schedule, ScheduleStore
 
 log = logging.getLogger("lepton_nb.scheduler")
 
