@@ -81,3 +81,6 @@ def _check(args: argparse.Namespace) -> int:
     print(f"recovered: the damaged store is now {aside} (kept, never modified)")
     print(f"  a new store at {health.path} holds {kept} readable record(s); {lost} unreadable")
     return 0
+
+
+__all__ = ["add_parser", "cmd"]

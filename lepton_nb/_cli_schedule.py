@@ -22,7 +22,7 @@ def add_parsers(sub: Any) -> None:
     add.add_argument("notebook")
     add.add_argument("cron", help="5-field cron expression or @daily/@hourly...")
     add.add_argument("--timezone", default="UTC", help="IANA time zone of the cron (default UTC)")
-    add.add_argument("--profile", help="cluster profile (given to the kernel as LEPTON_PROFILE)")
+    add.add_argument("--profile", help="cluster profile: its jobs run on that cluster")
     add.add_argument("--name", default="", help="a name to recognise it by")
     add.add_argument("--output-dir", help="folder for the executed notebooks")
     add_param_options(add)
@@ -35,7 +35,10 @@ def add_parsers(sub: Any) -> None:
     ):
         ssub.add_parser(action, help=text).add_argument("id")
     sc = sub.add_parser("scheduler", help="fire schedules and run queued jobs in the foreground")
-    sc.add_argument("--max-parallel", type=int, default=2, help="jobs at once (default 2)")
+    sc.add_argument(
+        "--max-parallel", type=int, default=2,
+        help="jobs at once (default 2; a live runner adopts it)",
+    )
     sc.add_argument("--tick", type=float, default=5.0, help="seconds between looks (default 5)")
     sc.add_argument(
         "--idle-exit", type=float, default=30.0, help="seconds the job runner idles before exiting"
@@ -88,12 +91,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    from lepton_nb.jobs._dispatcher import check_max_parallel, ensure_runner
+    from lepton_nb.jobs._dispatcher import check_max_parallel, ensure_runner, set_max_parallel
     from lepton_nb.jobs._scheduler import Scheduler
     from lepton_nb.jobs._schedules import ScheduleStore
 
-    check_max_parallel(args.max_parallel)
+    check_max_parallel(args.max_parallel)  # before a store is created
     store = ScheduleStore(args.store)
+    set_max_parallel(store.jobs, args.max_parallel)  # a runner already up adopts it too
 
     def kick(_fired: object = None) -> None:
         ensure_runner(store.jobs, args.max_parallel, args.idle_exit)
@@ -109,3 +113,6 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     finally:
         scheduler.stop()
     return 0
+
+
+__all__ = ["add_parsers", "cmd_schedule", "cmd_scheduler"]

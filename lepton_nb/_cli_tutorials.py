@@ -36,3 +36,6 @@ def cmd(args: argparse.Namespace) -> int:
     )
     print(f"all tutorials passed; index: {index}")
     return 0
+
+
+__all__ = ["add_parser", "cmd"]

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("notebook")
     run.add_argument("-o", "--output", help="executed notebook path")
     run.add_argument("--seed", type=int, help="seed when the notebook has no seed parameter")
+    run.add_argument("--profile", help="run on the cluster of this profile (a Dask task)")
     run.add_argument(
         "--overwrite", action="store_true", help="replace an existing output and its .html copy"
     )
@@ -79,6 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         html=not args.no_html,
         overwrite=args.overwrite,
+        profile=args.profile,
     )
     return report(rec)
 
@@ -164,3 +166,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+__all__ = ["build_parser", "find_quickstart", "main"]

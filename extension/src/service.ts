@@ -81,6 +81,7 @@ export interface IJob {
   rerun_of: string | null;
   schedule_id: string | null;
   profile: string | null;
+  cluster: string | null;
   warnings: string[];
 }
 

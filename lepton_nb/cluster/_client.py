@@ -3,7 +3,7 @@
 Training, sweeps, compression and the widgets all accept "a lepton_nb Cluster or a
 distributed.Client"; :func:`client_of` is the one place that turns either into a Client (with
 one error for anything else).  :func:`live_workers` is the one place that asks the scheduler
-for its workers.
+for its workers, :func:`worker_address` the one place a task asks which worker it runs on.
 """
 
 from __future__ import annotations
@@ -51,4 +51,15 @@ def live_workers(client: Any) -> dict[str, dict[str, Any]]:
     return dict(info["workers"])
 
 
-__all__ = ["client_of", "live_workers"]
+def worker_address() -> str:
+    """The address of the Dask worker running the calling task, or ``"local"`` outside one
+    (rows of measurements say where they were measured)."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):  # ValueError: not inside a worker's task
+        return "local"
+
+
+__all__ = ["client_of", "live_workers", "worker_address"]

@@ -229,3 +229,6 @@ class Cluster:
             widget_bundle.pop("text/plain", None)
             bundle.update(widget_bundle)
         return bundle
+
+
+__all__ = ["Cluster", "raise_beyond_devices"]

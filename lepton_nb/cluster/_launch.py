@@ -10,6 +10,7 @@ from typing import Any, Literal
 from lepton_nb.cluster import _factory, _gateway  # noqa: F401  (register their kinds)
 from lepton_nb.cluster._gpu import detect_gpus
 from lepton_nb.cluster._handle import Cluster, raise_beyond_devices
+from lepton_nb.cluster._in_job import job_address, job_profile
 from lepton_nb.cluster._kinds import CLUSTER_KINDS, ClusterKind, LaunchSpec
 from lepton_nb.cluster._profiles import get_profile
 from lepton_nb.errors import ClusterError, ConfigError, GPUUnavailableError
@@ -117,8 +118,13 @@ def launch_cluster(
     settings under ``lepton.profiles`` in dask's config, whose ``kind`` may also be ``remote``
     (a running scheduler), ``factory`` (any Dask cluster manager class: dask-jobqueue,
     dask-kubernetes, ...) or ``gateway`` (dask-gateway); explicit arguments win over the
-    profile's.  See docs/scale-out.md.
+    profile's.  See docs/scale-out.md.  In a job run on a profile's cluster, ``profile``
+    defaults to the job's and the call attaches to that cluster (see ``_in_job``).
     """
+    profile = job_profile(profile)
+    in_job = job_address(profile)
+    if in_job is not None:
+        return _attach_job_cluster(profile, in_job)
     settings: dict[str, Any] = get_profile(profile) if profile is not None else {}
     for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
         if value is not None and (not isinstance(value, int) or value < 1):
@@ -203,6 +209,17 @@ def _security(secure: bool, credentials: str | Path | None) -> tuple[Any, Path |
         log.warning("could not write TLS credentials to %s (%s); keeping them in memory",
                     folder, e)
         return Security.temporary(), None
+
+
+def _attach_job_cluster(profile: str | None, address: str) -> Cluster:
+    """The cluster a job runs on (see ``_in_job``), with the profile's TLS files if known."""
+    try:
+        settings = get_profile(profile) if profile is not None else {}
+    except ConfigError:  # the worker's dask config need not define the runner's profiles
+        settings = {}
+    if settings.get("address") and settings.get("kind", "remote") == "remote":
+        return connect_profile(settings)
+    return connect(address)
 
 
 def _record(cluster: Cluster) -> None:
@@ -296,3 +313,11 @@ def connect_profile(settings: dict[str, Any]) -> Cluster:
     if "address" not in settings:
         raise ConfigError("a remote profile needs an 'address' key (e.g. tcp://host:8786)")
     return connect(settings["address"], security=security, timeout=settings.get("timeout", 10))
+
+
+__all__ = [
+    "GPUChoice",
+    "connect",
+    "connect_profile",
+    "launch_cluster",
+]

@@ -177,3 +177,18 @@ def remove_runtime_credentials(folder: str | None) -> None:
 
     if folder and Path(folder).parent.name == RUNTIME_SUBDIR:
         remove_credentials(folder)
+
+
+__all__ = [
+    "LedgerEntry",
+    "Origin",
+    "ProcessRef",
+    "answers",
+    "entries",
+    "forget",
+    "ledger_dir",
+    "read",
+    "register",
+    "remove_runtime_credentials",
+    "write",
+]

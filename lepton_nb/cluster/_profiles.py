@@ -93,3 +93,6 @@ def describe_profiles() -> list[dict[str, Any]]:
         rows.append({"name": name, "kind": str(kind),
                      "description": str(prof.get("description") or "")})
     return rows
+
+
+__all__ = ["describe_profiles", "get_profile", "list_profiles"]

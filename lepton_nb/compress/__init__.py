@@ -8,7 +8,7 @@
 from lepton_nb.compress._candidates import Recipe
 from lepton_nb.compress.distill import DistillConfig, distill, kd_loss
 from lepton_nb.compress.io import load, register_model, save
-from lepton_nb.compress.methods import METHODS, Variant, make_variant
+from lepton_nb.compress.methods import METHODS, MethodSpec, Variant, VariantContext, make_variant
 from lepton_nb.compress.prune import SCOPES, PruneConfig, prune
 from lepton_nb.compress.quantize import (
     QuantizeConfig,
@@ -27,6 +27,7 @@ __all__ = [
     "SCOPES",
     "SEARCH_METHODS",
     "DistillConfig",
+    "MethodSpec",
     "PruneConfig",
     "QuantizeConfig",
     "Recipe",
@@ -34,6 +35,7 @@ __all__ = [
     "SearchConfig",
     "SearchResult",
     "Variant",
+    "VariantContext",
     "distill",
     "kd_loss",
     "load",

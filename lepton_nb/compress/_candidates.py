@@ -10,6 +10,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from lepton_nb.cluster._client import worker_address
 from lepton_nb.compress._wire import unpack
 from lepton_nb.errors import LeptonError
 
@@ -88,16 +89,6 @@ class Recipe:
         return out
 
 
-def where() -> str:
-    """The Dask worker running this task, or "local"."""
-    try:
-        from distributed import get_worker
-
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        return "local"
-
-
 def rebuild(original: nn.Module, data: bytes) -> nn.Module:
     """A candidate's model from its bytes, on a copy of the user's own instance when it is
     uncompressed (so non-default constructor arguments survive)."""
@@ -116,7 +107,7 @@ def baseline_task(model: Any, subset: Any, eval_data: Any, settings: dict[str, A
     row.update(measure(net, subset, ReportConfig(**settings)))
     row["accuracy_subset"] = row.pop("accuracy")
     row["accuracy_full"] = accuracy(net, eval_data)
-    row["worker"] = where()
+    row["worker"] = worker_address()
     return row
 
 
@@ -135,7 +126,8 @@ def build_task(
 
     rec = Recipe.from_dict(recipe)
     row: dict[str, Any] = {"recipe": rec.label, "family": rec.family,
-                           "single_method": rec.single_method, "worker": where()}  # fmt: skip
+                           "single_method": rec.single_method,
+                           "worker": worker_address()}  # fmt: skip
     t0 = time.perf_counter()
     try:
         net = unpack(model)
@@ -162,4 +154,4 @@ def full_eval_task(model: Any, built: tuple[dict[str, Any], bytes | None], eval_
 
 
 __all__ = ["BASELINE", "PRUNE_METHOD", "QUANT_METHODS", "Recipe", "baseline_task", "build_task",
-           "full_eval_task", "rebuild", "where"]  # fmt: skip
+           "full_eval_task", "rebuild"]  # fmt: skip

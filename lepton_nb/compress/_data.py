@@ -128,3 +128,14 @@ def require_module_types(model: nn.Module, types: tuple[type, ...], action: str)
             "choose a method that fits the model's layers"
         )
     return names
+
+
+__all__ = [
+    "Batch",
+    "accuracy",
+    "first_input",
+    "forward_checked",
+    "iter_batches",
+    "model_device",
+    "require_module_types",
+]

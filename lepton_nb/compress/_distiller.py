@@ -29,3 +29,6 @@ class Distiller(nn.Module):
             return s
         with torch.no_grad():
             return s, self.teacher(x)
+
+
+__all__ = ["Distiller"]

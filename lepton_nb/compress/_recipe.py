@@ -54,3 +54,12 @@ def stamp(out: nn.Module, source: nn.Module, step: dict[str, Any]) -> nn.Module:
     object.__setattr__(out, _RECIPE, [*recipe_of(source), step])
     object.__setattr__(out, _CLS, class_of(source))
     return out
+
+
+__all__ = [
+    "arch_of",
+    "class_of",
+    "copy_for_compression",
+    "recipe_of",
+    "stamp",
+]

@@ -27,3 +27,6 @@ def pack(obj: Any) -> Packed:
 
 def unpack(obj: Any) -> Any:
     return pickle.loads(obj.payload) if isinstance(obj, Packed) else obj
+
+
+__all__ = ["Packed", "pack", "unpack"]

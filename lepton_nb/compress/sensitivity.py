@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lepton_nb._registry import Registry
+from lepton_nb.cluster._client import worker_address
 from lepton_nb.compress._data import accuracy, require_module_types
 from lepton_nb.errors import ConfigError
 
@@ -56,17 +57,13 @@ def _one_variant(
     variant = copy.deepcopy(unpack(model)).eval()
     PERTURBATIONS.get(method)(dict(variant.named_modules())[layer], level)
     acc = accuracy(variant, eval_data)
-    return {"layer": layer, "method": method, "level": level, "accuracy": acc, "worker": _where()}
-
-
-def _where() -> str:
-    """The Dask worker running this variant, or "local"."""
-    try:
-        from distributed import get_worker
-
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        return "local"
+    return {
+        "layer": layer,
+        "method": method,
+        "level": level,
+        "accuracy": acc,
+        "worker": worker_address(),
+    }
 
 
 def sensitivity(

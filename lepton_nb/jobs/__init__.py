@@ -28,13 +28,19 @@ _LAZY: dict[str, tuple[str, str]] = {
     "GitInfo": ("lepton_nb.jobs.models", "GitInfo"),
     "JobStore": ("lepton_nb.jobs.store", "JobStore"),
     "default_store_path": ("lepton_nb.jobs.store", "default_store_path"),
+    "StoreDamagedError": ("lepton_nb.jobs.store", "StoreDamagedError"),
+    "BadOutputError": ("lepton_nb.jobs._output_paths", "BadOutputError"),
+    "OutputExistsError": ("lepton_nb.jobs._output_paths", "OutputExistsError"),
 }
 
 __all__ = [
+    "BadOutputError",
     "ErrorInfo",
     "GitInfo",
     "JobRecord",
     "JobStore",
+    "OutputExistsError",
+    "StoreDamagedError",
     "cancel",
     "compare",
     "default_store_path",
@@ -48,10 +54,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from lepton_nb.jobs._output_paths import BadOutputError, OutputExistsError
     from lepton_nb.jobs.models import ErrorInfo, GitInfo, JobRecord
     from lepton_nb.jobs.runner import cancel, compare, get, list_jobs, rerun, run
     from lepton_nb.jobs.runner import list_jobs as list
-    from lepton_nb.jobs.store import JobStore, default_store_path
+    from lepton_nb.jobs.store import JobStore, StoreDamagedError, default_store_path
     from lepton_nb.jobs.sweeper import expand_grid, sweep
 
 

@@ -9,6 +9,12 @@ by an earlier runner that died: those are re-attached simply by being counted an
 finish. A ``running`` record whose process is gone is marked ``lost`` with the reason. The
 runner exits after ``idle_exit`` seconds with nothing queued or running; the server (or
 ``lepton-nb scheduler``) starts a new one when work arrives.
+
+``max_parallel_jobs`` lives in the store (table ``settings``): the server writes it when it
+starts, and so does ``lepton-nb scheduler --max-parallel N``; the runner re-reads it at every
+tick, so a changed limit reaches a runner that is already up.
+A job with a cluster profile runs on that profile's cluster (:mod:`lepton_nb.jobs._oncluster`);
+its process here only watches it, and still counts against the limit.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from lepton_nb.jobs.models import JobRecord
 from lepton_nb.jobs.store import JobStore, as_lost, effective_status, open_store
 
 POLL_S = 0.3
+MAX_PARALLEL = "max_parallel_jobs"  # the store setting
 
 
 def lock_path(store: JobStore, what: str) -> Path:
@@ -57,6 +64,20 @@ def check_max_parallel(n: int) -> int:
     return n
 
 
+def set_max_parallel(store: JobStore, n: int) -> None:
+    """Make ``n`` the limit of the store's runner, the one running now included."""
+    store.set_setting(MAX_PARALLEL, str(check_max_parallel(n)))
+
+
+def max_parallel(store: JobStore, default: int) -> int:
+    """The limit stored for ``store``, or ``default`` when none (or a bad one) is stored."""
+    value = store.setting(MAX_PARALLEL)
+    try:
+        return check_max_parallel(int(value)) if value is not None else default
+    except (ValueError, ConfigError):
+        return default
+
+
 def mark_lost(store: JobStore) -> list[str]:
     """Every record stored as ``running`` without a live process becomes ``lost``, with why."""
     lost = []
@@ -76,7 +97,10 @@ def mark_lost(store: JobStore) -> list[str]:
 
 
 class Dispatcher:
-    """Start queued jobs of ``store``, ``max_parallel`` at a time (call :meth:`run`)."""
+    """Start queued jobs of ``store``, at most the stored limit at a time (call :meth:`run`).
+
+    ``max_parallel`` is the limit until one is stored (see :func:`set_max_parallel`).
+    """
 
     def __init__(self, store: JobStore, max_parallel: int = 2, idle_exit: float = 30.0) -> None:
         self.store, self.max_parallel = store, check_max_parallel(max_parallel)
@@ -112,6 +136,7 @@ class Dispatcher:
         """One pass; returns whether anything is queued or running."""
         self._children = [pid for pid in self._children if not _reaped(pid)]
         mark_lost(self.store)
+        self.max_parallel = max_parallel(self.store, self.max_parallel)
         running = [r for r in self.store.raw_running() if effective_status(r) == "running"]
         queued = self.store.queued_ids()
         for job_id in queued[: max(0, self.max_parallel - len(running))]:
@@ -156,12 +181,14 @@ def _reaped(pid: int) -> bool:
 def run_claimed(store_path: Path, job_id: str) -> int:
     """Run job ``job_id`` (claimed: stored as ``running``) in this process; the exit code."""
     from lepton_nb.jobs._execute import execute
+    from lepton_nb.jobs._oncluster import execute_on_profile
 
     store = JobStore(store_path)
     rec = store.get(job_id)
     if rec.status != "running" or rec.output is None:
         return 0  # cancelled between the claim and this start
-    done = execute(
+    run = execute_on_profile if rec.profile else execute
+    done = run(
         rec, Path(rec.notebook), Path(rec.output), store, html=rec.html_copy,
         overwrite=rec.overwrite,
     )
@@ -185,7 +212,11 @@ def runner_pid(store: JobStore) -> int | None:
 def ensure_runner(
     store: JobStore | str | Path | None = None, max_parallel: int = 2, idle_exit: float = 30.0
 ) -> subprocess.Popen[bytes] | None:
-    """Start a detached runner for ``store`` unless one is already running."""
+    """Start a detached runner for ``store`` unless one is already running.
+
+    ``max_parallel`` is its limit only until one is stored: the server and ``lepton-nb
+    scheduler`` store theirs when they start (:func:`set_max_parallel`), not at each submit,
+    so the one that started last sets the limit."""
     db = open_store(store)
     check_max_parallel(max_parallel)
     if runner_pid(db) is not None:
@@ -216,3 +247,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+__all__ = [
+    "POLL_S",
+    "Dispatcher",
+    "check_max_parallel",
+    "ensure_runner",
+    "lock_path",
+    "main",
+    "mark_lost",
+    "run_claimed",
+    "runner_pid",
+    "try_lock",
+]

@@ -240,8 +240,10 @@ def execute(
     ACTIVE[rec.id] = watchdog
     seed = rec.seed if rec.seed is not None else 0
     env = {"LEPTON_SEED": str(seed), "PYTHONHASHSEED": str(seed % 2**32), "LEPTON_JOB_ID": rec.id}
-    if rec.profile:
+    if rec.profile:  # ln.launch_cluster() in the notebook attaches to the job's cluster
         env["LEPTON_PROFILE"] = rec.profile
+    if rec.cluster:
+        env["LEPTON_CLUSTER_ADDRESS"] = rec.cluster
     km_class = _kernel_manager_class(env, rec.cwd, watchdog)
     failure: BaseException | None = None
     watchdog.start()
@@ -310,3 +312,6 @@ def execute(
     if store is not None:
         store.put(rec)
     return rec
+
+
+__all__ = ["ACTIVE", "KERNEL_ARGS", "execute"]

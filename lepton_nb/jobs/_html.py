@@ -97,3 +97,6 @@ def _cache_templates(exporter: Any) -> None:
     except OSError:  # a read-only home: compile the templates every time
         return
     exporter.environment.bytecode_cache = FileSystemBytecodeCache(str(folder))
+
+
+__all__ = ["embed_plotlyjs", "render"]

@@ -62,6 +62,7 @@ class ClientRelay:
     def __init__(self, client: Any, topic: str, store: JobStore, job_ids: list[str]) -> None:
         self.client, self.topic, self.store = client, topic, store
         self.pending = set(job_ids)
+        self.started: set[str] = set()  # jobs a worker said it started
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
         self._cancelled: set[str] = set()
         client.subscribe_topic(topic, self._on_event)
@@ -77,6 +78,8 @@ class ClientRelay:
             if msg.get("job") in self.pending:
                 latest.setdefault(msg["job"], {}).update(msg)
         for job_id, msg in latest.items():
+            if msg.get("status") == "running":
+                self.started.add(job_id)
             self.store.update(job_id, partial(_apply, msg=msg))
         from distributed import Event
 

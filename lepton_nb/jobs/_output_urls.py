@@ -8,6 +8,7 @@ complete notebook.  The URL's prefix is checked before the job starts.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,11 @@ def check_output_url(url: str, storage_options: dict[str, Any] | None,
 
 def execute_to_url(rec: JobRecord, notebook: Path, url: str,
                    storage_options: dict[str, Any] | None, store: JobStore,
-                   html: bool = True) -> JobRecord:
+                   html: bool = True, run: Callable[..., JobRecord] = execute) -> JobRecord:
+    """``run`` (``execute``, or ``execute_on_profile``) writes into a temporary folder first."""
     with tempfile.TemporaryDirectory(prefix="lepton-job-out-") as tmp:
         local = Path(tmp) / url.rsplit("/", 1)[-1]
-        rec = execute(rec, notebook, local, store, html=html)
+        rec = run(rec, notebook, local, store, html=html)
         for attr, suffix in (("output", ".ipynb"), ("html", ".html")):
             produced = getattr(rec, attr)
             if produced is None:

@@ -163,3 +163,14 @@ def choose_seed(
         if isinstance(value, int) and not isinstance(value, bool):
             return value, "notebook default"
     return secrets.randbelow(2**31), "chosen"
+
+
+__all__ = [
+    "MAX_PARAM_DEPTH",
+    "check_parameters",
+    "choose_seed",
+    "kernel_missing",
+    "notebook_kernel",
+    "notebook_parameters",
+    "resolve_notebook",
+]

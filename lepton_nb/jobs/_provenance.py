@@ -115,3 +115,14 @@ def environment() -> dict[str, Any]:
         "cpu": cpu_description(),
         "gpu": list(gpu_description()),
     }
+
+
+__all__ = [
+    "PACKAGES",
+    "cpu_description",
+    "environment",
+    "git_info",
+    "gpu_description",
+    "package_versions",
+    "sha256_file",
+]

@@ -83,3 +83,6 @@ def submit(
             f"{rec.output} is the output of a job still queued or running; choose another"
         )
     return db.put(rec)
+
+
+__all__ = ["failed_record", "queued_record", "submit"]

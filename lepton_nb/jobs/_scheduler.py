@@ -65,7 +65,12 @@ def run_now(
 
 
 class Scheduler(threading.Thread):
-    """Tick every ``tick`` seconds; fire while holding the store's scheduler lock."""
+    """Fire while holding the store's scheduler lock.
+
+    It looks every ``tick`` seconds, and sooner when the earliest firing is nearer: a schedule
+    fires on its slot, not up to a tick late. :meth:`wake` makes it look now (a schedule was
+    added or edited in this process).
+    """
 
     def __init__(
         self,
@@ -79,6 +84,7 @@ class Scheduler(threading.Thread):
         self.schedules, self.tick, self.output_dir = schedules, tick, output_dir
         self.on_fire = on_fire
         self._halt = threading.Event()
+        self._poke = threading.Event()
         self._lock_file: IO[str] | None = None
 
     @property
@@ -86,8 +92,12 @@ class Scheduler(threading.Thread):
         """Whether this scheduler holds the lock (is the one that fires)."""
         return self._lock_file is not None
 
+    def wake(self) -> None:
+        self._poke.set()
+
     def stop(self, timeout: float | None = 10.0) -> None:
         self._halt.set()
+        self._poke.set()
         if self.is_alive():
             self.join(timeout)
 
@@ -110,14 +120,25 @@ class Scheduler(threading.Thread):
             self.on_fire(fired)
         return fired
 
+    def _until_next(self) -> float:
+        """Seconds to wait: a tick, or less when the earliest firing comes sooner."""
+        nxt = self.schedules.next_due() if self.active else None
+        if nxt is None:
+            return self.tick
+        # never below 0.2 s: a slot that stays due (a store another process broke) is no spin
+        return min(self.tick, max(nxt - time.time() + 0.01, 0.2))
+
     def run(self) -> None:
         try:
             while not self._halt.is_set():
+                wait = self.tick
                 try:
                     self.run_once()
+                    wait = self._until_next()
                 except (LeptonError, sqlite3.Error) as e:  # a broken store: say so, retry
                     log.error("scheduler: %s", e)
-                self._halt.wait(self.tick)
+                self._poke.wait(wait)
+                self._poke.clear()
         finally:
             if self._lock_file is not None:
                 with contextlib.suppress(OSError):
@@ -125,7 +146,9 @@ class Scheduler(threading.Thread):
                 self._lock_file = None
 
 
-def wait_forever(scheduler: Scheduler) -> None:  # pragma: no cover - the CLI's foreground loop
-    scheduler.start()
-    while scheduler.is_alive():
-        time.sleep(1.0)
+__all__ = [
+    "Scheduler",
+    "fire_due",
+    "job_for",
+    "run_now",
+]

@@ -194,6 +194,12 @@ class ScheduleStore:
             ).fetchall()
         return [_load(d).model_copy(update={"next_fire": nf}) for nf, d in rows]
 
+    def next_due(self) -> float | None:
+        """The earliest ``next_fire`` of the schedules not paused (None when there is none)."""
+        with self.jobs._connect() as db:
+            row = db.execute("SELECT MIN(next_fire) FROM schedules WHERE paused=0").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def _get(self, db: Any, schedule_id: str) -> Schedule:
         row = db.execute("SELECT data FROM schedules WHERE id=?", (schedule_id,)).fetchone()
         if row is None:
@@ -216,3 +222,14 @@ def _dump(s: Schedule) -> str:
 
 def _load(data: str) -> Schedule:
     return Schedule.model_validate(json.loads(data))
+
+
+__all__ = [
+    "EDITABLE",
+    "Schedule",
+    "ScheduleStore",
+    "check_cron",
+    "check_profile",
+    "check_timezone",
+    "next_after",
+]

@@ -65,3 +65,5 @@ def install(seed: int | None = None) -> int | None:
 
 
 install()
+
+__all__ = ["install"]

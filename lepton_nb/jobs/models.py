@@ -82,7 +82,8 @@ class JobRecord(BaseModel):
     sweep_id: str | None = None
     rerun_of: str | None = None
     schedule_id: str | None = None  # the schedule whose firing created this job
-    profile: str | None = None  # cluster profile, given to the kernel as LEPTON_PROFILE
+    profile: str | None = None  # cluster profile: the job runs on its cluster (LEPTON_PROFILE)
+    cluster: str | None = None  # scheduler address of the cluster a profile job ran on
     html_copy: bool = True  # whether the runner renders an HTML copy next to the output
     overwrite: bool = False  # whether the output (and HTML copy) may replace existing files
     warnings: list[str] = Field(default_factory=list)
@@ -123,3 +124,14 @@ class JobRecord(BaseModel):
             for k, v in rows
         )
         return f"<b>job {html.escape(self.id)}</b><table>{body}</table>"
+
+
+__all__ = [
+    "ACTIVE",
+    "STATUSES",
+    "ErrorInfo",
+    "GitInfo",
+    "JobRecord",
+    "Status",
+    "new_job_id",
+]

@@ -77,3 +77,11 @@ def read_records(nb: Any) -> dict[str, Any]:
             if isinstance(payload, dict) and "name" in payload:
                 out[str(payload["name"])] = payload.get("value")
     return out
+
+
+__all__ = [
+    "MIME",
+    "read_records",
+    "record",
+    "to_jsonable",
+]

@@ -99,6 +99,7 @@ def run(
     job_id: str | None = None,
     storage_options: dict[str, Any] | None = None,
     overwrite: bool = False,
+    profile: str | None = None,
 ) -> JobRecord:
     """Execute ``notebook`` with papermill as a recorded job and return its :class:`JobRecord`.
 
@@ -108,18 +109,28 @@ def run(
     unknown parameter, an output that exists) raises before anything runs. ``timeout`` bounds
     the whole job (seconds). An existing ``output`` (or its ``.html`` neighbour) is replaced only
     with ``overwrite=True``. ``output`` may be an fsspec URL (``s3://bucket/runs/a.ipynb``, with
-    ``storage_options=``).
+    ``storage_options=``). With ``profile`` (a cluster profile) the notebook runs as a Dask task
+    on a worker of that profile's cluster (see :mod:`lepton_nb.jobs._oncluster`).
     """
     rec, path = prepare(
         notebook, parameters, kernel=kernel, timeout=timeout, cwd=cwd, seed=seed, job_id=job_id
     )
+    run_job = execute
+    if profile is not None:
+        from lepton_nb.cluster import get_profile
+        from lepton_nb.jobs._oncluster import execute_on_profile
+
+        get_profile(profile)  # an unknown profile is bad input: refused before anything runs
+        rec.profile, run_job = profile, execute_on_profile  # type: ignore[assignment]
     if is_url(output):
         check_output_url(str(output), storage_options, overwrite)
-        return execute_to_url(rec, path, str(output), storage_options, open_store(store), html)
+        return execute_to_url(
+            rec, path, str(output), storage_options, open_store(store), html, run_job
+        )
     out = check_output(
         path, output or default_output(path, rec.id), overwrite=overwrite, html=html
     )
-    return execute(rec, path, out, open_store(store), html=html, overwrite=overwrite)
+    return run_job(rec, path, out, open_store(store), html=html, overwrite=overwrite)
 
 
 def get(job_id: str, *, store: StoreArg = None) -> JobRecord:
@@ -243,3 +254,16 @@ def compare(a: str | JobRecord, b: str | JobRecord, *, store: StoreArg = None) -
         rows.append((*key, va, vb, differs))
     df = pd.DataFrame(rows, columns=["section", "name", ra.id, rb.id, "differs"])
     return df.set_index(["section", "name"])
+
+
+__all__ = [
+    "StoreArg",
+    "cancel",
+    "compare",
+    "default_output",
+    "get",
+    "list_jobs",
+    "prepare",
+    "rerun",
+    "run",
+]

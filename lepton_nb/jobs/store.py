@@ -39,11 +39,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # PRAGMA user_version of the layout above. Stores made before versioning read as 0. A change of
 # layout adds a step to MIGRATIONS; the store is backed up before any step runs.
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: lambda db: None}
+SCHEMA_VERSION = 2
+
+
+def _add_settings(db: sqlite3.Connection) -> None:
+    """Schema 2: settings shared by the processes on one store (the runner's limit)."""
+    db.execute("CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: lambda db: None, 1: _add_settings}
 _HEADER = b"SQLite format 3\x00"
 # SQLITE_CORRUPT and SQLITE_NOTADB: the file is damaged, not merely busy
 _DAMAGED_CODES = (11, 26)
@@ -350,6 +358,20 @@ class JobStore:
             row = db.execute("SELECT cancel_requested FROM jobs WHERE id=?", (job_id,)).fetchone()
         return bool(row and row[0])
 
+    def set_setting(self, name: str, value: str) -> None:
+        """Store a setting every process on this store reads (say, ``max_parallel_jobs``)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO settings (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                (name, value),
+            )
+
+    def setting(self, name: str) -> str | None:
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM settings WHERE name=?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
     def request_cancel(self, job_id: str) -> None:
         with self._write() as db:
             db.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
@@ -428,3 +450,21 @@ def _with_heartbeat(rec: JobRecord, heartbeat: float | None = None) -> JobRecord
 
 def open_store(store: JobStore | str | Path | None = None) -> JobStore:
     return store if isinstance(store, JobStore) else JobStore(store)
+
+
+__all__ = [
+    "HEARTBEAT_S",
+    "LOST_AFTER_S",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "JobStore",
+    "StoreDamagedError",
+    "as_lost",
+    "default_store_path",
+    "effective_status",
+    "lepton_home",
+    "load_row",
+    "lost_reason",
+    "open_store",
+    "recovery_hint",
+]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from lepton_nb._storage import Location, check_writable, is_url
 from lepton_nb.errors import ConfigError
-from lepton_nb.jobs import _provenance
-from lepton_nb.jobs._execute import execute
-from lepton_nb.jobs._link import ClientRelay, WorkerLink
+from lepton_nb.jobs._link import ClientRelay
+from lepton_nb.jobs._oncluster import worker_job
 from lepton_nb.jobs.models import ErrorInfo, JobRecord, new_job_id
 from lepton_nb.jobs.runner import StoreArg, prepare
 from lepton_nb.jobs.store import JobStore, lepton_home, open_store
@@ -50,38 +47,6 @@ def expand_grid(grid: Grid | None) -> list[dict[str, Any]]:
             "grid must be a dict of name -> list of values, or a non-empty list of parameter dicts"
         )
     return [dict(p) for p in points]
-
-
-def _worker_job(
-    rec_json: str, nb_bytes: bytes, nb_path: str, topic: str, html: bool
-) -> tuple[dict[str, Any], str | None, str | None]:
-    """Runs on a Dask worker: execute one job, return its record, notebook and HTML.
-
-    The worker needs no file system shared with the client: the notebook arrives as bytes,
-    the results go back as text, and status, heartbeats, progress and cancels travel through
-    Dask (:mod:`lepton_nb.jobs._link`), never through the client's job store."""
-    rec = JobRecord.model_validate_json(rec_json)
-    rec = rec.model_copy(update=_provenance.environment())  # where it actually runs
-    link = WorkerLink(topic)
-    if link.cancel_requested(rec.id):
-        rec.status, rec.error = "cancelled", ErrorInfo(reason="cancelled")
-        return rec.model_dump(mode="json"), None, None
-    tmp = Path(tempfile.mkdtemp(prefix="lepton-sweep-"))
-    try:
-        path = Path(nb_path)
-        if not path.is_file() or _provenance.sha256_file(path) != rec.notebook_sha256:
-            path = tmp / Path(nb_path).name
-            path.write_bytes(nb_bytes)
-        if not rec.cwd or not Path(rec.cwd).is_dir():
-            rec.cwd = str(path.parent)
-        out = tmp / "out" / f"{path.stem}.ipynb"
-        rec = execute(rec, path, out, link, html=html)
-        nb_text = out.read_text(encoding="utf-8") if out.exists() else None
-        html_path = out.with_suffix(".html")
-        html_text = html_path.read_text(encoding="utf-8") if html_path.exists() else None
-        return rec.model_dump(mode="json"), nb_text, html_text
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _client_for(cluster: Any) -> tuple[Any, Any]:
@@ -162,7 +127,7 @@ def sweep(
         relay = ClientRelay(client, topic, db, [rec.id for rec, _ in jobs])
         futures = {
             client.submit(
-                _worker_job,
+                worker_job,
                 rec.model_dump_json(),
                 nb_bytes,
                 str(path),
@@ -231,3 +196,11 @@ def _frame(records: list[JobRecord], pd: Any) -> pd.DataFrame:
         row["output"] = r.output
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+__all__ = [
+    "RELAY_S",
+    "Grid",
+    "expand_grid",
+    "sweep",
+]

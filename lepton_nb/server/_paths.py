@@ -52,3 +52,6 @@ def relative(root: str | Path, path: str | Path | None) -> str | None:
     if not target.is_relative_to(root_path):
         return None
     return target.relative_to(root_path).as_posix()
+
+
+__all__ = ["PathOutsideRootError", "confine", "relative"]

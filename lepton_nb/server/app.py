@@ -61,3 +61,6 @@ class LeptonApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         self._close()
+
+
+__all__ = ["LeptonApp"]

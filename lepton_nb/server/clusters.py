@@ -337,3 +337,6 @@ class ClusterManager:
             connect_code=connect_code(address, entry.credentials),
             **common,
         )
+
+
+__all__ = ["ClusterManager", "State", "connect_code"]

@@ -181,3 +181,6 @@ class DashboardSocketHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
     def on_close(self) -> None:
         if self.upstream is not None:
             self.upstream.close()
+
+
+__all__ = ["DashboardProxyHandler", "DashboardSocketHandler", "dashboard_base"]

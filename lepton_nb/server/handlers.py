@@ -250,3 +250,20 @@ class ScheduleRunHandler(LeptonHandler):
     @authorized
     async def post(self, schedule_id: str) -> None:
         self.reply(await self.call(self.schedules.run, schedule_id), status=202)
+
+
+__all__ = [
+    "AUTH_RESOURCE",
+    "MAX_DEPTH",
+    "ClusterHandler",
+    "ClustersHandler",
+    "JobHandler",
+    "JobRerunHandler",
+    "JobsHandler",
+    "LeptonHandler",
+    "ScheduleHandler",
+    "ScheduleRunHandler",
+    "SchedulesHandler",
+    "json_depth",
+    "parse_body",
+]

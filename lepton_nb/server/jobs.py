@@ -30,7 +30,11 @@ class JobManager:
         self.output_dir = self.settings.resolved_output_dir(self.root)
 
     def recover(self) -> None:
-        """At start-up: records of dead processes become ``lost``; queued ones get a runner."""
+        """At start-up: records of dead processes become ``lost``; queued ones get a runner.
+
+        The limit is stored first, so a runner that outlived the previous server adopts a
+        changed ``max_parallel_jobs`` at its next tick."""
+        _dispatcher.set_max_parallel(self.store, self.settings.max_parallel_jobs)
         _dispatcher.mark_lost(self.store)
         if self.store.queued_ids():
             self.kick()
@@ -121,5 +125,9 @@ class JobManager:
             rerun_of=rec.rerun_of,
             schedule_id=rec.schedule_id,
             profile=rec.profile,
+            cluster=rec.cluster,
             warnings=rec.warnings,
         )
+
+
+__all__ = ["JobManager"]

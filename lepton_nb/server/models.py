@@ -140,6 +140,7 @@ class JobInfo(BaseModel):
     rerun_of: str | None = None
     schedule_id: str | None = None
     profile: str | None = None
+    cluster: str | None = None  # the scheduler a job with a profile ran on
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -191,3 +192,20 @@ class JobFilter(BaseModel):
     status: JobStatus | None = None
     notebook: str | None = Field(default=None, max_length=4096)
     limit: int = Field(default=100, ge=1, le=10_000)
+
+
+__all__ = [
+    "AdaptRequest",
+    "ClusterInfo",
+    "ClusterPatch",
+    "GPUMode",
+    "JobFilter",
+    "JobInfo",
+    "JobStatus",
+    "JobSubmit",
+    "LaunchRequest",
+    "ScheduleCreate",
+    "ScheduleInfo",
+    "SchedulePatch",
+    "WorkerInfo",
+]

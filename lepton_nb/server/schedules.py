@@ -53,7 +53,9 @@ class ScheduleManager:
             timezone=request.timezone,
             profile=profile,
         )
-        return self.info(self.store.add(schedule))
+        added = self.store.add(schedule)
+        self.scheduler.wake()  # its first slot may come before the next tick
+        return self.info(added)
 
     def patch(self, schedule_id: str, patch: SchedulePatch) -> ScheduleInfo:
         changes = patch.model_dump(exclude_unset=True)
@@ -62,7 +64,9 @@ class ScheduleManager:
         if "parameters" in changes:
             current = self.store.get(schedule_id)
             self._check_parameters(Path(current.notebook), changes["parameters"] or {})
-        return self.info(self.store.update(schedule_id, changes))
+        updated = self.store.update(schedule_id, changes)
+        self.scheduler.wake()
+        return self.info(updated)
 
     def remove(self, schedule_id: str) -> ScheduleInfo:
         return self.info(self.store.remove(schedule_id))
@@ -94,3 +98,6 @@ class ScheduleManager:
         data["notebook"] = relative(self.root, s.notebook) or s.notebook
         data.pop("output_dir", None)
         return ScheduleInfo(**data, last_status=last_status)
+
+
+__all__ = ["ScheduleManager"]

@@ -76,3 +76,6 @@ def load_settings(config: Any) -> LeptonSettings:
         return LeptonSettings(config=config)  # the traits are read from c.LeptonSettings
     except TraitError as e:
         raise ConfigError(f"invalid LeptonSettings: {e}; fix it in jupyter_server_config") from e
+
+
+__all__ = ["LeptonSettings", "load_settings"]

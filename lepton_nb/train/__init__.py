@@ -8,20 +8,28 @@ from the last checkpoint.
 """
 
 from lepton_nb.train._api import FitResult, RunResult, choose_precision, fit, run
+from lepton_nb.train._rendezvous import RankSpec
 from lepton_nb.train.callbacks import Callback
 from lepton_nb.train.checkpoint import load_checkpoint, save_checkpoint
 from lepton_nb.train.config import LOSSES, OPTIMIZERS, FitConfig
 from lepton_nb.train.context import TrainContext
+from lepton_nb.train.frameworks import FRAMEWORKS, Framework
+from lepton_nb.train.skeleton import RankLoop
 from lepton_nb.train.strategies import STRATEGIES
-from lepton_nb.train.strategy import Strategy
+from lepton_nb.train.strategy import FunctionStrategy, Strategy
 
 __all__ = [
+    "FRAMEWORKS",
     "LOSSES",
     "OPTIMIZERS",
     "STRATEGIES",
     "Callback",
     "FitConfig",
     "FitResult",
+    "Framework",
+    "FunctionStrategy",
+    "RankLoop",
+    "RankSpec",
     "RunResult",
     "Strategy",
     "TrainContext",

@@ -139,3 +139,6 @@ if __name__ == "__main__":
             importlib.import_module(_name)
         child_main(int(sys.argv[2]))
     zygote_main()
+
+
+__all__ = ["Channel", "child_main", "zygote_main"]

@@ -168,3 +168,6 @@ if __name__ == "__main__":
     from lepton_nb.train._rankproc import _main as main
 
     main(int(sys.argv[1]))
+
+
+__all__ = ["RankProcessError", "current_context", "run_in_child"]

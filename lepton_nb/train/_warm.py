@@ -30,3 +30,5 @@ def _warm_kernels() -> None:
 
 
 _warm_kernels()
+
+__all__: list[str] = []

@@ -42,3 +42,6 @@ class Callback:
     def on_train_end(self, info: dict[str, Any]) -> None:
         """Called once on the client when the run ends; ``info`` has ``status``
         (``"succeeded"`` or ``"failed"``), ``history`` (DataFrame) and ``metrics``."""
+
+
+__all__ = ["Callback", "Event"]

@@ -59,3 +59,6 @@ def workers_table_html(
         + "".join(rows)
         + "</tbody></table>"
     )
+
+
+__all__ = ["fmt_bytes", "ranks_cell", "workers_table_html"]

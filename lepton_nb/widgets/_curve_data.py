@@ -290,3 +290,15 @@ class CurveData:
         if max_points is not None and len(x) > max_points:
             x, y = downsample(x, y, max_points)
         return x, y
+
+
+__all__ = [
+    "DESCRIPTIVE",
+    "PLACEMENT",
+    "RESERVED",
+    "SUMMED",
+    "CurveData",
+    "Mark",
+    "TraceInfo",
+    "to_number",
+]

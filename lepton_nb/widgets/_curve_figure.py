@@ -136,3 +136,17 @@ def static_bundle(fig: go.Figure, include_plotlyjs: str | bool, summary: str) ->
         "text/html": pio.to_html(fig, include_plotlyjs=include_plotlyjs, full_html=False),
         "text/plain": summary,
     }
+
+
+__all__ = [
+    "AXES",
+    "MARK_STYLE",
+    "PALETTE",
+    "PLOTLY_MIME",
+    "base_figure",
+    "mark_shapes",
+    "mean_style",
+    "static_bundle",
+    "static_figure",
+    "trace_dict",
+]

@@ -216,3 +216,12 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarra
     xs[0::2], xs[1::2] = x[starts], x[ends]
     ys[0::2], ys[1::2] = first, second
     return xs, ys
+
+
+__all__ = [
+    "EmaCache",
+    "Series",
+    "StepAgg",
+    "downsample",
+    "ema",
+]

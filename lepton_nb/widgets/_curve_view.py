@@ -129,3 +129,6 @@ class CurveView:
             restyle[self._index[info.key]] = data.xy(info, smoothing, max_points)
             self._drawn[info.key] = stamp
         return changed
+
+
+__all__ = ["CurveView"]

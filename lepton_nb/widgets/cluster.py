@@ -109,3 +109,6 @@ class ClusterWidget(W.VBox):
     def close(self) -> None:
         self._stop.set()
         super().close()
+
+
+__all__ = ["ClusterWidget"]

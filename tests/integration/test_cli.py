@@ -169,3 +169,28 @@ def test_scheduler_process_fires_a_due_schedule(make_nb: MakeNB, tmp_path: Path)
         out, _ = proc.communicate(timeout=30)
     assert "Traceback" not in out, out
     assert "lepton-nb: interrupted" in out
+
+
+def test_run_with_a_profile_runs_on_that_cluster(
+    make_nb: MakeNB, tmp_path: Path, cluster2: Any
+) -> None:
+    """`lepton-nb run --profile`: the kernel is a child of a worker of the profile's cluster."""
+    home = tmp_path / "home"
+    nb = make_nb(
+        "where.ipynb",
+        "import os\nimport lepton_nb as ln\n"
+        "ln.record('where', [os.getppid(), os.environ.get('LEPTON_PROFILE')])",
+    )
+    env = {**os.environ, "LEPTON_HOME": str(home),
+           "DASK_LEPTON__PROFILES__NEAR__KIND": "remote",
+           "DASK_LEPTON__PROFILES__NEAR__ADDRESS": cluster2.scheduler_address}
+    r = subprocess.run(
+        [sys.executable, "-m", "lepton_nb.cli", "run", str(nb), "--profile", "near",
+         "-o", str(tmp_path / "out.ipynb")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    records = json.loads(r.stdout.split("records: ", 1)[1].splitlines()[0])
+    workers = set(cluster2.client.run(os.getpid).values())
+    assert records["where"][0] in workers and records["where"][1] == "near", (records, workers)
+    assert (tmp_path / "out.ipynb").is_file() and (tmp_path / "out.html").is_file()

@@ -14,7 +14,9 @@ What counts as an edge ``a -> b`` (both modules of lepton_nb):
   relative imports (``from . import y``, ``from ..x import y``) are resolved the same way;
 - NOT counted: imports under ``if TYPE_CHECKING:`` (never run), the implicit import of a
   module's parent packages (the ordinary package/submodule relation), and names a package's
-  ``__init__`` loads lazily by string (``lepton_nb._lazy``).
+  ``__init__`` loads lazily from its table (``lepton_nb._lazy``: the package's own submodules);
+- ``importlib.import_module("lepton_nb.x")`` of a literal name counts like ``import`` (so a
+  cycle cannot hide behind it).
 """
 
 from __future__ import annotations
@@ -48,17 +50,32 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Every import statement, at any depth, except the bodies of ``if TYPE_CHECKING:``."""
+    """Every import statement, at any depth, except the bodies of ``if TYPE_CHECKING:``; an
+    ``importlib.import_module("lepton_nb...")`` of a literal name counts as ``import`` of it."""
     stack: list[ast.AST] = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node
             continue
+        literal = _import_module_literal(node)
+        if literal is not None:
+            yield ast.Import(names=[ast.alias(name=literal)], lineno=getattr(node, "lineno", 0))
         if isinstance(node, ast.If) and _is_type_checking(node.test):
             stack.extend(node.orelse)
             continue
         stack.extend(ast.iter_child_nodes(node))
+
+
+def _import_module_literal(node: ast.AST) -> str | None:
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    value = node.args[0].value
+    if name in ("import_module", "__import__") and isinstance(value, str):
+        return value if value.startswith(f"{PKG}.") else None
+    return None
 
 
 def _resolve_from(module: str, is_package: bool, node: ast.ImportFrom) -> str:
@@ -190,6 +207,12 @@ def test_the_walk_sees_relative_function_level_and_skips_type_checking(tmp_path:
     assert "lepton_nb.cluster._handle" in graph["lepton_nb.cluster"]
     # a TYPE_CHECKING-only import is not an edge: lepton_nb/__init__ names its submodules there
     assert "lepton_nb.train" not in graph["lepton_nb"]
+
+
+def test_import_module_of_a_literal_counts() -> None:
+    tree = ast.parse("import importlib\ndef f():\n    importlib.import_module('lepton_nb.cli')\n")
+    names = [a.name for node in _imports(tree) if isinstance(node, ast.Import) for a in node.names]
+    assert sorted(names) == ["importlib", "lepton_nb.cli"]
 
 
 def test_a_made_up_cycle_is_found() -> None:

@@ -19,6 +19,8 @@ JOBS = [
      "lepton_nb.cluster._client.live_workers(client)"),
     ("turn a Cluster or a Client into a Client", r"getattr\([^)]*[\"']client[\"']",
      "cluster/_client.py", "lepton_nb.cluster._client.client_of(cluster)"),
+    ("ask which worker runs this task", r"get_worker\(\)\.address", "cluster/_client.py",
+     "lepton_nb.cluster._client.worker_address()"),
     ("name a run's event topic", r"lepton-train-", "train/context.py",
      "lepton_nb.train.context.event_topic(run_id)"),
 ]  # fmt: skip

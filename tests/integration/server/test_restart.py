@@ -79,9 +79,16 @@ def server(tmp_path: Path) -> Iterator[Server]:
     root.mkdir()
     home.mkdir()
     nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("n = 0\nsleep = 0.0")
+    cell = nbformat.v4.new_code_cell("n = 0\ngate = ''")
     cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell("import time\ntime.sleep(sleep)\nprint(n)")]
+    # Each job runs until the test opens the gate (a file): alive exactly as long as needed,
+    # whatever the machine's load, instead of sleeping a guessed number of seconds.
+    wait = (
+        "import os, time\nt0 = time.monotonic()\n"
+        "while gate and not os.path.exists(gate) and time.monotonic() - t0 < 300:\n"
+        "    time.sleep(0.1)\nprint(n)"
+    )
+    nb.cells = [cell, nbformat.v4.new_code_cell(wait)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
     nbformat.write(nb, root / "slow.ipynb")
     srv = Server(root, home)
@@ -107,8 +114,11 @@ def _kill(pid: int) -> None:
 
 def test_sigkill_server_runner_and_a_job_loses_nothing(server: Server) -> None:
     server.start()
+    gate = server.root / "gate"
     ids = [
-        server.api("jobs", {"notebook": "slow.ipynb", "parameters": {"n": i, "sleep": 6.0}})["id"]
+        server.api("jobs", {"notebook": "slow.ipynb", "parameters": {"n": i, "gate": str(gate)}})[
+            "id"
+        ]
         for i in range(4)
     ]
     store = JobStore(server.home / "jobs.sqlite")
@@ -128,6 +138,13 @@ def test_sigkill_server_runner_and_a_job_loses_nothing(server: Server) -> None:
     time.sleep(0.5)
 
     server.start()
+    deadline = time.monotonic() + 60  # the new server marks the dead one lost at start-up
+    while server.api(f"jobs/{doomed.id}")["status"] != "lost":
+        assert time.monotonic() < deadline, server.api(f"jobs/{doomed.id}")
+        time.sleep(0.3)
+    # re-attached: still running under the new server, counted by its runner
+    assert server.api(f"jobs/{survivor.id}")["status"] == "running"
+    gate.touch()
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         jobs = {j["id"]: j for j in server.api("jobs")}

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +15,18 @@ import nbformat
 import pytest
 from tornado.httpclient import HTTPClientError
 
+from lepton_nb.jobs._dispatcher import runner_pid
+from lepton_nb.jobs.store import JobStore
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def jp_server_config(tmp_home: Path) -> dict[str, Any]:
+def jp_server_config(tmp_home: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    limit = getattr(request, "param", 2)  # max_parallel_jobs, parametrized indirectly
     return {
         "ServerApp": {"jpserver_extensions": {"lepton_nb": True}},
-        "LeptonSettings": {"max_parallel_jobs": 2, "runner_idle_exit": 3.0},
+        "LeptonSettings": {"max_parallel_jobs": limit, "runner_idle_exit": 3.0},
     }
 
 
@@ -125,17 +133,50 @@ async def test_patch_rejects_unknown_fields_and_ids(jp_fetch: Any, notebook: str
         assert code == 404, err
 
 
-async def test_twelve_jobs_run_at_most_two_at_once(jp_fetch: Any, notebook: str) -> None:
-    for i in range(12):
-        body = json.dumps({"notebook": notebook, "parameters": {"n": i, "sleep": 1.0}})
-        code, job = await _json(jp_fetch, "jobs", method="POST", body=body)
-        assert code == 202 and job["status"] == "queued"
-    jobs = await _wait_all(jp_fetch, 12)
-    assert sorted(j["records"]["square"] for j in jobs) == sorted(i * i for i in range(12))
-    assert {j["status"] for j in jobs} == {"succeeded"}
+def _peak(jobs: list[dict[str, Any]]) -> int:
+    """The most jobs whose [started, ended] intervals overlap at one moment."""
     events = sorted([(j["started"], 1) for j in jobs] + [(j["ended"], -1) for j in jobs])
     running = peak = 0
     for _, step in events:
         running += step
         peak = max(peak, running)
-    assert peak == 2  # overlapping intervals seen, never more than max_parallel_jobs
+    return peak
+
+
+@pytest.mark.parametrize("jp_server_config", [1], indirect=True)
+async def test_twelve_jobs_bounded_by_a_limit_raised_while_they_queue(
+    jp_fetch: Any, notebook: str, tmp_home: Path
+) -> None:
+    """12 jobs at once under max_parallel_jobs=1; `lepton-nb scheduler --max-parallel 2` while
+    the runner lives and jobs queue: the same runner runs two at once from then on."""
+    ids = []
+    for i in range(12):
+        body = json.dumps({"notebook": notebook, "parameters": {"n": i, "sleep": 0.5}})
+        code, job = await _json(jp_fetch, "jobs", method="POST", body=body)
+        assert code == 202 and job["status"] == "queued"
+        ids.append(job["id"])
+    store = JobStore(tmp_home / "jobs.sqlite")
+    deadline = time.monotonic() + 120
+    while sum(store.get(i).status == "succeeded" for i in ids) < 2:
+        assert time.monotonic() < deadline, [store.get(i).status for i in ids]
+        await asyncio.sleep(0.3)
+    runner = runner_pid(store)
+    changed = time.time()  # jobs started before this ran under the limit of 1
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "lepton_nb.cli", "--store", str(store.path), "scheduler",
+         "--max-parallel", "2", "--tick", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert cli.stdout is not None
+        assert "lepton-nb scheduler on" in cli.stdout.readline()  # the limit is stored by now
+    finally:
+        cli.send_signal(signal.SIGINT)
+        cli.communicate(timeout=30)
+    jobs = await _wait_all(jp_fetch, 12)
+    assert sorted(j["records"]["square"] for j in jobs) == sorted(i * i for i in range(12))
+    assert {j["status"] for j in jobs} == {"succeeded"}
+    before = [j for j in jobs if j["started"] < changed]
+    assert len(before) >= 2 and _peak(before) == 1  # one at a time under the first limit
+    assert _peak(jobs) == 2  # overlap after the change, never more than the limit
+    assert runner is not None and runner_pid(store) in (runner, None)  # the same runner

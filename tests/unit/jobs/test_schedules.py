@@ -131,3 +131,25 @@ def test_firing_a_deleted_notebook_records_a_failed_job(store: ScheduleStore, nb
     assert job.status == "failed" and job.error is not None
     assert "does not exist" in (job.error.evalue or "")
     assert store.jobs.get(job.id).status == "failed" and store.get(s.id).last_job == job.id
+
+
+def test_the_scheduler_fires_on_the_slot_not_at_the_next_tick(
+    store: ScheduleStore, nb: Path
+) -> None:
+    """With a 60 s tick, a slot 0.3 s away and a schedule added later (wake) both fire long
+    before the next tick would have come."""
+    soon = store.add(Schedule(notebook=str(nb), cron="@daily", next_fire=time.time() + 0.3))
+    sched = Scheduler(store, tick=60.0)
+    sched.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not store.jobs.list() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [j.schedule_id for j in store.jobs.list()] == [soon.id]
+        later = store.add(Schedule(notebook=str(nb), cron="@daily", next_fire=time.time() - 1))
+        sched.wake()
+        while len(store.jobs.list()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert {j.schedule_id for j in store.jobs.list()} == {soon.id, later.id}
+    finally:
+        sched.stop()
