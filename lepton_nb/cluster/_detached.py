@@ -46,18 +46,29 @@ def _failed_path(cluster_id: str) -> Path:
 
 
 def spawn(
-    cluster_id: str, options: dict[str, Any], credentials: Path | None
+    cluster_id: str,
+    options: dict[str, Any],
+    credentials: Path | None,
+    profile: dict[str, Any] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the detached process of cluster ``cluster_id`` (call :func:`wait_ready` next)."""
+    """Start the detached process of cluster ``cluster_id`` (call :func:`wait_ready` next).
+
+    ``profile``: the raw settings of ``options["profile"]`` as the caller's dask config has
+    them, so the process launches what the server validated (a profile set in the server's
+    process only, too). They travel on stdin: argv is visible to every user (``ps``), and a
+    profile may hold a password."""
     folder = _ledger.ledger_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cmd = [sys.executable, "-m", "lepton_nb.cluster._detached", cluster_id, json.dumps(options)]
+    cmd = [sys.executable, "-m", "lepton_nb.cluster._detached", cluster_id]
     if credentials is not None:
         cmd += ["--credentials", str(credentials)]
     with open(folder / f"{cluster_id}.log", "ab") as out:
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+            cmd, stdout=out, stderr=out, stdin=subprocess.PIPE, start_new_session=True
         )
+    assert proc.stdin is not None
+    with proc.stdin:
+        proc.stdin.write(json.dumps({"options": options, "profile": profile}).encode())
     # reap it when it exits while this process lives (no zombie counted as alive)
     threading.Thread(target=proc.wait, name=f"lepton-cluster-{cluster_id}", daemon=True).start()
     return proc
@@ -245,12 +256,23 @@ def _report(cluster_id: str, error: str, message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lepton_nb.cluster._detached")
+    p = argparse.ArgumentParser(
+        prog="python -m lepton_nb.cluster._detached",
+        description='reads {"options": {...}, "profile": {...} | null} (JSON) on stdin',
+    )
     p.add_argument("cluster_id")
-    p.add_argument("options", help="the launch options, as JSON")
     p.add_argument("--credentials", type=Path, default=None)
     args = p.parse_args(argv)
-    return serve(args.cluster_id, json.loads(args.options), args.credentials)
+    given = json.loads(sys.stdin.read())
+    options, profile = given["options"], given.get("profile")
+    if profile is not None and options.get("profile"):
+        import dask.config
+
+        dask.config.update(
+            dask.config.config, {"lepton": {"profiles": {options["profile"]: profile}}},
+            priority="new",
+        )
+    return serve(args.cluster_id, options, args.credentials)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from lepton_nb.train._common import (
     split_batch,
     to_device,
 )
-from lepton_nb.train.context import TrainContext
+from lepton_nb.train.context import TrainContext, WorldChange
 
 
 def _in_group() -> bool:
@@ -81,6 +81,20 @@ class RankLoop:
     def end_epoch(self, epoch: int) -> None:
         """After an epoch's last step and its validation."""
 
+    def at_checkpoint(self) -> bool:
+        """Whether the step just taken wrote a checkpoint (a boundary where an elastic run may
+        re-form its world; it must be the same step on every rank of a group)."""
+        return self.step % self.cfg.checkpoint_every == 0
+
+    def _world_boundary(self, meter: Meter, epoch: int) -> None:
+        """At a boundary: leave with :class:`WorldChange` if the driver re-forms the world
+        (after reporting the steps not reported yet, so none is missing from the history)."""
+        if self.ctx.elastic is None or not self.ctx.world_boundary():
+            return
+        if meter.n:
+            self.report(meter, epoch)
+        raise WorldChange(self.report_step())
+
     def finish(self, out: dict[str, Any]) -> dict[str, Any]:
         """Complete the rank's result; the default adds rank 0's trained weights."""
         if self.ctx.rank == 0:
@@ -119,6 +133,8 @@ class RankLoop:
                 if self.step % cfg.log_every == 0:
                     self.report(meter, epoch)
                 self.after_step(epoch, samples)
+                if self.at_checkpoint():
+                    self._world_boundary(meter, epoch)
             if meter.n:
                 self.report(meter, epoch)
             if self.val_ds is not None:
@@ -126,6 +142,8 @@ class RankLoop:
                 if ctx.rank == 0:
                     ctx.emit("epoch", self.report_step(), epoch, **self.last_val)
             self.end_epoch(epoch)
+            if epoch + 1 < cfg.epochs:
+                self._world_boundary(meter, epoch)
         out = {"step": self.report_step(), "metrics": self.last_val,
                "steps_per_epoch": self.steps_per_epoch}
         return self.finish(out)
