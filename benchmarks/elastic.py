@@ -2,8 +2,10 @@
 
 One run of ``fit(MLP, MNIST 4k, ddp, min_workers=1, max_workers=2, log_every=1)`` starts on a
 1-worker cluster; once rank 0 passes ``--grow-at`` the cluster is scaled to 2 workers, and
-once the 2-rank world has run ``--shrink-after`` steps the new worker is retired gracefully
-(``client.retire_workers``).  From the history and the scheduler's event log:
+once the 2-rank world has run ``--shrink-after`` steps the new worker leaves: retired
+gracefully (``client.retire_workers``, the default) or, with ``--leave kill``, SIGKILLed (its
+nanny then starts a replacement, which the run grows onto again).  From the history and the
+scheduler's event log:
 
 - join -> first step: seconds from the scheduler registering the new worker (its
   ``add-worker`` event) to the first step event of the world that includes it (DDP ranks step
@@ -11,22 +13,26 @@ once the 2-rank world has run ``--shrink-after`` steps the new worker is retired
   re-forming the group);
 - steps lost per world change: the last step the old world reported minus the step the new
   world continues from (goal: <= ``checkpoint_every``; a grow or a graceful retirement waits
-  for the next boundary, so 0 is expected for both);
+  for the next boundary, so 0 is expected for both; a killed worker costs the steps since the
+  last checkpoint);
 - throughput: samples/s summed over ranks, median over the steps of each world, next to fixed
   1- and 2-worker runs of the same config (the anchors; ``--no-anchors`` skips them).
 
-Reproduce:  python benchmarks/elastic.py [--epochs 3] [--checkpoint-every 20] [--no-anchors]
+Reproduce:  python benchmarks/elastic.py [--leave retire|kill] [--no-anchors]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import tempfile
 import threading
 import time
 from typing import Any
+
+from lepton_nb.train import Callback
 
 
 def _data() -> Any:
@@ -49,21 +55,18 @@ def _median(series: Any, skip: int = 3) -> float:
     return float(statistics.median(values.tolist())) if len(values) else float("nan")
 
 
-class Scaler:
+class Scaler(Callback):
     """Grows the cluster to 2 workers at ``grow_at`` and retires the new one at ``shrink_at``
     (in threads: a retirement waits for the run's next boundary, which this callback's
     thread drives)."""
 
-    def __init__(self, cluster: Any, grow_at: int, shrink_after: int) -> None:
+    def __init__(self, cluster: Any, grow_at: int, shrink_after: int, leave: str) -> None:
         self.cluster, self.grow_at, self.shrink_after = cluster, grow_at, shrink_after
+        self.leave = leave
         self.first: set[str] = {w["address"] for w in cluster.workers}
         self.grown = self.shrunk = False
         self.wide_from: int | None = None  # first step of the 2-rank world
         self.threads: list[threading.Thread] = []
-
-    def on_train_start(self, info: dict[str, Any]) -> None: ...
-
-    def on_train_end(self, info: dict[str, Any]) -> None: ...
 
     def on_events(self, events: list[dict[str, Any]]) -> None:
         for e in events:
@@ -81,7 +84,11 @@ class Scaler:
 
     def _retire(self) -> None:
         new = [w["address"] for w in self.cluster.workers if w["address"] not in self.first]
-        self.cluster.client.retire_workers(workers=new, close_workers=True)
+        if self.leave == "kill":  # lost, as to the OOM killer (its nanny starts a new one)
+            for pid in self.cluster.client.run(os.getpid, workers=new).values():
+                os.kill(pid, signal.SIGKILL)
+        else:
+            self.cluster.client.retire_workers(workers=new, close_workers=True)
 
     def _spawn(self, fn: Any) -> None:
         t = threading.Thread(target=fn, daemon=True)
@@ -103,7 +110,7 @@ def elastic_run(args: argparse.Namespace, train: Any, test: Any) -> dict[str, An
                                 dashboard_address="127.0.0.1:0")
     try:
         cluster.wait_for_workers(1)
-        scaler = Scaler(cluster, args.grow_at, args.shrink_after)
+        scaler = Scaler(cluster, args.grow_at, args.shrink_after, args.leave)
         with tempfile.TemporaryDirectory() as ckpt:
             t0 = time.monotonic()
             res = ln.fit(models.MLP(), train, val_data=test, cluster=cluster, epochs=args.epochs,
@@ -167,12 +174,14 @@ def main() -> None:
     ap.add_argument("--grow-at", type=int, default=20)
     ap.add_argument("--shrink-after", type=int, default=400,
                     help="steps the 2-rank world runs before its new worker is retired")
+    ap.add_argument("--leave", choices=["retire", "kill"], default="retire",
+                    help="how the new worker leaves: graceful retirement or SIGKILL")
     ap.add_argument("--no-anchors", action="store_true")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()}")
     train, test = _data()
     r = elastic_run(args, train, test)
-    print(f"elastic run: MNIST 4k x {args.epochs} epochs, batch {args.batch_size}, "
+    print(f"elastic run ({args.leave}): MNIST 4k x {args.epochs} epochs, batch {args.batch_size}, "
           f"checkpoint_every {args.checkpoint_every}; wall {r['wall_s']:.1f} s, "
           f"restarts {r['restarts']}, val accuracy {r['accuracy']}")
     print("| world change | reason | continues at step | steps lost | join -> world row (s) "
