@@ -171,7 +171,28 @@ def _processes(cluster: Any) -> list[ProcessRef]:
     return [ref for ref in map(ProcessRef.of, [os.getpid(), *pids]) if ref is not None]
 
 
-def _add_operations(cluster: Any) -> None:
+class _Record:
+    """The ledger entry this process keeps current: worker pids as they change, and the
+    options after a scale or adapt (so a re-attaching server shows what was asked last)."""
+
+    def __init__(self) -> None:
+        self.entry: LedgerEntry | None = None
+        self._lock = threading.Lock()
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            if self.entry is None:
+                return
+            self.entry = self.entry.model_copy(update=fields)
+            with contextlib.suppress(OSError):
+                _ledger.write(self.entry)
+
+    def options(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self.entry.options) if self.entry is not None else {}
+
+
+def _add_operations(cluster: Any, record: _Record) -> None:
     scheduler = getattr(cluster._cluster, "scheduler", None)
     handlers = getattr(scheduler, "handlers", None)
     if not isinstance(handlers, dict):
@@ -179,10 +200,15 @@ def _add_operations(cluster: Any) -> None:
 
     async def lepton_scale(n: int) -> dict[str, str]:
         await asyncio.to_thread(cluster.scale, n)  # off the scheduler's loop, as a client would
+        options = record.options()
+        options.pop("adapt", None)
+        record.update(options={**options, "n_workers": n})
         return {"status": "OK"}
 
     async def lepton_adapt(minimum: int, maximum: int) -> dict[str, str]:
         await asyncio.to_thread(cluster.adapt, minimum=minimum, maximum=maximum)
+        adapt = {"minimum": minimum, "maximum": maximum}
+        record.update(options={**record.options(), "adapt": adapt})
         return {"status": "OK"}
 
     handlers["lepton_scale"] = lepton_scale
@@ -219,11 +245,12 @@ def serve(cluster_id: str, options: dict[str, Any], credentials: Path | None) ->
         _ledger.forget(cluster.ledger_id)  # launch_cluster listed it under an id of its own
         cluster.ledger_id = cluster_id
         cluster.owned_credentials = credentials  # removed when the cluster closes
-        _add_operations(cluster)
-        entry = _ledger.register(
+        record = _Record()
+        _add_operations(cluster, record)  # before the entry: the server may resize at once
+        record.entry = _ledger.register(
             cluster, origin="server", owner=OWNER, processes=_processes(cluster), options=options
         )
-        _watch(cluster, entry, halt)
+        _watch(cluster, record, halt)
     finally:
         cluster.close()
         _ledger.forget(cluster_id)
@@ -233,19 +260,18 @@ def serve(cluster_id: str, options: dict[str, Any], credentials: Path | None) ->
     return 0
 
 
-def _watch(cluster: Any, entry: LedgerEntry, halt: threading.Event) -> None:
+def _watch(cluster: Any, record: _Record, halt: threading.Event) -> None:
     """Until SIGTERM or the scheduler's end, keep the entry's worker pids current."""
-    refreshed = time.monotonic()
+    refreshed, pids = time.monotonic(), [p.pid for p in _processes(cluster)]
     while not halt.wait(0.5):
         if cluster.closed or cluster.client.status != "running":
             return
         if time.monotonic() - refreshed > _REFRESH_S:
             refreshed = time.monotonic()
             procs = _processes(cluster)
-            if [p.pid for p in procs] != [p.pid for p in entry.processes]:
-                entry = entry.model_copy(update={"processes": procs})
-                with contextlib.suppress(OSError):
-                    _ledger.write(entry)
+            if [p.pid for p in procs] != pids:
+                pids = [p.pid for p in procs]
+                record.update(processes=procs)
 
 
 def _report(cluster_id: str, error: str, message: str) -> None:

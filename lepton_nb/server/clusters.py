@@ -342,8 +342,12 @@ class ClusterManager:
         )
         if c.closed:
             return ClusterInfo(status="closed", **common)
-        workers = [WorkerInfo(**w) for w in c.workers]
-        address = c.scheduler_address
+        try:
+            workers = [WorkerInfo(**w) for w in c.workers]
+            address = c.scheduler_address
+        except (OSError, TimeoutError, ClusterError):
+            # its scheduler went away since the last look: the next list sorts it out
+            return ClusterInfo(status="closed", **common)
         return ClusterInfo(
             status="running",
             scheduler_address=address,
