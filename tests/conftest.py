@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -106,6 +107,26 @@ def kill_worker_at() -> type[Any]:
                     self.killed_at = time.monotonic()
 
     return KillWorkerAt
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """``free_port()``: a TCP port on 127.0.0.1 that nothing listens on (for a `dask scheduler`
+    the test starts, or an address that must refuse connections)."""
+    return _free_port
+
+
+@pytest.fixture(scope="session")
+def dask_cli() -> list[str]:
+    """The ``dask`` command (``dask scheduler``, ``dask worker``) of this environment."""
+    exe = shutil.which("dask")
+    return [exe] if exe else [sys.executable, "-m", "dask"]
 
 
 MakeNB = Callable[..., Path]
