@@ -45,6 +45,7 @@ from lepton_nb.train.context import event_topic
 from lepton_nb.train.strategy import Strategy
 
 POLL_S = 0.05
+RESTART = "a restart"  # why a generation began, when it is a restart (not a world change)
 WORKER_POLL_S = 0.25
 
 
@@ -186,7 +187,7 @@ def run_ranks(
             else:
                 workers = wait_for_world(client, elastic, retiring, why, workers_of)
                 n = elastic.world_for(len(workers))
-                if gen:
+                if gen and (why != RESTART or n != size):  # a restart has its own row
                     hub.world_marker(attempt=gen, old_size=size, new_size=n, reason=why,
                                      step=resume_step(checkpoint_dir, storage_options))
             specs = _specs(client, workers, n, run_id, gen, checkpoint_dir,
@@ -202,6 +203,8 @@ def run_ranks(
                 _guard.hold(client, run_id, [s.address for s in specs], elastic.min_workers)
             _placement.publish(client, run_id, {s.address: s.rank for s in specs})
             run_payload = strategy.prepare(client, specs, payload)
+            if monitor is not None:
+                monitor.on_stop = lambda p=run_payload: strategy.request_stop(p)
             data = client.scatter(run_payload, broadcast=True, hash=False)
             futures = [client.submit(rank_task, s, shipped_strategy, data, workers=[s.address],
                                      allow_other_workers=False, pure=False, retries=0,
@@ -234,7 +237,9 @@ def run_ranks(
                             "check that worker's logs, or raise max_restarts"
                         ) from None
                     restarts += 1
-                gen, why = gen + 1, f"worker lost: {fail.address}"
+                gen, why = gen + 1, (f"worker lost: {fail.address}" if elastic_loss
+                                     else RESTART)
+                del run_payload, data, futures  # release the generation's actor (if any)
                 continue
             finally:
                 if monitor is not None:
@@ -245,6 +250,7 @@ def run_ranks(
             hub.drain(force=True)
             if monitor is not None and any(r.get("stopped") is not None for r in results):
                 gen, why = gen + 1, monitor.reason or "world re-formed"
+                del run_payload, data, futures, results
                 continue
             return list(results)
     finally:

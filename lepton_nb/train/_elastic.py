@@ -103,6 +103,7 @@ class Monitor:
         self.run_id, self.warm = run_id, warm
         self.reason: str | None = None
         self.noticed: float | None = None  # when the change was seen (unix s)
+        self.on_stop: Any = None  # tells ranks that do not read the flag (strategy hook)
         self._warming: dict[str, Any] = {}
 
     @property
@@ -134,6 +135,8 @@ class Monitor:
     def _stop(self, reason: str) -> None:
         self.reason, self.noticed = reason, time.time()
         self.event.set()
+        if self.on_stop is not None:
+            self.on_stop()
 
     def close(self) -> None:
         self.client.cancel(list(self._warming.values()))

@@ -106,6 +106,13 @@ class RankGuard(SchedulerPlugin):
             try:
                 while held & self.held() and time.monotonic() < deadline:
                     await asyncio.sleep(0.1)
+                # the old world's parameter-server actor (which Dask never retires a worker
+                # from) is released by the driver right after
+                settle = time.monotonic() + 10
+                while time.monotonic() < settle and any(
+                        self.scheduler.workers[a].actors for a in held
+                        if a in self.scheduler.workers):
+                    await asyncio.sleep(0.1)
             finally:
                 self.retiring -= held
         if workers is not None:

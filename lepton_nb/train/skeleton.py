@@ -55,6 +55,7 @@ class RankLoop:
         self.skip_samples = 0  # samples of start_epoch already trained before a resume
         self.last_val: dict[str, float] = {}
         self.steps_per_epoch = 0
+        self.place = (0, 0)  # (epoch, samples of it consumed) before the current step
 
     # --- hooks -------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -86,10 +87,16 @@ class RankLoop:
         re-form its world; it must be the same step on every rank of a group)."""
         return self.step % self.cfg.checkpoint_every == 0
 
+    def world_stop(self) -> bool:
+        """At a boundary of an elastic run: whether the driver re-forms the world here (all
+        ranks of a group get the same answer).  Strategies that learn it another way (the
+        parameter server answers it with each push) return False."""
+        return self.ctx.world_boundary()
+
     def _world_boundary(self, meter: Meter, epoch: int) -> None:
         """At a boundary: leave with :class:`WorldChange` if the driver re-forms the world
         (after reporting the steps not reported yet, so none is missing from the history)."""
-        if self.ctx.elastic is None or not self.ctx.world_boundary():
+        if self.ctx.elastic is None or not self.world_stop():
             return
         if meter.n:
             self.report(meter, epoch)
@@ -126,7 +133,13 @@ class RankLoop:
             samples = skip * global_batch
             for batch in skip_batches(dl, skip):
                 x, y = (to_device(b, device) for b in split_batch(batch))
-                loss = self.train_step(x, y)
+                self.place = (epoch, samples)  # where this step starts in the data
+                try:
+                    loss = self.train_step(x, y)
+                except WorldChange:  # a strategy that re-forms at a step (parameter server)
+                    if meter.n:
+                        self.report(meter, epoch)
+                    raise
                 self.step += 1
                 samples += len(y) * ctx.world_size
                 meter.add(loss, len(y))

@@ -65,6 +65,12 @@ class Strategy:
         """Client side, when an attempt fails, before its ranks are torn down: release what
         :meth:`prepare` set up so blocked ranks return.  Default: nothing to release."""
 
+    def request_stop(self, payload: Any) -> bool:
+        """Client side, in an elastic run, when the driver re-forms the world: tell ranks that
+        do not read the stop flag at their boundaries (see :meth:`TrainContext.world_boundary`)
+        to leave.  False: too late, the run is ending.  Default: nothing to tell."""
+        return True
+
     def resume_step(self, checkpoint_dir: str | None) -> int | None:
         """Client side, after a failure: the step the next attempt resumes from (where the
         restart marker goes).  Default None: the step of ``latest.pt`` in ``checkpoint_dir``."""

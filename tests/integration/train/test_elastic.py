@@ -112,6 +112,29 @@ def test_grow_from_one_to_two_workers(digits: Any, tmp_path: Path) -> None:
         cluster.close()
 
 
+@pytest.mark.parametrize("strategy", ["ps-sync", "ps-async"])
+def test_parameter_server_grows_at_the_next_step(digits: Any, tmp_path: Path,
+                                                 strategy: str) -> None:
+    cluster = _launch(1)
+    try:
+        grow = AtStep(3, lambda _: cluster.scale(2))
+        res = fit(_mlp, digits.train, digits.test, cluster=cluster, min_workers=1,
+                  max_workers=2, checkpoint_dir=str(tmp_path), callbacks=[grow],
+                  loss=_slow_while(1), **{**KW, "strategy": strategy})
+        h = res.history
+        world = h[h.kind == "world"]
+        assert len(world) == 1 and (world.iloc[0].old_size, world.iloc[0].new_size) == (1, 2)
+        assert world.iloc[0].reason.startswith("worker joined: tcp://")
+        assert set(h[(h.kind == "step") & (h.attempt == 1)].world_size) == {2}
+        assert res.metrics["restarts"] == 0 and res.metrics["world_size"] == 2
+        if strategy == "ps-sync":  # one server version a step, none lost or redone
+            assert _steps(h) == list(range(1, res.metrics["steps"] + 1))
+            assert res.metrics["steps"] == 2 * 23
+        assert res.metrics["val_accuracy"] > 0.8
+    finally:
+        cluster.close()
+
+
 def test_graceful_retirement_continues_on_survivors(digits: Any, tmp_path: Path) -> None:
     cluster = _launch(3)
     client = cluster.client

@@ -13,10 +13,20 @@ from torch.utils.data import TensorDataset
 
 from lepton_nb.errors import ConfigError
 from lepton_nb.models import MLP
-from lepton_nb.train import fit, run
+from lepton_nb.train import Strategy, fit, run
 from lepton_nb.train._common import loader, skip_batches
 from lepton_nb.train._elastic import Elastic
 from lepton_nb.train.config import FitConfig
+
+
+class FixedWorld(Strategy):
+    """A strategy that has not declared it can re-form its world."""
+
+    name = "fixed"
+
+    def body(self, ctx: Any, payload: Any) -> Any:
+        return {}
+
 
 DATA = TensorDataset(torch.randn(16, 784), torch.randint(0, 10, (16,)))
 
@@ -29,7 +39,7 @@ DATA = TensorDataset(torch.randn(16, 784), torch.randint(0, 10, (16,)))
     (dict(min_workers=1, wait_timeout_s=0), r"wait_timeout_s must be a positive number"),
     (dict(min_workers=1, strategy="single"), r"strategy='single' trains in this process"),
     (dict(min_workers=1, n_workers=2), r"leave n_workers=None"),
-    (dict(min_workers=1, strategy="ps-async"), r"strategy 'ps-async' is not elastic yet"),
+    (dict(min_workers=1, strategy=FixedWorld()), r"strategy 'fixed' is not elastic yet"),
     (dict(min_workers=2, max_workers=3, batch_size=64),
      r"world sizes \[3\].*do not divide it\. Use a multiple of 6 \(e\.g\. batch_size=66\)"),
 ])
