@@ -94,11 +94,8 @@ def jp_server_config(tmp_home: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def notebook(jp_root_dir: Path) -> str:
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("sleep = 0.0\ntag = 'a'\nattach = False")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
+def notebook(jp_root_dir: Path, make_nb: Any) -> str:
+    make_nb("where.ipynb", (
         "import os, socket, time\nimport lepton_nb as ln\n"
         "open(f'kernel-{tag}.pid', 'w').write(str(os.getpid()))\n"
         "ln.record('where', {'ppid': os.getppid(), 'host': socket.gethostname(),\n"
@@ -109,9 +106,7 @@ def notebook(jp_root_dir: Path) -> str:
         "    ln.record('cluster', c.scheduler_address)\n"
         "    c.close()\n"
         "time.sleep(sleep)"
-    )]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
-    nbformat.write(nb, jp_root_dir / "where.ipynb")
+    ), params="sleep = 0.0\ntag = 'a'\nattach = False", where=jp_root_dir)
     return "where.ipynb"
 
 
