@@ -135,6 +135,11 @@ def _watch(
             time.sleep(RELAY_S)
             relay.pump()  # heartbeats in; a cancel goes out to the worker as a Dask Event
             started = rec.id in relay.started
+            now = store.get(rec.id)  # reported lost: its worker died or went silent
+            if now.status == "lost" and now.error is not None:
+                fut.cancel()  # Dask would otherwise wait for a worker to run it again
+                return _end(rec, store, "failed", ErrorInfo(
+                    reason="worker lost", evalue=now.error.evalue))
             # until a worker starts it, this process is what keeps the record alive
             cancel = store.cancel_requested(rec.id) if started else store.beat(rec.id)
             if not cancel:
