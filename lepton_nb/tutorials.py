@@ -81,10 +81,11 @@ for _t in (
               Check("int8_size_x", ">=", 3.5))),
     Tutorial("02", "02_distributed_training.ipynb", "DDP vs parameter servers, failures",
              "ddp, ps-sync and ps-async side by side; a worker killed mid-run and recovered "
-             "from a checkpoint; mixed precision.",
+             "from a checkpoint; an elastic run growing from 1 to 2 workers; mixed precision.",
              (Check("ddp_accuracy", ">=", 0.85), Check("ps_sync_accuracy", ">=", 0.85),
               Check("ps_async_accuracy", ">=", 0.85), Check("restarts", ">=", 1),
-              Check("recovered_accuracy", ">=", 0.85)),
+              Check("recovered_accuracy", ">=", 0.85), Check("world_changes", ">=", 1),
+              Check("elastic_accuracy", ">=", 0.85)),
              {"epochs": 2}),
     Tutorial("03", "03_compression.ipynb", "Compression you can measure",
              "Quantization, unstructured vs structured pruning, distillation, per-layer "

@@ -46,18 +46,29 @@ def _failed_path(cluster_id: str) -> Path:
 
 
 def spawn(
-    cluster_id: str, options: dict[str, Any], credentials: Path | None
+    cluster_id: str,
+    options: dict[str, Any],
+    credentials: Path | None,
+    profile: dict[str, Any] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the detached process of cluster ``cluster_id`` (call :func:`wait_ready` next)."""
+    """Start the detached process of cluster ``cluster_id`` (call :func:`wait_ready` next).
+
+    ``profile``: the raw settings of ``options["profile"]`` as the caller's dask config has
+    them, so the process launches what the server validated (a profile set in the server's
+    process only, too). They travel on stdin: argv is visible to every user (``ps``), and a
+    profile may hold a password."""
     folder = _ledger.ledger_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cmd = [sys.executable, "-m", "lepton_nb.cluster._detached", cluster_id, json.dumps(options)]
+    cmd = [sys.executable, "-m", "lepton_nb.cluster._detached", cluster_id]
     if credentials is not None:
         cmd += ["--credentials", str(credentials)]
     with open(folder / f"{cluster_id}.log", "ab") as out:
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+            cmd, stdout=out, stderr=out, stdin=subprocess.PIPE, start_new_session=True
         )
+    assert proc.stdin is not None
+    with proc.stdin:
+        proc.stdin.write(json.dumps({"options": options, "profile": profile}).encode())
     # reap it when it exits while this process lives (no zombie counted as alive)
     threading.Thread(target=proc.wait, name=f"lepton-cluster-{cluster_id}", daemon=True).start()
     return proc
@@ -160,7 +171,28 @@ def _processes(cluster: Any) -> list[ProcessRef]:
     return [ref for ref in map(ProcessRef.of, [os.getpid(), *pids]) if ref is not None]
 
 
-def _add_operations(cluster: Any) -> None:
+class _Record:
+    """The ledger entry this process keeps current: worker pids as they change, and the
+    options after a scale or adapt (so a re-attaching server shows what was asked last)."""
+
+    def __init__(self) -> None:
+        self.entry: LedgerEntry | None = None
+        self._lock = threading.Lock()
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            if self.entry is None:
+                return
+            self.entry = self.entry.model_copy(update=fields)
+            with contextlib.suppress(OSError):
+                _ledger.write(self.entry)
+
+    def options(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self.entry.options) if self.entry is not None else {}
+
+
+def _add_operations(cluster: Any, record: _Record) -> None:
     scheduler = getattr(cluster._cluster, "scheduler", None)
     handlers = getattr(scheduler, "handlers", None)
     if not isinstance(handlers, dict):
@@ -168,10 +200,15 @@ def _add_operations(cluster: Any) -> None:
 
     async def lepton_scale(n: int) -> dict[str, str]:
         await asyncio.to_thread(cluster.scale, n)  # off the scheduler's loop, as a client would
+        options = record.options()
+        options.pop("adapt", None)
+        record.update(options={**options, "n_workers": n})
         return {"status": "OK"}
 
     async def lepton_adapt(minimum: int, maximum: int) -> dict[str, str]:
         await asyncio.to_thread(cluster.adapt, minimum=minimum, maximum=maximum)
+        adapt = {"minimum": minimum, "maximum": maximum}
+        record.update(options={**record.options(), "adapt": adapt})
         return {"status": "OK"}
 
     handlers["lepton_scale"] = lepton_scale
@@ -208,11 +245,12 @@ def serve(cluster_id: str, options: dict[str, Any], credentials: Path | None) ->
         _ledger.forget(cluster.ledger_id)  # launch_cluster listed it under an id of its own
         cluster.ledger_id = cluster_id
         cluster.owned_credentials = credentials  # removed when the cluster closes
-        _add_operations(cluster)
-        entry = _ledger.register(
+        record = _Record()
+        _add_operations(cluster, record)  # before the entry: the server may resize at once
+        record.entry = _ledger.register(
             cluster, origin="server", owner=OWNER, processes=_processes(cluster), options=options
         )
-        _watch(cluster, entry, halt)
+        _watch(cluster, record, halt)
     finally:
         cluster.close()
         _ledger.forget(cluster_id)
@@ -222,19 +260,18 @@ def serve(cluster_id: str, options: dict[str, Any], credentials: Path | None) ->
     return 0
 
 
-def _watch(cluster: Any, entry: LedgerEntry, halt: threading.Event) -> None:
+def _watch(cluster: Any, record: _Record, halt: threading.Event) -> None:
     """Until SIGTERM or the scheduler's end, keep the entry's worker pids current."""
-    refreshed = time.monotonic()
+    refreshed, pids = time.monotonic(), [p.pid for p in _processes(cluster)]
     while not halt.wait(0.5):
         if cluster.closed or cluster.client.status != "running":
             return
         if time.monotonic() - refreshed > _REFRESH_S:
             refreshed = time.monotonic()
             procs = _processes(cluster)
-            if [p.pid for p in procs] != [p.pid for p in entry.processes]:
-                entry = entry.model_copy(update={"processes": procs})
-                with contextlib.suppress(OSError):
-                    _ledger.write(entry)
+            if [p.pid for p in procs] != pids:
+                pids = [p.pid for p in procs]
+                record.update(processes=procs)
 
 
 def _report(cluster_id: str, error: str, message: str) -> None:
@@ -245,12 +282,23 @@ def _report(cluster_id: str, error: str, message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lepton_nb.cluster._detached")
+    p = argparse.ArgumentParser(
+        prog="python -m lepton_nb.cluster._detached",
+        description='reads {"options": {...}, "profile": {...} | null} (JSON) on stdin',
+    )
     p.add_argument("cluster_id")
-    p.add_argument("options", help="the launch options, as JSON")
     p.add_argument("--credentials", type=Path, default=None)
     args = p.parse_args(argv)
-    return serve(args.cluster_id, json.loads(args.options), args.credentials)
+    given = json.loads(sys.stdin.read())
+    options, profile = given["options"], given.get("profile")
+    if profile is not None and options.get("profile"):
+        import dask.config
+
+        dask.config.update(
+            dask.config.config, {"lepton": {"profiles": {options["profile"]: profile}}},
+            priority="new",
+        )
+    return serve(args.cluster_id, options, args.credentials)
 
 
 if __name__ == "__main__":

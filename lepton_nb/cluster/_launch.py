@@ -299,20 +299,25 @@ def connect(
     return Cluster(client, None, kind="remote")
 
 
-def connect_profile(settings: dict[str, Any]) -> Cluster:
-    security = None
-    if settings.get("tls_ca_file"):
-        from distributed.security import Security
+def profile_security(settings: dict[str, Any]) -> Any:
+    """The ``Security`` a remote profile's TLS keys describe, or None (plain TCP)."""
+    if not settings.get("tls_ca_file"):
+        return None
+    from distributed.security import Security
 
-        security = Security(
-            tls_ca_file=settings["tls_ca_file"],
-            tls_client_cert=settings.get("tls_client_cert"),
-            tls_client_key=settings.get("tls_client_key"),
-            require_encryption=True,
-        )
+    return Security(
+        tls_ca_file=settings["tls_ca_file"],
+        tls_client_cert=settings.get("tls_client_cert"),
+        tls_client_key=settings.get("tls_client_key"),
+        require_encryption=True,
+    )
+
+
+def connect_profile(settings: dict[str, Any]) -> Cluster:
     if "address" not in settings:
         raise ConfigError("a remote profile needs an 'address' key (e.g. tcp://host:8786)")
-    return connect(settings["address"], security=security, timeout=settings.get("timeout", 10))
+    return connect(settings["address"], security=profile_security(settings),
+                   timeout=settings.get("timeout", 10))
 
 
 __all__ = [
@@ -320,4 +325,5 @@ __all__ = [
     "connect",
     "connect_profile",
     "launch_cluster",
+    "profile_security",
 ]

@@ -73,6 +73,7 @@ class LedgerEntry(BaseModel):
     # detached server clusters: the processes to stop, and what was asked at launch
     processes: list[ProcessRef] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
+    name: str | None = None  # a gateway cluster's name (re-attached by name)
 
     def alive(self) -> bool:
         """Whether any recorded process still runs."""
@@ -101,6 +102,7 @@ def register(
         origin=origin or ("kernel" if session else "process"),
         owner=owner if owner is not None else session,
         credentials=str(creds) if creds is not None else None,
+        name=getattr(cluster, "name", None),
         **extra,
     )
     write(entry)

@@ -88,4 +88,10 @@ def runtime_folder(cluster_id: str, runtime_dir: str | Path | None = None) -> Pa
     return Path(runtime_dir) / RUNTIME_SUBDIR / cluster_id
 
 
-__all__ = ["create_credentials", "remove_credentials", "runtime_folder", "security_from"]
+__all__ = [
+    "RUNTIME_SUBDIR",
+    "create_credentials",
+    "remove_credentials",
+    "runtime_folder",
+    "security_from",
+]

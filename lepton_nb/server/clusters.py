@@ -85,18 +85,20 @@ class ClusterManager:
 
     def launch(self, request: LaunchRequest) -> ClusterInfo:
         from lepton_nb.cluster import _detached
-        from lepton_nb.cluster._profiles import get_profile
+        from lepton_nb.cluster._profiles import get_profile, list_profiles
         from lepton_nb.cluster._tls import remove_credentials, runtime_folder
 
+        profile = None
         if request.profile is not None:
             get_profile(request.profile)  # an unknown profile is a 400 before anything starts
+            profile = list_profiles()[request.profile]
         cluster_id = uuid.uuid4().hex[:12]
         # TLS unless asked otherwise: anyone on the machine can reach a scheduler port, and a
         # client runs code on the workers as this user. A profile naming a remote cluster
         # brings its own security settings.
         creds = runtime_folder(cluster_id, self._runtime_dir) if request.secure else None
         options = request.model_dump()
-        proc = _detached.spawn(cluster_id, options, creds)
+        proc = _detached.spawn(cluster_id, options, creds, profile)
         try:
             ledger = _detached.wait_ready(cluster_id, proc, self._launch_timeout)
         except BaseException:
@@ -142,13 +144,22 @@ class ClusterManager:
                 "scale it from there (cluster.scale / cluster.adapt); the sidebar can only stop it"
             )
         self._require_open(entry)
-        client = entry.cluster.client
+        # A gateway cluster is resized through its gateway by any of its handles; the others
+        # by the process that runs their scheduler.
+        cluster, client = entry.cluster, entry.cluster.client
         if patch.adapt is not None:
-            _detached.adapt(client, cluster_id, patch.adapt.minimum, patch.adapt.maximum)
+            lo, hi = patch.adapt.minimum, patch.adapt.maximum
+            if cluster.owned:
+                cluster.adapt(minimum=lo, maximum=hi)
+            else:
+                _detached.adapt(client, cluster_id, lo, hi)
             entry.options["adapt"] = patch.adapt.model_dump()
         else:
             assert patch.n_workers is not None  # guaranteed by ClusterPatch
-            _detached.scale(client, cluster_id, patch.n_workers)
+            if cluster.owned:
+                cluster.scale(patch.n_workers)
+            else:
+                _detached.scale(client, cluster_id, patch.n_workers)
             entry.options.pop("adapt", None)
             entry.options["n_workers"] = patch.n_workers
         return self._info(entry)
@@ -224,10 +235,21 @@ class ClusterManager:
 
     @staticmethod
     def _connect(ledger: Any) -> Any:
-        from lepton_nb.cluster._launch import connect
+        """A Client to the cluster of ``ledger``, with the credentials its kind needs: the
+        cluster's own TLS folder, else its profile's (a remote scheduler's keys, a gateway)."""
+        from lepton_nb.cluster._launch import connect, profile_security
+        from lepton_nb.cluster._profiles import get_profile
 
+        profile = ledger.options.get("profile")
+        settings = get_profile(profile) if profile and not ledger.credentials else {}
+        if ledger.kind == "gateway" and ledger.name:
+            from lepton_nb.cluster._gateway import attach_gateway
+
+            # closing this handle leaves the gateway cluster running: its process owns it
+            return attach_gateway(settings, ledger.name, f"profile {profile!r}")
         cluster = connect(
-            ledger.scheduler_address, credentials=ledger.credentials, timeout=_CONNECT_TIMEOUT_S
+            ledger.scheduler_address, security=profile_security(settings),
+            credentials=ledger.credentials, timeout=_CONNECT_TIMEOUT_S,
         )
         cluster.kind = ledger.kind
         return cluster
@@ -320,8 +342,12 @@ class ClusterManager:
         )
         if c.closed:
             return ClusterInfo(status="closed", **common)
-        workers = [WorkerInfo(**w) for w in c.workers]
-        address = c.scheduler_address
+        try:
+            workers = [WorkerInfo(**w) for w in c.workers]
+            address = c.scheduler_address
+        except (OSError, TimeoutError, ClusterError):
+            # its scheduler went away since the last look: the next list sorts it out
+            return ClusterInfo(status="closed", **common)
         return ClusterInfo(
             status="running",
             scheduler_address=address,

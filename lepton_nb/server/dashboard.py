@@ -183,4 +183,4 @@ class DashboardSocketHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             self.upstream.close()
 
 
-__all__ = ["DashboardProxyHandler", "DashboardSocketHandler", "dashboard_base"]
+__all__ = ["DashboardProxyHandler", "DashboardSocketHandler", "dashboard_base", "forwarded_query"]

@@ -10,18 +10,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lepton_nb._storage import default_checkpoints
 from lepton_nb.cluster._client import client_of
 from lepton_nb.cluster._worker_gpus import all_have_gpus, worker_gpus
 from lepton_nb.errors import ConfigError
 from lepton_nb.train._common import Payload, build_model, is_module
 from lepton_nb.train._driver import new_run_id, run_ranks, workers_of
+from lepton_nb.train._elastic import Elastic
 from lepton_nb.train._events import EventHub, check_callbacks
 from lepton_nb.train._gpu import auto_precision, warn_slow_bf16
 from lepton_nb.train._lifeline import SchedulerLost
 from lepton_nb.train._rendezvous import RankSpec, free_port, rank_task
 from lepton_nb.train._resume import announce_resume, checkpoint_location
 from lepton_nb.train.callbacks import Callback
-from lepton_nb.train.config import FitConfig, validate_names
+from lepton_nb.train.config import FitConfig, check_elastic, validate_names
 from lepton_nb.train.context import TrainContext
 from lepton_nb.train.frameworks import FRAMEWORKS
 from lepton_nb.train.strategies import STRATEGIES, resolve_strategy
@@ -66,8 +68,37 @@ def _check_data(data: Any, name: str, required: bool) -> None:
                           f"factory returning one, got {type(data).__name__}")
 
 
-def _check_ranks(client: Any, n_workers: int | None) -> int:
+def _elastic_of(min_workers: int | None, max_workers: int | None, wait_timeout_s: float,
+                batch_size: int | None) -> Elastic | None:
+    check_elastic(min_workers, max_workers, wait_timeout_s)
+    if min_workers is None and max_workers is None:
+        return None
+    return Elastic(min_workers or 1, max_workers, float(wait_timeout_s), batch_size)
+
+
+def _check_elastic_call(cluster: Any, n_workers: int | None, checkpoint_dir: Any) -> None:
+    if cluster is None:
+        raise ConfigError("min_workers/max_workers need a cluster: pass cluster= (a lepton_nb "
+                          "Cluster or a distributed.Client)")
+    if n_workers is not None:
+        raise ConfigError("n_workers fixes the world size; an elastic run (min_workers/"
+                          "max_workers) sizes it from the cluster, so leave n_workers=None")
+    if checkpoint_dir is None and default_checkpoints() is None:
+        _needs_checkpoints(True, None)
+
+
+def _needs_checkpoints(elastic: Elastic | bool | None, url: str | None) -> None:
+    if elastic and url is None:
+        raise ConfigError(
+            "elastic training re-forms the world from checkpoints, and none has a place: pass "
+            "checkpoint_dir=... (a path every worker can reach, or a URL such as "
+            "'s3://bucket/run') or set dask config `lepton.storage.checkpoints`")
+
+
+def _check_ranks(client: Any, n_workers: int | None, elastic: Elastic | None = None) -> int:
     n = len(workers_of(client))
+    if elastic is not None:  # fewer than min_workers now: the driver waits for them
+        return max(1, elastic.world_for(n))
     if n == 0:
         from lepton_nb.errors import ClusterError
 
@@ -135,7 +166,8 @@ def fit(
     log_every: int = 10, checkpoint_every: int = 50, compile: bool = False,
     max_staleness: int = 4, grad_clip: float | None = None, progress: bool | None = None,
     collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None, min_workers: int | None = None,
+    max_workers: int | None = None, wait_timeout_s: float = 300.0,
 ) -> FitResult:
     """Train ``model`` (an nn.Module or zero-argument factory) on ``train_data`` (a Dataset of
     ``(x, y)`` or a factory building it on the worker).  ``batch_size`` is the global batch
@@ -147,13 +179,23 @@ def fit(
 
     ``checkpoint_dir`` is a local path or an fsspec URL (``s3://bucket/run``, with
     ``storage_options=`` or the filesystem's environment variables); by default dask config
-    ``lepton.storage.checkpoints``.  A checkpoint already there is resumed from."""
+    ``lepton.storage.checkpoints``.  A checkpoint already there is resumed from.
+
+    ``min_workers``/``max_workers`` make the fit elastic (docs/elastic.md): the world grows
+    when workers join (up to ``max_workers``) and shrinks when they leave, re-formed at a
+    checkpoint boundary; the global ``batch_size`` is kept (each rank takes
+    ``batch_size / world``, so every world size in the range must divide it).  Below
+    ``min_workers`` the fit waits ``wait_timeout_s`` for workers, then raises
+    :class:`~lepton_nb.errors.TrainingError`.  Needs a ``checkpoint_dir``."""
     strat = resolve_strategy(strategy)  # before anything else, with or without a cluster
     if not (is_module(model) or callable(model)):
         raise ConfigError(f"model must be a torch nn.Module or a zero-argument factory, "
                           f"got {type(model).__name__}")
     _check_data(train_data, "train_data", True)
     _check_data(val_data, "val_data", False)
+    elastic_asked = min_workers is not None or max_workers is not None
+    if elastic_asked:
+        _check_elastic_call(cluster, n_workers, checkpoint_dir)
     if cluster is None and not strat.in_process:
         strat = STRATEGIES.get("single")
     if precision == "auto":  # bf16 on Ampere+, fp16 on older GPUs, fp32 without GPUs
@@ -163,15 +205,22 @@ def fit(
                     else str(checkpoint_dir), checkpoint_every=checkpoint_every,
                     max_restarts=max_restarts, seed=seed, log_every=log_every,
                     n_workers=n_workers, compile=compile, max_staleness=max_staleness,
-                    grad_clip=grad_clip)
+                    grad_clip=grad_clip, min_workers=min_workers, max_workers=max_workers,
+                    wait_timeout_s=wait_timeout_s)
     cfg.validate()
+    if elastic_asked and not strat.elastic:
+        raise ConfigError(f"strategy {strat.name!r} is not elastic yet; use strategy='ddp' "
+                          "with min_workers/max_workers, or a fixed world (no min_workers/"
+                          "max_workers)")
     validate_names(loss, optimizer)
     cbs = check_callbacks(callbacks)
     client = None if strat.in_process else client_of(cluster)
-    world = 1 if client is None else _check_ranks(client, n_workers)
+    elastic = _elastic_of(cfg.min_workers, cfg.max_workers, wait_timeout_s, batch_size)
+    world = 1 if client is None else _check_ranks(client, n_workers, elastic)
     _check_precision(strat, precision, client)
     ckpt_url = checkpoint_location(checkpoint_dir, storage_options,
                                    None if client is None else workers_of(client))
+    _needs_checkpoints(elastic, ckpt_url)
     cfg.checkpoint_dir = ckpt_url
     total = None
     if hasattr(train_data, "__len__"):
@@ -196,7 +245,7 @@ def fit(
                                 n_workers=n_workers, max_restarts=max_restarts,
                                 checkpoint_dir=ckpt, collective_timeout_s=collective_timeout_s,
                                 replace_timeout_s=replace_timeout_s,
-                                storage_options=storage_options)
+                                storage_options=storage_options, elastic=elastic)
         status = "succeeded"
     except SchedulerLost:
         tmp = None  # keep the checkpoints the error message points to
@@ -213,7 +262,8 @@ def fit(
     trained.cpu().eval()
     steps = history[history["kind"] == "step"]
     last_loss = steps[steps["rank"] == 0]["loss"].dropna()
-    metrics = {**r0["metrics"], "steps": int(r0["step"]), "epochs": epochs, "world_size": world,
+    metrics = {**r0["metrics"], "steps": int(r0["step"]), "epochs": epochs,
+               "world_size": len(results),
                "strategy": strat.name, "restarts": int((history["kind"] == "restart").sum()),
                "time_s": time.perf_counter() - t0,
                "train_loss": float(last_loss.iloc[-1]) if len(last_loss) else None,
@@ -230,26 +280,39 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
         callbacks: Sequence[Callback] = (), progress: bool | None = False,
         collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
         framework: str = "torch", storage_options: dict[str, Any] | None = None,
-        rank_process: bool = True) -> RunResult:
+        rank_process: bool = True, min_workers: int | None = None,
+        max_workers: int | None = None, wait_timeout_s: float = 300.0) -> RunResult:
     """Run ``train_fn(ctx)`` once per rank with torchrun's environment variables set
     (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so torchrun-style code that calls
     ``dist.init_process_group("gloo")`` runs unchanged.  ``framework="tensorflow"`` runs each
     rank in its own process with ``TF_CONFIG`` set for MultiWorkerMirroredStrategy (see
     :mod:`lepton_nb.train.frameworks`).  Returns the per-rank return values.  On a cluster each
     torch rank runs in its own child process of its worker, as under torchrun
-    (``rank_process=False``: in the worker's task thread, sharing its interpreter)."""
+    (``rank_process=False``: in the worker's task thread, sharing its interpreter).
+
+    ``min_workers``/``max_workers`` make the run elastic (torch only, needs
+    ``checkpoint_dir``): every ``ctx.save_checkpoint`` is a boundary where the world may be
+    re-formed; ``train_fn`` is then called again in the new world and resumes with
+    ``ctx.load_checkpoint()`` (see docs/elastic.md)."""
     if not callable(train_fn):
         raise ConfigError(f"train_fn must be a function train_fn(ctx), got {type(train_fn)}")
     if not isinstance(max_restarts, int) or max_restarts < 0:
         raise ConfigError(f"max_restarts must be >= 0, got {max_restarts!r}")
     fw = FRAMEWORKS.get(framework)
+    elastic = _elastic_of(min_workers, max_workers, wait_timeout_s, None)
+    if elastic is not None:
+        _check_elastic_call(cluster, n_workers, checkpoint_dir)
+        if fw.name != "torch":
+            raise ConfigError(f"min_workers/max_workers work with framework='torch' only, "
+                              f"not {fw.name!r}")
     fw.require()
     cbs = check_callbacks(callbacks)
     client = client_of(cluster)
-    world = 1 if client is None else _check_ranks(client, n_workers)
+    world = 1 if client is None else _check_ranks(client, n_workers, elastic)
     if checkpoint_dir is not None:
         checkpoint_dir = checkpoint_location(str(checkpoint_dir), storage_options,
                                              None if client is None else workers_of(client))
+    _needs_checkpoints(elastic, checkpoint_dir)
     run_id = new_run_id()
     hub = EventHub(cbs, progress, None)
     hub.start({"strategy": "run", "world_size": world, "epochs": None, "run_id": run_id,
@@ -268,7 +331,7 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
                                     checkpoint_dir=ckpt,
                                     collective_timeout_s=collective_timeout_s,
                                     replace_timeout_s=replace_timeout_s,
-                                    storage_options=storage_options)
+                                    storage_options=storage_options, elastic=elastic)
         status = "succeeded"
     finally:
         history = hub.history()

@@ -33,7 +33,9 @@ from typing import Any
 from lepton_nb.cluster._client import live_workers as workers_of
 from lepton_nb.cluster._worker_gpus import worker_gpus
 from lepton_nb.errors import ClusterError, TrainingError
+from lepton_nb.train import _guard, _placement
 from lepton_nb.train._codeship import ship_user_code
+from lepton_nb.train._elastic import Elastic, Monitor, wait_for_world
 from lepton_nb.train._events import EventHub
 from lepton_nb.train._gpu import is_sticky_cuda_error, own_gpu_first
 from lepton_nb.train._lifeline import SchedulerLost, lost_message, scheduler_gone
@@ -43,6 +45,7 @@ from lepton_nb.train.context import event_topic
 from lepton_nb.train.strategy import Strategy
 
 POLL_S = 0.05
+RESTART = "a restart"  # why a generation began, when it is a restart (not a world change)
 WORKER_POLL_S = 0.25
 
 
@@ -60,12 +63,13 @@ def _wait_for(client: Any, n: int, timeout: float) -> dict[str, dict[str, Any]]:
 
 
 class Failure(Exception):
-    def __init__(self, what: str, rank: int, address: str) -> None:
+    def __init__(self, what: str, rank: int, address: str, lost: bool = False) -> None:
         super().__init__(what)
-        self.what, self.rank, self.address = what, rank, address
+        self.what, self.rank, self.address, self.lost = what, rank, address, lost
 
 
-def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub) -> None:
+def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub,
+           monitor: Monitor | None = None, retiring: Any = None) -> None:
     last = 0.0
     while True:
         hub.drain()
@@ -85,7 +89,9 @@ def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub
         if now - last > WORKER_POLL_S:
             last = now
             try:
-                _check_alive(client, specs)
+                alive = _check_alive(client, specs)
+                if monitor is not None:
+                    monitor.check(alive, retiring())
             except OSError:
                 if scheduler_gone(client, futures):
                     raise SchedulerLost("scheduler gone") from None
@@ -98,11 +104,13 @@ def _is_peer_error(exc: BaseException) -> bool:
     return any(m in text for m in ("gloo", "Connection reset", "Connection closed", "NCCL"))
 
 
-def _check_alive(client: Any, specs: list[RankSpec]) -> None:
+def _check_alive(client: Any, specs: list[RankSpec]) -> dict[str, dict[str, Any]]:
     alive = workers_of(client)
     for s in specs:
         if s.address not in alive:
-            raise Failure(f"lost worker {s.address} (rank {s.rank})", s.rank, s.address)
+            raise Failure(f"lost worker {s.address} (rank {s.rank})", s.rank, s.address,
+                          lost=True)
+    return alive
 
 
 def _name_lost_worker(client: Any, specs: list[RankSpec], within: float = 1.0) -> None:
@@ -151,50 +159,69 @@ def run_ranks(
     replace_timeout_s: float = 30.0,
     stuck_grace_s: float = 5.0,
     storage_options: dict[str, Any] | None = None,
+    elastic: Elastic | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``strategy.body(ctx, payload)`` once per rank (pinned tasks) until all ranks
-    succeed; ``strategy.prepare`` runs before each attempt, ``strategy.abort`` after a failed
-    one."""
+    succeed; ``strategy.prepare`` runs before each generation, ``strategy.abort`` after a
+    failed one.  With ``elastic`` the world is re-formed when workers join, retire or are lost
+    (see :mod:`lepton_nb.train._elastic`); only failures of other kinds spend a restart."""
     topic = event_topic(run_id)
     scheduler = str(client.scheduler.address)
     # the user's own modules travel with the run to workers that cannot import them
     shipped_strategy, payload = ship_user_code(client, strategy, payload)
     client.subscribe_topic(topic, hub.on_dask_event)
     target = n_workers or len(workers_of(client))
+    guarded = elastic is not None and _guard.install(client)
+
+    def retiring() -> set[str]:
+        return _guard.retiring(client, run_id) if guarded else set()
+
+    gen, restarts, size, why = 0, 0, 0, "the start"
     try:
-        for attempt in range(max_restarts + 1):
-            workers = _wait_for(client, target, replace_timeout_s if attempt else 0)
-            if not workers:
-                raise ClusterError("the cluster has no workers left; scale it up and rerun")
-            placed = plan(workers, target)
-            a0, h0 = placed[0][0], placed[0][1]
-            port = client.submit(free_port, h0, workers=[a0], allow_other_workers=False,
-                                 pure=False).result(timeout=60)
-            threads = max(1, int(workers[a0].get("nthreads") or 1))
-            own = _own_gpu_first(client, workers, placed)
-            specs = [RankSpec(rank=r, world_size=len(placed), local_rank=lr, local_world=lw,
-                              address=a, host=h, master_addr=h0, master_port=port,
-                              run_id=run_id, attempt=attempt, checkpoint_dir=checkpoint_dir,
-                              timeout_s=collective_timeout_s, threads=threads,
-                              own_gpu_first=own[a], storage_options=storage_options)
-                     for r, (a, h, lr, lw) in enumerate(placed)]
+        while True:
+            if elastic is None:
+                workers = _wait_for(client, target, replace_timeout_s if gen else 0)
+                if not workers:
+                    raise ClusterError("the cluster has no workers left; scale it up and rerun")
+                n = target
+            else:
+                workers = wait_for_world(client, elastic, retiring, why, workers_of)
+                n = elastic.world_for(len(workers))
+                if gen and (why != RESTART or n != size):  # a restart has its own row
+                    hub.world_marker(attempt=gen, old_size=size, new_size=n, reason=why,
+                                     step=resume_step(checkpoint_dir, storage_options))
+            specs = _specs(client, workers, n, run_id, gen, checkpoint_dir,
+                           collective_timeout_s, storage_options)
+            size = len(specs)
+            monitor = None
+            if elastic is not None:
+                monitor = Monitor(client, elastic, run_id, gen, [s.address for s in specs],
+                                  warm=strategy.rank_process)
+                for s in specs:
+                    s.elastic = monitor.name
+            if guarded and elastic is not None:
+                _guard.hold(client, run_id, [s.address for s in specs], elastic.min_workers)
+            _placement.publish(client, run_id, {s.address: s.rank for s in specs})
             run_payload = strategy.prepare(client, specs, payload)
+            if monitor is not None:
+                monitor.on_stop = lambda p=run_payload: strategy.request_stop(p)
             data = client.scatter(run_payload, broadcast=True, hash=False)
             futures = [client.submit(rank_task, s, shipped_strategy, data, workers=[s.address],
                                      allow_other_workers=False, pure=False, retries=0,
-                                     key=f"lepton-rank-{run_id}-{attempt}-{s.rank}")
+                                     key=f"lepton-rank-{run_id}-{gen}-{s.rank}")
                        for s in specs]
             try:
-                _watch(client, futures, specs, hub)
+                _watch(client, futures, specs, hub, monitor, retiring)
             except SchedulerLost:
                 last = resume_step(checkpoint_dir, storage_options)
                 path = str(latest_path(checkpoint_dir)) if checkpoint_dir and last else None
                 raise SchedulerLost(lost_message(scheduler, path or checkpoint_dir, last)
                                     ) from None
             except Failure as fail:
-                if attempt < max_restarts:
+                elastic_loss = elastic is not None and fail.lost
+                if not elastic_loss and restarts < max_restarts:
                     step = strategy.resume_step(checkpoint_dir)
-                    hub.restart_marker(attempt + 1, fail.what,
+                    hub.restart_marker(gen + 1, fail.what,
                                        resume_step(checkpoint_dir, storage_options)
                                        if step is None else step)
                 strategy.abort(run_payload, fail.what)
@@ -203,21 +230,52 @@ def run_ranks(
                 if is_sticky_cuda_error(fail.what) and fail.address not in restarted:
                     # its CUDA context is poisoned for the life of the process: a new one
                     client.restart_workers([fail.address], raise_for_error=False)
-                if attempt == max_restarts:
-                    raise TrainingError(
-                        f"training failed after {max_restarts} restart(s): {fail.what}; "
-                        "check that worker's logs, or raise max_restarts"
-                    ) from None
+                if not elastic_loss:
+                    if restarts == max_restarts:
+                        raise TrainingError(
+                            f"training failed after {max_restarts} restart(s): {fail.what}; "
+                            "check that worker's logs, or raise max_restarts"
+                        ) from None
+                    restarts += 1
+                gen, why = gen + 1, (f"worker lost: {fail.address}" if elastic_loss
+                                     else RESTART)
+                del run_payload, data, futures  # release the generation's actor (if any)
                 continue
+            finally:
+                if monitor is not None:
+                    monitor.close()
             results = client.gather(futures)
             for r in results:
                 hub.merge(r["events"])
             hub.drain(force=True)
+            if monitor is not None and any(r.get("stopped") is not None for r in results):
+                gen, why = gen + 1, monitor.reason or "world re-formed"
+                del run_payload, data, futures, results
+                continue
             return list(results)
-        raise AssertionError("unreachable")  # pragma: no cover
     finally:
         if client.status == "running":  # with the scheduler gone there is nothing to tell
             client.unsubscribe_topic(topic)
+            _placement.clear(client, run_id)
+            if guarded:
+                _guard.release(client, run_id)
+
+
+def _specs(client: Any, workers: dict[str, dict[str, Any]], n: int, run_id: str, gen: int,
+           checkpoint_dir: str | None, timeout_s: float,
+           storage_options: dict[str, Any] | None) -> list[RankSpec]:
+    """One generation's ranks on ``workers``: placement, rendezvous port, devices."""
+    placed = plan(workers, n)
+    a0, h0 = placed[0][0], placed[0][1]
+    port = client.submit(free_port, h0, workers=[a0], allow_other_workers=False,
+                         pure=False).result(timeout=60)
+    threads = max(1, int(workers[a0].get("nthreads") or 1))
+    own = _own_gpu_first(client, workers, placed)
+    return [RankSpec(rank=r, world_size=len(placed), local_rank=lr, local_world=lw,
+                     address=a, host=h, master_addr=h0, master_port=port, run_id=run_id,
+                     attempt=gen, checkpoint_dir=checkpoint_dir, timeout_s=timeout_s,
+                     threads=threads, own_gpu_first=own[a], storage_options=storage_options)
+            for r, (a, h, lr, lw) in enumerate(placed)]
 
 
 def _own_gpu_first(client: Any, workers: dict[str, dict[str, Any]],

@@ -166,7 +166,9 @@ class EventHub:
         if world.any() and "new_size" in df.columns:
             df.loc[world, "world_size"] = df.loc[world, "new_size"]
         # whole numbers, blank where unknown (restart and log rows, old-style events)
-        df["world_size"] = pd.to_numeric(df["world_size"], errors="coerce").astype("Int64")
+        for col in ("world_size", "old_size", "new_size"):
+            if col in df.columns:
+                df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
         df["_o"] = df["kind"].map(_ORDER).fillna(4)
         df = df.sort_values(["attempt", "step", "_o", "rank"], kind="stable")
         return df.drop(columns="_o").reset_index(drop=True)

@@ -100,6 +100,7 @@ class DDPStrategy(Strategy):
 
     name = "ddp"
     init_group = True
+    elastic = True
 
     def body(self, ctx: TrainContext, payload: Payload) -> dict[str, Any]:
         return train_loop(ctx, payload, distributed=True)

@@ -15,6 +15,7 @@ until the scheduler restarts: there is no way to tell from the scheduler that a 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from lepton_nb.cluster._client import live_workers
@@ -55,14 +56,17 @@ def _records(client: Any) -> dict[str, Any]:
     return got if isinstance(got, dict) else {}
 
 
-def ranks_by_worker(client: Any) -> dict[str, list[tuple[str, int]]]:
+def ranks_by_worker(
+    client: Any, workers: Iterable[str] | None = None
+) -> dict[str, list[tuple[str, int]]]:
     """``{worker_address: [(run_id, rank), ...]}`` for the ranks of every run that has
-    published a placement on this scheduler and not cleared it, limited to current workers;
+    published a placement on this scheduler and not cleared it, limited to current workers
+    (``workers``, when the caller has just fetched them, else asked from the scheduler);
     lists are sorted by run id then rank."""
     records = _records(client)
     if not records:
         return {}
-    alive = set(live_workers(client))
+    alive = set(live_workers(client) if workers is None else workers)
     out: dict[str, list[tuple[str, int]]] = {}
     for run_id, record in records.items():
         ranks = record.get("ranks") if isinstance(record, dict) else None

@@ -11,6 +11,12 @@ Checkpoints hold the server's parameters, optimizer state and version (the step)
 place in the data; rank 0 writes one every ``checkpoint_every`` server versions and at each
 epoch's end, and a new server (after a lost worker, or a second ``fit`` on the same
 ``checkpoint_dir``) starts from the latest one.  In async mode all ranks resume at rank 0's place.
+
+Elastic runs re-form the world at the next step, not at a checkpoint boundary: the driver
+asks the server to stop (:meth:`ParameterServer.request_stop`); from then on the server applies
+no gradient and answers every push with "stop", so every rank leaves having had the same
+updates applied (in sync mode, at the same version), rank 0 checkpoints the server's state
+with its own place in the data, and the next world's server starts from that checkpoint.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 from lepton_nb.train._common import Payload, autocast, build_model, evaluate
 from lepton_nb.train.checkpoint import latest_state
 from lepton_nb.train.config import make_optimizer
-from lepton_nb.train.context import TrainContext
+from lepton_nb.train.context import TrainContext, WorldChange
 from lepton_nb.train.skeleton import RankLoop
 from lepton_nb.train.strategy import Strategy
 
@@ -60,6 +66,7 @@ class ParameterServer:
         self._aborted: str | None = None
         self._finished: asyncio.Event | None = None
         self._finished_ranks: set[int] = set()
+        self._stop = False  # an elastic run re-forms its world: apply nothing more
 
     def _apply(self, grads: list[list[Any]]) -> None:
         for i, p in enumerate(self.params):
@@ -82,12 +89,16 @@ class ParameterServer:
         return {"model": copy.deepcopy(self.model.state_dict()),
                 "optimizer": copy.deepcopy(self.opt.state_dict()), "step": self.version}
 
-    async def push_sync(self, rank: int, grads: list[Any]) -> tuple[int, list[Any]]:
+    async def push_sync(self, rank: int, grads: list[Any]) -> tuple[int, list[Any] | None, bool]:
+        """(version, parameters, stop): with ``stop`` the gradient was not applied and the
+        rank leaves (the parameters are then None)."""
         if self._aborted:
             raise RuntimeError(f"parameter server aborted: {self._aborted}")
+        if self._stop:
+            return self.version, None, True
         if self._done is None:
             self._done = asyncio.Event()
-        done = self._done
+        done, before = self._done, self.version
         self._pending[rank] = grads
         if len(self._pending) == self.world_size:
             self._apply(list(self._pending.values()))
@@ -98,16 +109,33 @@ class ParameterServer:
             await asyncio.wait_for(done.wait(), SYNC_WAIT_S)
             if self._aborted:
                 raise RuntimeError(f"parameter server aborted: {self._aborted}")
-        return self.version, self._snapshot()
+            if self.version == before:  # woken by request_stop: this step was not applied
+                return self.version, None, True
+        return self.version, self._snapshot(), False
 
-    def push_async(self, rank: int, grads: list[Any], version: int) -> tuple[int, list[Any], int]:
+    def push_async(self, rank: int, grads: list[Any],
+                   version: int) -> tuple[int, list[Any] | None, int, bool]:
+        if self._stop:
+            return self.version, None, 0, True
         stale = self.version - version
         self.staleness.append(stale)
         if stale <= self.max_staleness:
             self._apply([grads])
         else:
             self.dropped += 1
-        return self.version, self._snapshot(), stale
+        return self.version, self._snapshot(), stale, False
+
+    async def request_stop(self) -> bool:
+        """An elastic run re-forms its world: apply no more gradients and answer every push
+        (and a sync step in progress) with "stop".  False when a rank has already finished
+        (the run is ending; nothing to re-form)."""
+        if self._finished_ranks:
+            return False
+        self._stop = True
+        self._pending.clear()
+        if self._done is not None:
+            self._done.set()
+        return True
 
     def stats(self) -> dict[str, Any]:
         s = self.staleness
@@ -115,8 +143,11 @@ class ParameterServer:
                 "max_staleness": max(s) if s else 0,
                 "mean_staleness": sum(s) / len(s) if s else 0.0}
 
-    async def finish(self, rank: int) -> tuple[int, list[Any]]:
-        """A barrier at the end: returns the final parameters once every rank has finished."""
+    async def finish(self, rank: int) -> tuple[int, list[Any] | None]:
+        """A barrier at the end: returns the final parameters once every rank has finished
+        (None when the world is being re-formed: the others have left)."""
+        if self._stop:
+            return self.version, None
         if self._finished is None:
             self._finished = asyncio.Event()
         self._finished_ranks.add(rank)
@@ -162,13 +193,24 @@ class ParameterServerLoop(RankLoop):
         loss.backward()
         grads = [None if p.grad is None else p.grad.detach().cpu() for p in self.params]
         if self.sync:
-            self.version, values = self.server.push_sync(self.ctx.rank, grads).result()
+            self.version, values, stop = self.server.push_sync(self.ctx.rank, grads).result()
         else:
-            self.version, values, stale = self.server.push_async(
+            self.version, values, stale, stop = self.server.push_async(
                 self.ctx.rank, grads, self.version).result()
             self.stale_max = max(self.stale_max, stale)
+        if stop:
+            self._leave(*self.place)
         _load(self.params, values)
         return loss
+
+    def _leave(self, epoch: int, samples: int) -> None:
+        """The world is re-formed: rank 0 checkpoints the server as it stands (no gradient is
+        applied any more) with its place in the data, then every rank leaves."""
+        self.checkpoint(epoch, samples)
+        raise WorldChange(int(self.version))
+
+    def world_stop(self) -> bool:
+        return False  # the server answers it with each push
 
     def report_step(self) -> int:
         return int(self.version)
@@ -197,6 +239,8 @@ class ParameterServerLoop(RankLoop):
 
     def finish(self, out: dict[str, Any]) -> dict[str, Any]:
         _, values = self.server.finish(self.ctx.rank).result()  # async: others push after us
+        if values is None:  # the world is re-formed while we finished: resume at the end
+            self._leave(self.cfg.epochs, 0)
         out["server"] = self.server.stats().result()
         if self.ctx.rank == 0:
             _load(self.params, values)
@@ -215,6 +259,7 @@ class ParameterServerStrategy(Strategy):
     """``ps-sync`` / ``ps-async``: the server is a Dask Actor on the rank-0 worker."""
 
     init_group = False
+    elastic = True  # re-formed at the next step (see the module docstring)
     # In a rank process every push/pull would be relayed through the worker (child -> worker
     # -> Actor and back): measured 2,200-2,800 samples/s vs 4,100-7,300 with the rank in the
     # worker's thread (LeNet5, 2 workers, same run; ddp 4,900-5,200), so PS ranks stay there.
@@ -243,6 +288,9 @@ class ParameterServerStrategy(Strategy):
 
     def relay(self, payload: Payload) -> list[Any]:
         return [payload.extra["server"]]  # an Actor handle works only inside a Dask worker
+
+    def request_stop(self, payload: Payload) -> bool:
+        return bool(payload.extra["server"].request_stop().result(timeout=30))
 
     def abort(self, payload: Payload, reason: str) -> None:
         server = payload.extra.get("server")

@@ -22,10 +22,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from lepton_nb.train._elastic import StopFlag
 from lepton_nb.train._gpu import env_local_rank, group_timeout_s, nccl_env
 from lepton_nb.train._lifeline import stop_with_worker
-from lepton_nb.train.context import Sink, TrainContext, event_topic, pick_device, torchrun_env
-from lepton_nb.train.strategy import Strategy
+from lepton_nb.train.context import (
+    Sink,
+    TrainContext,
+    WorldChange,
+    event_topic,
+    pick_device,
+    torchrun_env,
+)
+from lepton_nb.train.strategy import FunctionStrategy, Strategy
 
 
 @dataclass(kw_only=True)
@@ -48,6 +56,7 @@ class RankSpec:
     threads: int = 1
     own_gpu_first: bool = False  # the worker's cuda:0 is its own GPU (dask-cuda rotation)
     storage_options: dict[str, Any] | None = None
+    elastic: str | None = None  # name of the driver's stop flag (a Dask Event) in elastic runs
 
 
 def plan(workers: dict[str, dict[str, Any]], n: int) -> list[tuple[str, str, int, int]]:
@@ -126,19 +135,23 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
 
     # the scheduler died: stop the rank (in this thread, or its child process through the
     # thread that waits on it), don't train on for nobody
+    flag = None if spec.elastic is None else StopFlag(spec.elastic)
     with stop_with_worker():
         if not strategy.rank_process:
-            return run_rank(spec, strategy, payload, log, threads=spec.threads, in_worker=True)
+            return run_rank(spec, strategy, payload, log, threads=spec.threads, in_worker=True,
+                            flag=flag)
         from lepton_nb.train import _procs
 
+        relay = strategy.relay(payload) + ([] if flag is None else [flag])
         out: dict[str, Any] = _procs.run_in_process(
-            run_rank, spec, strategy, payload, _procs.emit, spec.threads,
-            on_event=log, relay=strategy.relay(payload))
+            run_rank, spec, strategy, payload, _procs.emit, spec.threads, False, flag,
+            on_event=log, relay=relay)
     return out
 
 
 def run_rank(spec: RankSpec, strategy: Strategy, payload: Any, sink: Sink,
-             threads: int | None = None, in_worker: bool = False) -> dict[str, Any]:
+             threads: int | None = None, in_worker: bool = False,
+             flag: Any = None) -> dict[str, Any]:
     """One rank, in the current thread: environment, process group (if
     ``strategy.init_group``), ``strategy.body``, teardown.  ``threads``: torch's intra-op
     threads (the worker's thread budget, not every core per rank); ``in_worker``: in a Dask
@@ -165,7 +178,8 @@ def run_rank(spec: RankSpec, strategy: Strategy, payload: Any, sink: Sink,
     ctx = TrainContext(rank=spec.rank, world_size=spec.world_size, local_rank=local_rank,
                        device=device, run_id=spec.run_id, attempt=spec.attempt,
                        checkpoint_dir=spec.checkpoint_dir, worker_address=spec.address,
-                       sink=sink, storage_options=spec.storage_options)
+                       sink=sink, storage_options=spec.storage_options, elastic=flag,
+                       boundary_on_save=isinstance(strategy, FunctionStrategy))
     restore_malloc = _tune_malloc(in_worker)
     try:
         if strategy.init_group:
@@ -175,6 +189,9 @@ def run_rank(spec: RankSpec, strategy: Strategy, payload: Any, sink: Sink,
                 timeout=timedelta(seconds=group_timeout_s(backend, spec.timeout_s)),
             )
         result = strategy.body(ctx, payload)
+    except WorldChange as change:  # a boundary where the driver re-forms the world
+        traceback.clear_frames(change.__traceback__)
+        return {"rank": spec.rank, "result": None, "events": ctx.events, "stopped": change.step}
     except BaseException as e:
         # The traceback's frames hold the DDP wrapper and so the process group; free them so
         # the group really closes its sockets and the peers fail now, not at their timeout.

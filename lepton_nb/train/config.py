@@ -7,6 +7,7 @@ from a worker.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -90,6 +91,13 @@ class FitConfig:
     compile: bool = False
     max_staleness: int = 4
     grad_clip: float | None = None
+    min_workers: int | None = None  # elastic when either bound is set (docs/elastic.md)
+    max_workers: int | None = None
+    wait_timeout_s: float = 300.0
+
+    @property
+    def elastic(self) -> bool:
+        return self.min_workers is not None or self.max_workers is not None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,11 +127,54 @@ class FitConfig:
             raise ConfigError(f"n_workers must be >= 1 or None (all), got {self.n_workers!r}")
         if self.max_staleness < 0:
             raise ConfigError(f"max_staleness must be >= 0, got {self.max_staleness}")
+        check_elastic(self.min_workers, self.max_workers, self.wait_timeout_s)
+        if self.elastic:
+            if self.strategy == "single":
+                raise ConfigError("min_workers/max_workers need a cluster strategy ('ddp', "
+                                  "'ps-sync', 'ps-async'); strategy='single' trains in this "
+                                  "process and cannot grow or shrink")
+            check_divides(self.batch_size, self.min_workers or 1, self.max_workers)
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"unknown precision {self.precision!r}; choose one of: "
                 + ", ".join(repr(p) for p in PRECISIONS)
             )
+
+
+def _whole(v: Any) -> bool:
+    return v is None or (isinstance(v, int) and not isinstance(v, bool))
+
+
+def check_elastic(min_workers: int | None, max_workers: int | None,
+                  wait_timeout_s: float) -> None:
+    """The elastic bounds of ``fit``/``run``: each a :class:`ConfigError` before anything
+    starts."""
+    for name, v in (("min_workers", min_workers), ("max_workers", max_workers)):
+        if not _whole(v) or (v is not None and v < 1):
+            raise ConfigError(f"{name} must be a whole number >= 1 or None, got {v!r}")
+    if min_workers is not None and max_workers is not None and max_workers < min_workers:
+        raise ConfigError(f"max_workers={max_workers} is below min_workers={min_workers}; "
+                          "the world may grow up to max_workers, so it must be >= min_workers")
+    if (not isinstance(wait_timeout_s, (int, float)) or isinstance(wait_timeout_s, bool)
+            or not wait_timeout_s > 0):
+        raise ConfigError(f"wait_timeout_s must be a positive number of seconds, "
+                          f"got {wait_timeout_s!r}")
+
+
+def check_divides(batch_size: int, low: int, high: int | None) -> None:
+    """Elastic fits keep the global batch (per-rank batch = batch_size / world), so every
+    world size the run may take must divide it (``high`` None: checked at each re-plan)."""
+    if high is None:
+        return
+    bad = [n for n in range(low, high + 1) if batch_size % n]
+    if bad:
+        ok = [n for n in range(low, high + 1) if n > 1]
+        lcm = math.lcm(*ok) if ok else 1
+        raise ConfigError(
+            f"batch_size={batch_size} is the global batch and an elastic fit keeps it, so "
+            f"each rank takes batch_size / world samples; world sizes {bad} (between "
+            f"min_workers and max_workers) do not divide it. Use a multiple of {lcm} "
+            f"(e.g. batch_size={lcm * max(1, round(batch_size / lcm))}) or narrow the range")
 
 
 def validate_names(loss: Any, optimizer: Any) -> None:
@@ -143,6 +194,8 @@ __all__ = [
     "OPTIMIZERS",
     "PRECISIONS",
     "FitConfig",
+    "check_divides",
+    "check_elastic",
     "make_optimizer",
     "resolve_loss",
     "validate_names",

@@ -20,6 +20,22 @@ from lepton_nb.train.checkpoint import latest_path, latest_state, save_checkpoin
 Sink = Callable[[Event], None]
 
 
+class WorldChange(BaseException):
+    """Raised in a rank at a checkpoint boundary when the driver re-forms the world (a worker
+    joined or is retiring): the rank's task ends cleanly and the run continues from that
+    boundary's checkpoint with the new world.  A BaseException, so a training loop's
+    ``except Exception`` does not swallow it."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"world change at step {step}")
+        self.step = step
+
+
+def _value(v: Any) -> Any:
+    """A relayed call's result (a rank process gets ``.result()`` objects), or ``v``."""
+    return v.result() if hasattr(v, "result") else v
+
+
 def _plain(v: Any) -> Any:
     """Make a metric msgpack-able (tensors and numpy scalars become Python numbers)."""
     if isinstance(v, (bool, int, float, str)) or v is None:
@@ -50,6 +66,8 @@ class TrainContext:
     storage_options: dict[str, Any] | None = field(default=None, repr=False)
     events: list[Event] = field(default_factory=list, repr=False)
     sink: Sink | None = field(default=None, repr=False)
+    elastic: Any = field(default=None, repr=False)  # the driver's stop flag (elastic runs)
+    boundary_on_save: bool = field(default=False, repr=False)  # run(): saves are boundaries
     _step: int = field(default=0, repr=False)
 
     @property
@@ -64,6 +82,7 @@ class TrainContext:
             "epoch": epoch,
             "time": time.time(),
             "attempt": self.attempt,
+            "world_size": self.world_size,
             **{k: _plain(v) for k, v in metrics.items()},
         }
         self.events.append(event)
@@ -87,10 +106,36 @@ class TrainContext:
 
     def save_checkpoint(self, state: dict[str, Any]) -> Path | str | None:
         """Rank 0 writes ``state`` atomically to ``<checkpoint_dir>/latest.pt`` (a local path
-        or an fsspec URL such as ``s3://bucket/run``); other ranks skip."""
-        if self.checkpoint_dir is None or self.rank != 0:
-            return None
-        return save_checkpoint(state, latest_path(self.checkpoint_dir), self.storage_options)
+        or an fsspec URL such as ``s3://bucket/run``); other ranks skip.  In an elastic
+        ``run`` every rank must call it at the same points: each save is a boundary where the
+        world may be re-formed (the loop is left with :class:`WorldChange` and the next world
+        resumes from :meth:`load_checkpoint`)."""
+        out = None
+        if self.checkpoint_dir is not None and self.rank == 0:
+            out = save_checkpoint(state, latest_path(self.checkpoint_dir), self.storage_options)
+        if self.boundary_on_save and self.world_boundary():
+            raise WorldChange(self._step)
+        return out
+
+    def world_boundary(self) -> bool:
+        """At a checkpoint boundary of an elastic run: True when the driver asked the ranks to
+        stop here so it can re-form the world.  Rank 0 asks the driver's flag (one scheduler
+        round trip) and broadcasts the answer, so every rank of a process group stops at the
+        same step; call it at the same points on every rank.  False outside elastic runs."""
+        if self.elastic is None:
+            return False
+        import torch
+        import torch.distributed as dist
+
+        stop = bool(_value(self.elastic.is_set())) if self.rank == 0 else False
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dev = self.device if dist.get_backend() == "nccl" else "cpu"
+            flag = torch.tensor([1 if stop else 0], dtype=torch.int32, device=dev)
+            dist.broadcast(flag, 0)
+            stop = bool(flag.item())
+        elif self.rank != 0:  # no group to share rank 0's answer: ask on our own
+            stop = bool(_value(self.elastic.is_set()))
+        return stop
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The latest checkpoint (loaded with ``weights_only=True``), or None if there is none."""
@@ -117,4 +162,4 @@ def pick_device(local_rank: int, own_first: bool = False) -> Any:
     return pick(local_rank, own_first)
 
 
-__all__ = ["TrainContext", "event_topic", "pick_device", "torchrun_env"]
+__all__ = ["TrainContext", "WorldChange", "event_topic", "pick_device", "torchrun_env"]

@@ -24,7 +24,7 @@ from lepton_nb.train._common import (
     split_batch,
     to_device,
 )
-from lepton_nb.train.context import TrainContext
+from lepton_nb.train.context import TrainContext, WorldChange
 
 
 def _in_group() -> bool:
@@ -55,6 +55,7 @@ class RankLoop:
         self.skip_samples = 0  # samples of start_epoch already trained before a resume
         self.last_val: dict[str, float] = {}
         self.steps_per_epoch = 0
+        self.place = (0, 0)  # (epoch, samples of it consumed) before the current step
 
     # --- hooks -------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -80,6 +81,26 @@ class RankLoop:
 
     def end_epoch(self, epoch: int) -> None:
         """After an epoch's last step and its validation."""
+
+    def at_checkpoint(self) -> bool:
+        """Whether the step just taken wrote a checkpoint (a boundary where an elastic run may
+        re-form its world; it must be the same step on every rank of a group)."""
+        return self.step % self.cfg.checkpoint_every == 0
+
+    def world_stop(self) -> bool:
+        """At a boundary of an elastic run: whether the driver re-forms the world here (all
+        ranks of a group get the same answer).  Strategies that learn it another way (the
+        parameter server answers it with each push) return False."""
+        return self.ctx.world_boundary()
+
+    def _world_boundary(self, meter: Meter, epoch: int) -> None:
+        """At a boundary: leave with :class:`WorldChange` if the driver re-forms the world
+        (after reporting the steps not reported yet, so none is missing from the history)."""
+        if self.ctx.elastic is None or not self.world_stop():
+            return
+        if meter.n:
+            self.report(meter, epoch)
+        raise WorldChange(self.report_step())
 
     def finish(self, out: dict[str, Any]) -> dict[str, Any]:
         """Complete the rank's result; the default adds rank 0's trained weights."""
@@ -112,13 +133,21 @@ class RankLoop:
             samples = skip * global_batch
             for batch in skip_batches(dl, skip):
                 x, y = (to_device(b, device) for b in split_batch(batch))
-                loss = self.train_step(x, y)
+                self.place = (epoch, samples)  # where this step starts in the data
+                try:
+                    loss = self.train_step(x, y)
+                except WorldChange:  # a strategy that re-forms at a step (parameter server)
+                    if meter.n:
+                        self.report(meter, epoch)
+                    raise
                 self.step += 1
                 samples += len(y) * ctx.world_size
                 meter.add(loss, len(y))
                 if self.step % cfg.log_every == 0:
                     self.report(meter, epoch)
                 self.after_step(epoch, samples)
+                if self.at_checkpoint():
+                    self._world_boundary(meter, epoch)
             if meter.n:
                 self.report(meter, epoch)
             if self.val_ds is not None:
@@ -126,6 +155,8 @@ class RankLoop:
                 if ctx.rank == 0:
                     ctx.emit("epoch", self.report_step(), epoch, **self.last_val)
             self.end_epoch(epoch)
+            if epoch + 1 < cfg.epochs:
+                self._world_boundary(meter, epoch)
         out = {"step": self.report_step(), "metrics": self.last_val,
                "steps_per_epoch": self.steps_per_epoch}
         return self.finish(out)

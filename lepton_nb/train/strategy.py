@@ -32,6 +32,9 @@ class Strategy:
       thread, sharing the worker's interpreter.
     - ``precisions``: the ``fit(precision=...)`` values it supports (``precision_note`` says
       why one is missing).
+    - ``elastic``: it may run with ``min_workers``/``max_workers`` (docs/elastic.md): its
+      ranks call ``ctx.world_boundary()`` at the same checkpoint boundaries and resume from
+      the checkpoint in a world of another size.
     """
 
     name: str = ""
@@ -40,6 +43,7 @@ class Strategy:
     rank_process: bool = True
     precisions: tuple[str, ...] = ("fp32", "bf16", "fp16")  # what fit(precision=) may be
     precision_note: str = ""  # why a precision is missing, for the error message
+    elastic: bool = False
 
     def prepare(self, client: Any, specs: list[RankSpec], payload: Any) -> Any:
         """Client side, once per attempt, before the ranks start: return the payload the
@@ -61,6 +65,12 @@ class Strategy:
         """Client side, when an attempt fails, before its ranks are torn down: release what
         :meth:`prepare` set up so blocked ranks return.  Default: nothing to release."""
 
+    def request_stop(self, payload: Any) -> bool:
+        """Client side, in an elastic run, when the driver re-forms the world: tell ranks that
+        do not read the stop flag at their boundaries (see :meth:`TrainContext.world_boundary`)
+        to leave.  False: too late, the run is ending.  Default: nothing to tell."""
+        return True
+
     def resume_step(self, checkpoint_dir: str | None) -> int | None:
         """Client side, after a failure: the step the next attempt resumes from (where the
         restart marker goes).  Default None: the step of ``latest.pt`` in ``checkpoint_dir``."""
@@ -74,6 +84,7 @@ class FunctionStrategy(Strategy):
     """What :func:`lepton_nb.train.run` uses: each rank calls ``train_fn(ctx)``."""
 
     name = "run"
+    elastic = True  # every ctx.save_checkpoint is a boundary (see TrainContext)
 
     def __init__(self, train_fn: Any) -> None:
         self.train_fn = train_fn

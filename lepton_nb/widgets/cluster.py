@@ -93,13 +93,11 @@ class ClusterWidget(W.VBox):
             f"<code>{html.escape(self.cluster.scheduler_address)}</code> &middot; "
             f"{len(workers)} workers, {threads} threads, {fmt_bytes(memory)}{dash}"
         )
-        self.table.value = workers_table_html(workers, self._ranks())
-
-    def _ranks(self) -> dict[str, list[tuple[str, int]]]:
-        """Which workers hold ranks of a running fit (any kernel's, published by its driver)."""
+        # which workers hold ranks of a running fit (any kernel's, published by its driver)
         from lepton_nb.train._placement import ranks_by_worker
 
-        return ranks_by_worker(self.cluster.client)
+        ranks = ranks_by_worker(self.cluster.client, [str(w["address"]) for w in workers])
+        self.table.value = workers_table_html(workers, ranks)
 
     def _loop(self, refresh_s: float) -> None:
         while not self._stop.wait(refresh_s):

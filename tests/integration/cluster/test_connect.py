@@ -109,5 +109,5 @@ def test_unreachable_scheduler_fails_within_timeout() -> None:
 
 
 def test_tls_address_needs_security() -> None:
-    with pytest.raises(ConfigError, match="uses TLS: pass credentials=.*or security="):
+    with pytest.raises(ConfigError, match=r"uses TLS: pass credentials=.*or security="):
         ln.connect("tls://127.0.0.1:1")

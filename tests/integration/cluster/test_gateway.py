@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import dask.config
+import psutil
 import pytest
 from torch.utils.data import Subset
 
@@ -193,3 +194,33 @@ def test_unreachable_gateway_fails_within_seconds(gateway: str) -> None:
     with pytest.raises(ClusterError, match=r"no dask-gateway answers at http://127.0.0.1:"):
         ln.launch_cluster(profile="gw-down")
     assert time.perf_counter() - t0 < 30
+
+
+def test_a_sidebar_gateway_cluster_runs_detached_and_is_found_again(
+    gateway: str, tmp_home: Path
+) -> None:
+    """Issue 15: the server's launch runs in its own process; a new server (here: a new
+    manager) re-attaches by name, resizes it through the gateway and stops it."""
+    from lepton_nb.server.clusters import ClusterManager
+    from lepton_nb.server.models import ClusterPatch, LaunchRequest
+
+    info = ClusterManager(runtime_dir=tmp_home).launch(LaunchRequest(profile="gw"))
+    try:
+        assert info.kind == "gateway" and info.state == "running" and len(info.pids) == 1
+        assert info.credentials is None  # the gateway's own TLS, from the profile
+        again = ClusterManager(runtime_dir=tmp_home)  # the server restarted
+        (found,) = again.list()
+        assert (found.id, found.state) == (info.id, "re-attached")
+        again.patch(info.id, ClusterPatch(n_workers=1))
+        again._entry(info.id).cluster.wait_for_workers(1, timeout=120)
+        assert again.get(info.id).n_workers == 1
+    finally:
+        stopped = ClusterManager(runtime_dir=tmp_home).stop(info.id)
+    assert stopped.status == "closed" and not psutil.pid_exists(info.pids[0])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        running = [c for c in ln.clusters(profile="gw") if c["status"] in ("pending", "running")]
+        if not running:
+            break
+        time.sleep(0.5)
+    assert running == []  # its process shut the gateway cluster down

@@ -66,6 +66,9 @@ def test_02_strategies_and_recovery(ran: dict[str, Any]) -> None:
         assert r[key] >= 0.85, key
     assert r["restarts"] >= 1  # the killed worker really forced a restart
     assert r["recovered_accuracy"] >= 0.85
+    # elastic: the second worker joined mid-run, the world grew without a restart
+    assert r["world_changes"] >= 1 and r["elastic_restarts"] == 0
+    assert r["elastic_world_size"] == 2 and r["elastic_accuracy"] >= 0.85
     assert r["precision"] in ("fp32", "bf16", "fp16")
 
 

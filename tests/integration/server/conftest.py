@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import requests
 from jupyter_core import utils as _jc_utils
 from pytest_jupyter.jupyter_core import *  # noqa: F403
 from pytest_jupyter.jupyter_server import *  # noqa: F403
+from tornado.httpclient import HTTPClientError
 
 
 @pytest.fixture(autouse=True)
@@ -166,3 +167,23 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 def server_starter() -> Any:
     """``start_server`` itself, for tests that start (and kill) several servers on one base."""
     return start_server
+
+
+Api = Callable[..., Awaitable[tuple[int, Any]]]
+
+
+@pytest.fixture
+def api(jp_fetch: Any) -> Api:
+    """``code, body = await api("jobs", job_id, method="POST", body=...)``: a ``lepton/api``
+    request to the test's server and its JSON answer; an error status is returned with its
+    JSON body rather than raised, so a test asserts on both."""
+
+    async def call(*parts: str, request_timeout: float = 180, **kw: Any) -> tuple[int, Any]:
+        try:
+            r = await jp_fetch("lepton", "api", *parts, request_timeout=request_timeout, **kw)
+        except HTTPClientError as e:
+            assert e.response is not None, f"no response from lepton/api/{'/'.join(parts)}: {e}"
+            return e.code, json.loads(e.response.body)
+        return r.code, json.loads(r.body)
+
+    return call

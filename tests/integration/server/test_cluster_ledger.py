@@ -35,17 +35,8 @@ def jp_server_config(tmp_home: Path) -> dict[str, Any]:
     return {"ServerApp": {"jpserver_extensions": {"lepton_nb": True}}}
 
 
-async def _json(jp_fetch: Any, *parts: str, **kw: Any) -> tuple[int, Any]:
-    try:
-        r = await jp_fetch("lepton", "api", *parts, request_timeout=60, **kw)
-    except HTTPClientError as e:
-        assert e.response is not None
-        return e.code, json.loads(e.response.body)
-    return r.code, json.loads(r.body)
-
-
 async def test_a_kernels_cluster_is_listed_and_stoppable(
-    jp_fetch: Any, tmp_home: Path, tmp_path: Path
+    api: Any, tmp_home: Path, tmp_path: Path
 ) -> None:
     script = tmp_path / "kernel.py"
     script.write_text(KERNEL)
@@ -55,19 +46,19 @@ async def test_a_kernels_cluster_is_listed_and_stoppable(
         assert proc.stdout is not None
         address = (await asyncio.to_thread(proc.stdout.readline)).decode().strip()
         assert address.startswith("tcp://127.0.0.1:"), address
-        code, clusters = await _json(jp_fetch, "clusters")
+        code, clusters = await api("clusters")
         assert code == 200 and len(clusters) == 1, clusters
         (c,) = clusters
         assert c["scheduler_address"] == address and c["owner"] == "work/train.ipynb"
         assert c["origin"] == "kernel" and c["pid"] == proc.pid and c["status"] == "running"
-        code, err = await _json(jp_fetch, "clusters", c["id"], method="PATCH",
+        code, err = await api("clusters", c["id"], method="PATCH",
                                 body=json.dumps({"n_workers": 2}))
         assert code == 409 and "scale it from there" in err["message"]
 
-        code, stopped = await _json(jp_fetch, "clusters", c["id"], method="DELETE")
+        code, stopped = await api("clusters", c["id"], method="DELETE")
         assert code == 200 and stopped["status"] == "closed"
         await asyncio.to_thread(proc.wait, 60)  # its scheduler is gone: the "kernel" ends
-        code, clusters = await _json(jp_fetch, "clusters")
+        code, clusters = await api("clusters")
         assert clusters == []
         assert list((tmp_home / "clusters").glob("*.json")) == []
     finally:
@@ -77,7 +68,7 @@ async def test_a_kernels_cluster_is_listed_and_stoppable(
 
 
 async def test_a_kernels_tls_cluster_is_stopped_with_its_recorded_credentials(
-    jp_fetch: Any, tmp_home: Path, tmp_path: Path
+    api: Any, tmp_home: Path, tmp_path: Path
 ) -> None:
     from lepton_nb.cluster._ledger import answers
 
@@ -91,45 +82,55 @@ async def test_a_kernels_tls_cluster_is_stopped_with_its_recorded_credentials(
         assert proc.stdout is not None
         address = (await asyncio.to_thread(proc.stdout.readline)).decode().strip()
         assert address.startswith("tls://127.0.0.1:"), address
-        _, (c,) = await _json(jp_fetch, "clusters")
+        _, (c,) = await api("clusters")
         creds = Path(c["credentials"])  # recorded by the kernel: 0700 in its runtime dir
         assert c["secure"] and creds.parent == runtime / "lepton-clusters"
         assert oct(creds.stat().st_mode & 0o777) == "0o700"
 
         hidden = creds.with_name("elsewhere")
         creds.rename(hidden)  # credentials gone: refused with why, the cluster untouched
-        code, err = await _json(jp_fetch, "clusters", c["id"], method="DELETE")
+        code, err = await api("clusters", c["id"], method="DELETE")
         assert code == 409 and "no TLS credentials" in err["message"], err
         assert proc.poll() is None
         hidden.rename(creds)
 
-        code, stopped = await _json(jp_fetch, "clusters", c["id"], method="DELETE")
+        code, stopped = await api("clusters", c["id"], method="DELETE")
         assert code == 200 and stopped["status"] == "closed", stopped
         for _ in range(100):  # the scheduler closes its port as it ends
             if not answers(address):
                 break
             await asyncio.sleep(0.1)
         assert not answers(address) and not creds.exists()
-        assert (await _json(jp_fetch, "clusters"))[1] == []
+        assert (await api("clusters"))[1] == []
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
 
 
-async def test_dead_entries_are_pruned(jp_fetch: Any, tmp_home: Path) -> None:
-    from lepton_nb.cluster._ledger import LedgerEntry
+async def test_dead_entries_are_pruned(api: Any, tmp_home: Path, tmp_path: Path) -> None:
+    from lepton_nb.cluster._ledger import LedgerEntry, ProcessRef
 
     folder = tmp_home / "clusters"
     folder.mkdir()
     # a kernel killed with its cluster: nothing listens at its address any more
     dead = LedgerEntry(scheduler_address="tcp://127.0.0.1:9", origin="kernel", owner="x.ipynb")
-    (folder / f"{dead.id}.json").write_text(dead.model_dump_json())
+    # a sidebar cluster whose process ended (pid gone or reused: the start time differs)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    creds = tmp_path / "lepton-clusters" / "c1"
+    creds.mkdir(parents=True)
+    ended = LedgerEntry(scheduler_address="tls://127.0.0.1:9", origin="server",
+                        processes=[ProcessRef(pid=int(gone.stdout), started=1.0)],
+                        credentials=str(creds))
+    for e in (dead, ended):
+        (folder / f"{e.id}.json").write_text(e.model_dump_json())
     (folder / "garbage.json").write_text("{not json")
-    code, clusters = await _json(jp_fetch, "clusters")
+    code, clusters = await api("clusters")
     assert (code, clusters) == (200, [])
     assert list(folder.glob("*.json")) == []
-    code, _ = await _json(jp_fetch, "clusters", dead.id)
+    assert not creds.exists()  # its credentials go with its entry
+    code, _ = await api("clusters", dead.id)
     assert code == 404
 
 
@@ -147,7 +148,7 @@ async def _bokeh_message(ws: Any) -> list[Any]:
 
 
 async def test_dashboard_is_proxied_behind_the_servers_auth(
-    jp_fetch: Any, jp_ws_fetch: Any, tmp_home: Path, tmp_path: Path
+    jp_fetch: Any, api: Any, jp_ws_fetch: Any, tmp_home: Path, tmp_path: Path
 ) -> None:
     script = tmp_path / "kernel.py"
     script.write_text(KERNEL)
@@ -156,7 +157,7 @@ async def test_dashboard_is_proxied_behind_the_servers_auth(
     try:
         assert proc.stdout is not None
         await asyncio.to_thread(proc.stdout.readline)
-        _, (c,) = await _json(jp_fetch, "clusters")
+        _, (c,) = await api("clusters")
         assert c["dashboard_proxy"] == f"lepton/dashboard/{c['id']}/status"
         r = await jp_fetch(*c["dashboard_proxy"].split("/"), request_timeout=60)
         assert r.code == 200 and b"bokeh" in r.body.lower()  # the dashboard's own page

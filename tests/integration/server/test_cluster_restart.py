@@ -9,6 +9,7 @@ and one orphaned (its process SIGSTOPped: alive, the scheduler silent), stoppabl
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -84,6 +85,9 @@ def test_sidebar_clusters_survive_a_server_sigkill(base: Path, server_starter: A
 
         r = second.request("PATCH", f"clusters/{kept['id']}", json={"n_workers": 2})
         assert r.status_code == 200 and r.json()["options"]["n_workers"] == 2, r.text
+        # recorded by the cluster's process: a later server shows what was asked last
+        ledger = json.loads((second.home / "clusters" / f"{kept['id']}.json").read_text())
+        assert ledger["options"]["n_workers"] == 2
         r = second.request("PATCH", f"clusters/{frozen['id']}", json={"n_workers": 2})
         assert r.status_code == 409 and "orphaned" in r.json()["message"]
 

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from tornado.httpclient import HTTPClientError
 
 pytestmark = pytest.mark.integration
 
@@ -20,21 +19,12 @@ def jp_server_config(tmp_home: Any) -> dict[str, Any]:
     }
 
 
-async def _json(jp_fetch: Any, *parts: str, **kw: Any) -> tuple[int, Any]:
-    try:
-        r = await jp_fetch("lepton", "api", *parts, request_timeout=180, **kw)
-    except HTTPClientError as e:
-        assert e.response is not None
-        return e.code, json.loads(e.response.body)
-    return r.code, json.loads(r.body)
-
-
-async def test_cluster_lifecycle(jp_fetch: Any, jp_serverapp: Any) -> None:
-    code, listed = await _json(jp_fetch, "clusters")
+async def test_cluster_lifecycle(api: Any, jp_serverapp: Any) -> None:
+    code, listed = await api("clusters")
     assert (code, listed) == (200, [])
 
     body = json.dumps({"n_workers": 1, "threads_per_worker": 1, "gpu": "off"})
-    code, info = await _json(jp_fetch, "clusters", method="POST", body=body)
+    code, info = await api("clusters", method="POST", body=body)
     assert code == 201, info
     cid = info["id"]
     try:
@@ -48,29 +38,28 @@ async def test_cluster_lifecycle(jp_fetch: Any, jp_serverapp: Any) -> None:
         assert info["memory"] > 0 and info["workers"][0]["address"].startswith("tls://127.0.0.1")
         assert info["dashboard_link"].startswith("http://127.0.0.1:")
 
-        code, listed = await _json(jp_fetch, "clusters")
+        code, listed = await api("clusters")
         assert code == 200 and [c["id"] for c in listed] == [cid]
 
-        code, scaled = await _json(
-            jp_fetch, "clusters", cid, method="PATCH", body=json.dumps({"n_workers": 2})
+        code, scaled = await api("clusters", cid, method="PATCH", body=json.dumps({"n_workers": 2})
         )
         assert code == 200 and scaled["options"]["n_workers"] == 2
         manager = jp_serverapp.web_app.settings["lepton_clusters"]
         manager._entry(cid).cluster.wait_for_workers(2, timeout=60)
-        code, got = await _json(jp_fetch, "clusters", cid)
+        code, got = await api("clusters", cid)
         assert code == 200 and got["n_workers"] == 2 and got["threads"] == 2
 
         adapt = json.dumps({"adapt": {"minimum": 1, "maximum": 2}})
-        code, adapted = await _json(jp_fetch, "clusters", cid, method="PATCH", body=adapt)
+        code, adapted = await api("clusters", cid, method="PATCH", body=adapt)
         assert code == 200 and adapted["options"]["adapt"] == {"minimum": 1, "maximum": 2}
 
         bad = json.dumps({"n_workers": 1, "adapt": {"minimum": 0, "maximum": 1}})
-        code, err = await _json(jp_fetch, "clusters", cid, method="PATCH", body=bad)
+        code, err = await api("clusters", cid, method="PATCH", body=bad)
         assert code == 400 and err["error"] == "ConfigError" and "exactly one" in err["message"]
     finally:
-        code, stopped = await _json(jp_fetch, "clusters", cid, method="DELETE")
+        code, stopped = await api("clusters", cid, method="DELETE")
     assert code == 200 and stopped["status"] == "closed"
-    code, err = await _json(jp_fetch, "clusters", cid)
+    code, err = await api("clusters", cid)
     assert code == 404 and err["error"] == "NotFoundError" and "traceback" not in err
 
 
@@ -84,32 +73,32 @@ async def test_cluster_lifecycle(jp_fetch: Any, jp_serverapp: Any) -> None:
         (json.dumps({"workers": 2}), "workers"),
     ],
 )
-async def test_launch_rejects_bad_bodies(jp_fetch: Any, body: str, field: str) -> None:
-    code, err = await _json(jp_fetch, "clusters", method="POST", body=body)
+async def test_launch_rejects_bad_bodies(api: Any, body: str, field: str) -> None:
+    code, err = await api("clusters", method="POST", body=body)
     assert code == 400
     assert err["error"] == "ConfigError" and field in err["message"]
     assert "Traceback" not in json.dumps(err)
 
 
-async def test_unknown_profile_is_a_400_with_known_names(jp_fetch: Any) -> None:
+async def test_unknown_profile_is_a_400_with_known_names(api: Any) -> None:
     body = json.dumps({"profile": "no-such-profile", "gpu": "off"})
-    code, err = await _json(jp_fetch, "clusters", method="POST", body=body)
+    code, err = await api("clusters", method="POST", body=body)
     assert code == 400 and "no-such-profile" in err["message"] and "local-cpu" in err["message"]
 
 
 async def test_a_launch_that_fails_in_its_process_answers_its_error(
-    jp_fetch: Any, tmp_home: Any
+    api: Any, tmp_home: Any
 ) -> None:
     # no GPU here: the detached process reports GPUUnavailableError and leaves nothing behind
-    code, err = await _json(jp_fetch, "clusters", method="POST", body=json.dumps({"gpu": "on"}))
+    code, err = await api("clusters", method="POST", body=json.dumps({"gpu": "on"}))
     assert code == 409 and err["error"] == "GPUUnavailableError", err
     assert "gpu='auto'" in err["message"]
     assert [p.name for p in (tmp_home / "clusters").iterdir()] == []  # no entry, report, log
-    assert (await _json(jp_fetch, "clusters"))[1] == []
+    assert (await api("clusters"))[1] == []
 
 
-async def test_unknown_cluster_ids(jp_fetch: Any) -> None:
+async def test_unknown_cluster_ids(api: Any) -> None:
     for method, body in (("GET", None), ("PATCH", '{"n_workers": 1}'), ("DELETE", None)):
-        code, err = await _json(jp_fetch, "clusters", "deadbeef", method=method, body=body)
+        code, err = await api("clusters", "deadbeef", method=method, body=body)
         assert code == 404, (method, err)
         assert "deadbeef" in err["message"] and set(err) == {"error", "message"}

@@ -21,7 +21,6 @@ from typing import Any
 import dask.config
 import nbformat
 import pytest
-from tornado.httpclient import HTTPClientError
 
 from lepton_nb.jobs.store import _pid_alive
 
@@ -116,21 +115,12 @@ def notebook(jp_root_dir: Path) -> str:
     return "where.ipynb"
 
 
-async def _json(jp_fetch: Any, *parts: str, **kw: Any) -> tuple[int, Any]:
-    try:
-        r = await jp_fetch("lepton", "api", *parts, request_timeout=60, **kw)
-    except HTTPClientError as e:
-        assert e.response is not None
-        return e.code, json.loads(e.response.body)
-    return r.code, json.loads(r.body)
-
-
-async def _wait(jp_fetch: Any, job_id: str, until: tuple[str, ...] = ("queued", "running"),
+async def _wait(api: Any, job_id: str, until: tuple[str, ...] = ("queued", "running"),
                 timeout: float = 120) -> dict[str, Any]:
     """The job once its status is no longer one of ``until``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        code, job = await _json(jp_fetch, "jobs", job_id)
+        code, job = await api("jobs", job_id)
         assert code == 200, job
         if job["status"] not in until:
             return dict(job)
@@ -139,20 +129,20 @@ async def _wait(jp_fetch: Any, job_id: str, until: tuple[str, ...] = ("queued", 
 
 
 async def test_profile_jobs_run_on_a_worker_of_the_profile_cluster(
-    jp_fetch: Any, jp_root_dir: Path, notebook: str, farm: Farm
+    api: Any, jp_root_dir: Path, notebook: str, farm: Farm
 ) -> None:
     body = {"notebook": notebook, "parameters": {"tag": "rest", "attach": True},
             "profile": "farm"}
-    code, job = await _json(jp_fetch, "jobs", method="POST", body=json.dumps(body))
+    code, job = await api("jobs", method="POST", body=json.dumps(body))
     assert code == 202 and job["status"] == "queued" and job["profile"] == "farm", job
     sched = {"notebook": notebook, "parameters": {"tag": "cron"}, "cron": "@daily",
              "profile": "farm"}
-    code, s = await _json(jp_fetch, "schedules", method="POST", body=json.dumps(sched))
+    code, s = await api("schedules", method="POST", body=json.dumps(sched))
     assert code == 201, s
-    code, fired = await _json(jp_fetch, "schedules", s["id"], "run", method="POST", body="{}")
+    code, fired = await api("schedules", s["id"], "run", method="POST", body="{}")
     assert code == 202, fired
 
-    for done in (await _wait(jp_fetch, job["id"]), await _wait(jp_fetch, fired["id"])):
+    for done in (await _wait(api, job["id"]), await _wait(api, fired["id"])):
         assert done["status"] == "succeeded", done
         where = done["records"]["where"]
         # the kernel is a child of the dask worker process, with the worker's environment
@@ -161,23 +151,23 @@ async def test_profile_jobs_run_on_a_worker_of_the_profile_cluster(
         out = jp_root_dir / done["output_path"]  # brought back and written by the runner
         assert out.is_file() and (jp_root_dir / done["html_path"]).is_file()
         assert nbformat.read(out, as_version=4).cells[-1].outputs is not None
-    rest = await _wait(jp_fetch, job["id"])
+    rest = await _wait(api, job["id"])
     assert rest["records"]["cluster"] == farm.address  # launch_cluster() in the notebook
 
 
 async def test_cancel_kills_the_kernel_on_the_worker_and_drops_the_task(
-    jp_fetch: Any, jp_root_dir: Path, notebook: str, farm: Farm
+    api: Any, jp_root_dir: Path, notebook: str, farm: Farm
 ) -> None:
     body = {"notebook": notebook, "parameters": {"tag": "cancel", "sleep": 120},
             "profile": "farm"}
-    _, job = await _json(jp_fetch, "jobs", method="POST", body=json.dumps(body))
+    _, job = await api("jobs", method="POST", body=json.dumps(body))
     pid_file = jp_root_dir / "kernel-cancel.pid"
     deadline = time.monotonic() + 120
     while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
         await asyncio.sleep(0.3)
     kernel = int(pid_file.read_text())
     assert _pid_alive(kernel)
-    code, cancelled = await _json(jp_fetch, "jobs", job["id"], method="DELETE")
+    code, cancelled = await api("jobs", job["id"], method="DELETE")
     assert code == 200 and cancelled["status"] == "cancelled", cancelled
     assert cancelled["error_info"]["reason"] == "cancelled"
     from distributed import Client
@@ -195,10 +185,10 @@ async def test_cancel_kills_the_kernel_on_the_worker_and_drops_the_task(
 
 
 async def test_unreachable_profile_fails_the_job_with_the_reason(
-    jp_fetch: Any, notebook: str, farm: Farm
+    api: Any, notebook: str, farm: Farm
 ) -> None:
     body = {"notebook": notebook, "profile": "gone"}
-    _, job = await _json(jp_fetch, "jobs", method="POST", body=json.dumps(body))
-    done = await _wait(jp_fetch, job["id"], timeout=60)
+    _, job = await api("jobs", method="POST", body=json.dumps(body))
+    done = await _wait(api, job["id"], timeout=60)
     assert done["status"] == "failed" and done["error_info"]["reason"] == "cluster unavailable"
     assert "'gone'" in done["error"] and "could not reach a Dask scheduler" in done["error"]

@@ -13,7 +13,6 @@ from typing import Any
 
 import nbformat
 import pytest
-from tornado.httpclient import HTTPClientError
 
 from lepton_nb.jobs._dispatcher import runner_pid
 from lepton_nb.jobs.store import JobStore
@@ -47,20 +46,11 @@ def notebook(jp_root_dir: Path) -> str:
     return "work/sq.ipynb"
 
 
-async def _json(jp_fetch: Any, *parts: str, **kw: Any) -> tuple[int, Any]:
-    try:
-        r = await jp_fetch("lepton", "api", *parts, request_timeout=60, **kw)
-    except HTTPClientError as e:
-        assert e.response is not None
-        return e.code, json.loads(e.response.body)
-    return r.code, json.loads(r.body)
-
-
-async def _wait_all(jp_fetch: Any, n: int, timeout: float = 240) -> list[dict[str, Any]]:
+async def _wait_all(api: Any, n: int, timeout: float = 240) -> list[dict[str, Any]]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        code, jobs = await _json(jp_fetch, "jobs")
+        code, jobs = await api("jobs")
         assert code == 200
         if len(jobs) == n and all(j["status"] not in ("queued", "running") for j in jobs):
             return list(jobs)
@@ -68,30 +58,30 @@ async def _wait_all(jp_fetch: Any, n: int, timeout: float = 240) -> list[dict[st
     raise AssertionError(f"{n} jobs did not finish in {timeout} s: {jobs}")
 
 
-async def test_schedule_crud_and_run_now(jp_fetch: Any, notebook: str) -> None:
+async def test_schedule_crud_and_run_now(api: Any, notebook: str) -> None:
     body = {"notebook": notebook, "parameters": {"n": 3}, "cron": "0 3 * * *",
             "timezone": "Europe/Paris"}
-    code, s = await _json(jp_fetch, "schedules", method="POST", body=json.dumps(body))
+    code, s = await api("schedules", method="POST", body=json.dumps(body))
     assert code == 201 and s["notebook"] == notebook and s["next_fire"] > 0, s
     assert s["last_job"] is None and s["name"] == "sq"
-    code, listed = await _json(jp_fetch, "schedules")
+    code, listed = await api("schedules")
     assert code == 200 and [x["id"] for x in listed] == [s["id"]]
 
     patch = json.dumps({"parameters": {"n": 4}, "paused": True})
-    code, p = await _json(jp_fetch, "schedules", s["id"], method="PATCH", body=patch)
+    code, p = await api("schedules", s["id"], method="PATCH", body=patch)
     assert code == 200 and p["paused"] and p["parameters"] == {"n": 4}
 
-    code, job = await _json(jp_fetch, "schedules", s["id"], "run", method="POST", body="{}")
+    code, job = await api("schedules", s["id"], "run", method="POST", body="{}")
     assert code == 202 and job["schedule_id"] == s["id"] and job["status"] == "queued"
-    (done,) = await _wait_all(jp_fetch, 1)
+    (done,) = await _wait_all(api, 1)
     assert done["status"] == "succeeded" and done["records"] == {"square": 16}, done
     assert done["output_path"].startswith("lepton-outputs/") and done["html_path"]
-    code, again = await _json(jp_fetch, "schedules", s["id"])
+    code, again = await api("schedules", s["id"])
     assert again["last_job"] == job["id"] and again["last_status"] == "succeeded"
 
-    code, gone = await _json(jp_fetch, "schedules", s["id"], method="DELETE")
+    code, gone = await api("schedules", s["id"], method="DELETE")
     assert code == 200 and gone["id"] == s["id"]
-    code, err = await _json(jp_fetch, "schedules", s["id"])
+    code, err = await api("schedules", s["id"])
     assert code == 404 and "does not exist" in err["message"]
 
 
@@ -109,27 +99,26 @@ async def test_schedule_crud_and_run_now(jp_fetch: Any, notebook: str) -> None:
     ],
 )
 async def test_create_rejects(
-    jp_fetch: Any, notebook: str, body: dict[str, Any], status: int, needle: str
+    api: Any, notebook: str, body: dict[str, Any], status: int, needle: str
 ) -> None:
     full = {"notebook": notebook, "cron": "* * * * *", **body}
-    code, err = await _json(jp_fetch, "schedules", method="POST", body=json.dumps(full))
+    code, err = await api("schedules", method="POST", body=json.dumps(full))
     assert code == status and needle in err["message"], err
     assert set(err) == {"error", "message"}
-    code, listed = await _json(jp_fetch, "schedules")
+    code, listed = await api("schedules")
     assert listed == []
 
 
-async def test_patch_rejects_unknown_fields_and_ids(jp_fetch: Any, notebook: str) -> None:
+async def test_patch_rejects_unknown_fields_and_ids(api: Any, notebook: str) -> None:
     body = json.dumps({"notebook": notebook, "cron": "@daily"})
-    _, s = await _json(jp_fetch, "schedules", method="POST", body=body)
+    _, s = await api("schedules", method="POST", body=body)
     for patch, needle in (({"notebook": "other.ipynb"}, "notebook"), ({"cron": "x"}, "5 fields")):
-        code, err = await _json(
-            jp_fetch, "schedules", s["id"], method="PATCH", body=json.dumps(patch)
+        code, err = await api("schedules", s["id"], method="PATCH", body=json.dumps(patch)
         )
         assert code == 400 and needle in err["message"], err
     for method, parts in (("GET", ()), ("DELETE", ()), ("POST", ("run",))):
         body = "{}" if method == "POST" else None
-        code, err = await _json(jp_fetch, "schedules", "nope", *parts, method=method, body=body)
+        code, err = await api("schedules", "nope", *parts, method=method, body=body)
         assert code == 404, err
 
 
@@ -145,14 +134,14 @@ def _peak(jobs: list[dict[str, Any]]) -> int:
 
 @pytest.mark.parametrize("jp_server_config", [1], indirect=True)
 async def test_twelve_jobs_bounded_by_a_limit_raised_while_they_queue(
-    jp_fetch: Any, notebook: str, tmp_home: Path
+    api: Any, notebook: str, tmp_home: Path
 ) -> None:
     """12 jobs at once under max_parallel_jobs=1; `lepton-nb scheduler --max-parallel 2` while
     the runner lives and jobs queue: the same runner runs two at once from then on."""
     ids = []
     for i in range(12):
         body = json.dumps({"notebook": notebook, "parameters": {"n": i, "sleep": 0.5}})
-        code, job = await _json(jp_fetch, "jobs", method="POST", body=body)
+        code, job = await api("jobs", method="POST", body=body)
         assert code == 202 and job["status"] == "queued"
         ids.append(job["id"])
     store = JobStore(tmp_home / "jobs.sqlite")
@@ -173,7 +162,7 @@ async def test_twelve_jobs_bounded_by_a_limit_raised_while_they_queue(
     finally:
         cli.send_signal(signal.SIGINT)
         cli.communicate(timeout=30)
-    jobs = await _wait_all(jp_fetch, 12)
+    jobs = await _wait_all(api, 12)
     assert sorted(j["records"]["square"] for j in jobs) == sorted(i * i for i in range(12))
     assert {j["status"] for j in jobs} == {"succeeded"}
     before = [j for j in jobs if j["started"] < changed]

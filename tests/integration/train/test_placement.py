@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import Client
+from distributed import Client, Event
 
 from lepton_nb.errors import ConfigError
-from lepton_nb.train import _placement
+from lepton_nb.train import Callback, _placement, run
 
 
 def _run_id() -> str:
@@ -70,3 +70,38 @@ def test_clear_never_raises_once_the_scheduler_or_client_is_gone(tmp_path: Path)
     finally:
         proc.kill()
         proc.wait()
+
+
+def _hold_until_seen(ctx: Any) -> int:
+    """A rank that reports one step, then waits until the client has looked at the record."""
+    from distributed import Event
+
+    ctx.report(step=1, loss=1.0)
+    Event(f"seen-{ctx.run_id}").wait(timeout=60)
+    return int(ctx.rank)
+
+
+class SeePlacement(Callback):
+    """Reads the placement record from the run's own thread while its ranks run."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.seen: dict[str, list[tuple[str, int]]] = {}
+
+    def on_train_start(self, info: dict[str, Any]) -> None:
+        self.run_id = info["run_id"]
+
+    def on_events(self, events: list[dict[str, Any]]) -> None:
+        if not self.seen and any(e.get("kind") == "step" for e in events):
+            self.seen = _placement.ranks_by_worker(self.client)
+            Event(f"seen-{self.run_id}", client=self.client).set()
+
+
+def test_a_run_publishes_its_ranks_while_it_runs_and_clears_them(cluster2: Any) -> None:
+    see = SeePlacement(cluster2.client)
+    out = run(_hold_until_seen, cluster2, callbacks=[see], rank_process=False)
+    assert sorted(out) == [0, 1]
+    held = {rank: a for a, pairs in see.seen.items() for r, rank in pairs if r == see.run_id}
+    assert sorted(held) == [0, 1] and held[0] != held[1], see.seen
+    assert not any(r == see.run_id for pairs in _placement.ranks_by_worker(cluster2.client).values()
+                   for r, _ in pairs)

@@ -95,6 +95,7 @@ def test_world_rows_and_the_world_size_column() -> None:
                     (1, "step", 12, 1, 2), (2, "restart", 10, -1, None), (2, "step", 12, 0, 2)]
     world = h[h.kind == "world"].iloc[0]
     assert (world.old_size, world.new_size, world.restart) == (1, 2, False)
+    assert str(h.old_size.dtype) == "Int64"  # shown as 1 -> 2, not 1.0 -> 2.0
     assert world.reason == "worker joined: tcp://127.0.0.1:4"
     assert (h.kind == "restart").sum() == 1  # a world change is not a restart
 
