@@ -3,12 +3,10 @@ job fails it with reason `worker lost` (the job is not left waiting for another 
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dask.config
@@ -22,20 +20,15 @@ from lepton_nb.jobs.store import JobStore, _pid_alive
 pytestmark = pytest.mark.integration
 
 
-def _dask() -> list[str]:
-    exe = shutil.which("dask")
-    return [exe] if exe else [sys.executable, "-m", "dask"]
-
-
-def test_a_worker_dying_under_a_profile_job_fails_it(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_a_worker_dying_under_a_profile_job_fails_it(
+    tmp_path: Path, free_port: Callable[[], int], dask_cli: list[str]
+) -> None:
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [subprocess.Popen([*_dask(), "scheduler", "--host", "127.0.0.1", "--port",
+    procs = [subprocess.Popen([*dask_cli, "scheduler", "--host", "127.0.0.1", "--port",
                                str(port), "--dashboard-address", "127.0.0.1:0"], **quiet)]
-    procs.append(subprocess.Popen([*_dask(), "worker", address, "--nthreads", "1", "--no-nanny",
+    procs.append(subprocess.Popen([*dask_cli, "worker", address, "--nthreads", "1", "--no-nanny",
                                    "--host", "127.0.0.1", "--no-dashboard"], **quiet))
     pid_file = tmp_path / "kernel.pid"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
