@@ -1,15 +1,39 @@
-"""Shared fixtures: a real 2-worker cluster and an isolated LEPTON_HOME."""
+"""Shared fixtures: real 2-worker clusters (``cluster2``, ``launch_cluster2``), a worker killer
+for recovery tests (``kill_worker_at``), an isolated LEPTON_HOME, a fake NVML."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import sys
+import tempfile
+import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+_session_home: tempfile.TemporaryDirectory[str] | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The whole session (and every process it starts: workers, kernels, servers, runners) gets a
+    # LEPTON_HOME of its own, so no test reads, writes or migrates the developer's ~/.lepton
+    # (job store, cluster ledger, caches); ``tmp_home`` still isolates one test from another.
+    global _session_home
+    _session_home = tempfile.TemporaryDirectory(prefix="lepton-tests-home-",
+                                                ignore_cleanup_errors=True)
+    os.environ["LEPTON_HOME"] = _session_home.name
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _session_home is not None:
+        _session_home.cleanup()
 
 
 def _has_gpu() -> bool:
@@ -27,19 +51,113 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
-def cluster2() -> Iterator[object]:
-    """A real LocalCluster of 2 worker processes with 1 thread each (don't kill its workers)."""
+@contextmanager
+def _launch_cluster2() -> Iterator[Any]:
     import lepton_nb as ln
 
     cluster = ln.launch_cluster(
         n_workers=2, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
     )
-    cluster.wait_for_workers(2)
     try:
+        cluster.wait_for_workers(2)
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def cluster2() -> Iterator[object]:
+    """A real LocalCluster of 2 worker processes with 1 thread each (don't kill its workers)."""
+    with _launch_cluster2() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def launch_cluster2() -> Callable[[], AbstractContextManager[Any]]:
+    """``with launch_cluster2() as cluster:`` a cluster like ``cluster2`` but the caller's own,
+    closed at the end of the block: for tests that kill its workers or need it started after
+    something else (an S3 server whose address the workers inherit)."""
+    return _launch_cluster2
+
+
+@pytest.fixture(scope="session")
+def kill_worker_at() -> type[Any]:
+    """``KillWorkerAt(client, step, rank=1)``: a training callback that SIGKILLs the Dask worker
+    running ``rank`` once that rank reports step ``step`` (once); ``killed_at`` and
+    ``restart_seen_at`` (the driver's first ``restart`` row) are ``time.monotonic()`` readings,
+    ``pid`` the killed worker's. For tests of recovery on a cluster of their own."""
+    from lepton_nb.train import Callback  # here: conftest imports no lepton_nb.train
+
+    class KillWorkerAt(Callback):
+        def __init__(self, client: Any, step: int, rank: int = 1) -> None:
+            self.client, self.step, self.rank = client, step, rank
+            self.killed_at: float | None = None
+            self.restart_seen_at: float | None = None
+            self.pid: int | None = None
+
+        def on_events(self, events: list[dict[str, Any]]) -> None:
+            for e in events:
+                if e["kind"] == "restart" and self.restart_seen_at is None:
+                    self.restart_seen_at = time.monotonic()
+                if (self.killed_at is None and e["kind"] == "step" and e["rank"] == self.rank
+                        and e["step"] >= self.step):
+                    worker = e["worker"]  # the scheduler stamps relayed events with the sender
+                    self.pid = self.client.run(os.getpid, workers=[worker])[worker]
+                    os.kill(self.pid, signal.SIGKILL)
+                    self.killed_at = time.monotonic()
+
+    return KillWorkerAt
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """``free_port()``: a TCP port on 127.0.0.1 that nothing listens on (for a `dask scheduler`
+    the test starts, or an address that must refuse connections)."""
+    return _free_port
+
+
+@pytest.fixture(scope="session")
+def dask_cli() -> list[str]:
+    """The ``dask`` command (``dask scheduler``, ``dask worker``) of this environment."""
+    exe = shutil.which("dask")
+    return [exe] if exe else [sys.executable, "-m", "dask"]
+
+
+MakeNB = Callable[..., Path]
+
+
+@pytest.fixture
+def make_nb(tmp_path: Path) -> MakeNB:
+    """``make_nb(name, *cells, params=None, where=None) -> Path``: a small real notebook (code
+    cells, an optional cell tagged ``parameters`` first, the python3 kernelspec) written to
+    ``where`` (created if missing; default ``tmp_path``)."""
+
+    def make(name: str, *cells: str, params: str | None = None, where: Path | None = None) -> Path:
+        import nbformat
+        from nbformat.v4 import new_code_cell, new_notebook
+
+        body = [new_code_cell(c) for c in cells]
+        if params is not None:
+            body.insert(0, new_code_cell(params, metadata={"tags": ["parameters"]}))
+        nb = new_notebook(cells=body)
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
+        folder = where or tmp_path
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        nbformat.write(nb, path)
+        return path
+
+    return make
 
 
 @pytest.fixture

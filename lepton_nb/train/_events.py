@@ -81,6 +81,8 @@ class EventHub:
     def start(self, info: dict[str, Any]) -> None:
         if isinstance(info.get("world_size"), int):
             self._world = info["world_size"]
+            if self._bar is not None:  # shown from the start, before the first loss arrives
+                self._bar.set_postfix(world=str(self._world), refresh=False)
         for cb in self.callbacks:
             cb.on_train_start(info)
 

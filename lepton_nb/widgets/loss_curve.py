@@ -78,6 +78,8 @@ class LossCurve(Callback):
         self._view = CurveView(base_figure(title, height), smoothing, log_y, show_ranks,
                                on_change=self._draw_now)
         self.cluster_widget: Any = None
+        self._strategy = ""
+        self._title_world: Any = None
         if cluster is not None:  # the workers (and GPU memory) next to the curves they make
             from lepton_nb.widgets.cluster import ClusterWidget
 
@@ -91,8 +93,8 @@ class LossCurve(Callback):
                 self._data = CurveData()
                 self._static_version = -1
                 self._view.clear()
-            parts = [self.title, str(info.get("strategy", "")), f"{info.get('world_size', '')}"]
-            self._view.set_title(" · ".join(p for p in parts if p))
+            self._strategy = str(info.get("strategy", ""))
+            self._set_title(info.get("world_size"))
             self.finalized = False
             self._hook()
             self._draw()
@@ -100,7 +102,15 @@ class LossCurve(Callback):
     def on_events(self, events: list[Event]) -> None:
         with self._lock:
             self._data.ingest(events)
+            world = self._data.world_size
+            if world is not None and world != self._title_world:  # an elastic run resized
+                self._set_title(world)
             self._request_draw()
+
+    def _set_title(self, world: Any) -> None:
+        self._title_world = world
+        parts = [self.title, self._strategy, "" if world is None else str(world)]
+        self._view.set_title(" · ".join(p for p in parts if p))
 
     def on_train_end(self, info: dict[str, Any]) -> None:
         if info.get("status") == "failed":

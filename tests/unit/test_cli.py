@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,16 +124,9 @@ def test_tutorials_command_refuses_unknown_names(capsys: pytest.CaptureFixture[s
     assert "lepton-nb: error:" in err and "99" in err
 
 
-def test_schedule_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import nbformat
-
-    book = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("n = 1")
-    cell.metadata["tags"] = ["parameters"]
-    book.cells = [cell]
-    book.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
-    nb = str(tmp_path / "a.ipynb")
-    nbformat.write(book, nb)
+def test_schedule_commands(tmp_path: Path, make_nb: Any,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    nb = str(make_nb("a.ipynb", params="n = 1"))
     store = str(tmp_path / "s.sqlite")
     assert main(["--store", store, "schedule", "add", nb, "0 3 * * *", "-p", "n", "4"]) == 0
     out = capsys.readouterr().out

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -17,25 +16,16 @@ from lepton_nb.errors import ClusterError, ConfigError
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _dask_cli() -> list[str]:
-    exe = shutil.which("dask")
-    return [exe] if exe else [sys.executable, "-m", "dask"]
 
 
 @pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    port = _free_port()
+def scheduler(free_port: Any, dask_cli: list[str]) -> Iterator[str]:
+    port = free_port()
     addr = f"tcp://127.0.0.1:{port}"
     procs = [
         subprocess.Popen(
             [
-                *_dask_cli(),
+                *dask_cli,
                 "scheduler",
                 "--host",
                 "127.0.0.1",
@@ -58,7 +48,7 @@ def scheduler() -> Iterator[str]:
         procs.append(
             subprocess.Popen(
                 [
-                    *_dask_cli(),
+                    *dask_cli,
                     "worker",
                     addr,
                     "--nthreads",
@@ -99,8 +89,8 @@ def test_malformed_addresses(bad: str) -> None:
         ln.connect(bad)
 
 
-def test_unreachable_scheduler_fails_within_timeout() -> None:
-    addr = f"tcp://127.0.0.1:{_free_port()}"
+def test_unreachable_scheduler_fails_within_timeout(free_port: Any) -> None:
+    addr = f"tcp://127.0.0.1:{free_port()}"
     t0 = time.monotonic()
     with pytest.raises(ClusterError) as err:
         ln.connect(addr, timeout=2)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import pytest
 
 import lepton_nb as ln
 from lepton_nb.errors import ConfigError, TrainingError
-from lepton_nb.train import Callback, run
+from lepton_nb.train import run
 from lepton_nb.train._driver import workers_of
 
 if importlib.util.find_spec("tf_keras") is None:  # find, not import: TF takes seconds
@@ -68,14 +66,9 @@ def outside_scope(ctx: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    c = ln.launch_cluster(n_workers=2, threads_per_worker=1, gpu=False,
-                          dashboard_address="127.0.0.1:0")
-    c.wait_for_workers(2)
-    try:
+def cluster(launch_cluster2: Any) -> Iterator[Any]:
+    with launch_cluster2() as c:
         yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture(scope="module")
@@ -134,31 +127,12 @@ def test_model_outside_strategy_scope_is_named(cluster: Any) -> None:
         run(outside_scope, cluster=cluster, framework="tensorflow")
 
 
-class KillRank1(Callback):
-    """SIGKILLs the worker of rank 1 once rank 1 has reported ``step``."""
-
-    def __init__(self, cluster: Any, step: int) -> None:
-        self.cluster, self.step, self.killed = cluster, step, False
-        self.killed_at = self.restart_seen_at = 0.0
-
-    def on_events(self, events: list[dict[str, Any]]) -> None:
-        for e in events:
-            if e["kind"] == "restart" and not self.restart_seen_at:
-                self.restart_seen_at = time.monotonic()
-            if not self.killed and e["kind"] == "step" and e["rank"] == 1 \
-                    and e["step"] >= self.step:
-                workers = workers_of(self.cluster.client)
-                address = sorted(workers, key=lambda a: (workers[a]["host"], a))[1]
-                pid = self.cluster.client.run(os.getpid, workers=[address])[address]
-                os.kill(pid, signal.SIGKILL)
-                self.killed, self.killed_at = True, time.monotonic()
-
-
-def test_killed_worker_resumes_from_backup(cluster: Any, tmp_path: Path) -> None:
-    killer = KillRank1(cluster, step=2 * 63 + 10)  # during the third epoch
+def test_killed_worker_resumes_from_backup(cluster: Any, kill_worker_at: Any,
+                                           tmp_path: Path) -> None:
+    killer = kill_worker_at(cluster.client, step=2 * 63 + 10, rank=1)  # during the third epoch
     out = run(keras_mlp, cluster=cluster, framework="tensorflow", max_restarts=1,
               checkpoint_dir=str(tmp_path), callbacks=[killer])
-    assert killer.killed and killer.restart_seen_at
+    assert killer.killed_at is not None and killer.restart_seen_at is not None
     print(f"restart marked {killer.restart_seen_at - killer.killed_at:.2f} s after SIGKILL")
     h = out.history
     restarts = h[h.kind == "restart"]

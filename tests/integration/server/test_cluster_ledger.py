@@ -108,18 +108,28 @@ async def test_a_kernels_tls_cluster_is_stopped_with_its_recorded_credentials(
             proc.wait()
 
 
-async def test_dead_entries_are_pruned(api: Any, tmp_home: Path) -> None:
-    from lepton_nb.cluster._ledger import LedgerEntry
+async def test_dead_entries_are_pruned(api: Any, tmp_home: Path, tmp_path: Path) -> None:
+    from lepton_nb.cluster._ledger import LedgerEntry, ProcessRef
 
     folder = tmp_home / "clusters"
     folder.mkdir()
     # a kernel killed with its cluster: nothing listens at its address any more
     dead = LedgerEntry(scheduler_address="tcp://127.0.0.1:9", origin="kernel", owner="x.ipynb")
-    (folder / f"{dead.id}.json").write_text(dead.model_dump_json())
+    # a sidebar cluster whose process ended (pid gone or reused: the start time differs)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    creds = tmp_path / "lepton-clusters" / "c1"
+    creds.mkdir(parents=True)
+    ended = LedgerEntry(scheduler_address="tls://127.0.0.1:9", origin="server",
+                        processes=[ProcessRef(pid=int(gone.stdout), started=1.0)],
+                        credentials=str(creds))
+    for e in (dead, ended):
+        (folder / f"{e.id}.json").write_text(e.model_dump_json())
     (folder / "garbage.json").write_text("{not json")
     code, clusters = await api("clusters")
     assert (code, clusters) == (200, [])
     assert list(folder.glob("*.json")) == []
+    assert not creds.exists()  # its credentials go with its entry
     code, _ = await api("clusters", dead.id)
     assert code == 404
 

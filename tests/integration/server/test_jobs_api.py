@@ -19,24 +19,11 @@ def jp_server_config(tmp_home: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def notebook(jp_root_dir: Path) -> str:
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("n = 2\nfail = False")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [
-        params,
-        nbformat.v4.new_code_cell(
+def notebook(jp_root_dir: Path, make_nb: Any) -> str:
+    make_nb("square.ipynb",
             "import lepton_nb as ln\nif fail:\n    raise RuntimeError('asked to fail')\n"
-            "ln.record('square', n * n)\nprint('square', n * n)"
-        ),
-    ]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    (jp_root_dir / "work").mkdir()
-    nbformat.write(nb, jp_root_dir / "work" / "square.ipynb")
+            "ln.record('square', n * n)\nprint('square', n * n)",
+            params="n = 2\nfail = False", where=jp_root_dir / "work")
     return "work/square.ipynb"
 
 

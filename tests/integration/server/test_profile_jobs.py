@@ -8,10 +8,7 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,15 +25,6 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _dask() -> list[str]:
-    exe = shutil.which("dask")
-    return [exe] if exe else [sys.executable, "-m", "dask"]
 
 
 @dataclass
@@ -47,27 +35,27 @@ class Farm:
 
 
 @pytest.fixture(scope="module")
-def farm() -> Iterator[Farm]:
+def farm(free_port: Any, dask_cli: list[str]) -> Iterator[Farm]:
     """`dask scheduler` + one `dask worker` (no nanny: its pid is the kernels' parent), and the
     profiles `farm` (remote, at that scheduler) and `gone` (remote, nothing listening)."""
-    port, mark = _free_port(), secrets.token_hex(4)
+    port, mark = free_port(), secrets.token_hex(4)
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "LEPTON_TEST_WORKER": mark,
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     procs = [subprocess.Popen(
-        [*_dask(), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+        [*dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port),
          "--dashboard-address", "127.0.0.1:0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     profiles = {
         "farm": {"kind": "remote", "address": address, "timeout": 20},
-        "gone": {"kind": "remote", "address": f"tcp://127.0.0.1:{_free_port()}", "timeout": 2},
+        "gone": {"kind": "remote", "address": f"tcp://127.0.0.1:{free_port()}", "timeout": 2},
     }
     # the detached runner reads them from its environment (inherited from this server)
     names = {f"DASK_LEPTON__PROFILES__{p.upper()}__{k.upper()}": str(v)
              for p, keys in profiles.items() for k, v in keys.items()}
     try:
         procs.append(subprocess.Popen(
-            [*_dask(), "worker", address, "--nthreads", "2", "--no-nanny", "--host",
+            [*dask_cli, "worker", address, "--nthreads", "2", "--no-nanny", "--host",
              "127.0.0.1", "--no-dashboard"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         from distributed import Client
@@ -94,11 +82,8 @@ def jp_server_config(tmp_home: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def notebook(jp_root_dir: Path) -> str:
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("sleep = 0.0\ntag = 'a'\nattach = False")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(
+def notebook(jp_root_dir: Path, make_nb: Any) -> str:
+    make_nb("where.ipynb", (
         "import os, socket, time\nimport lepton_nb as ln\n"
         "open(f'kernel-{tag}.pid', 'w').write(str(os.getpid()))\n"
         "ln.record('where', {'ppid': os.getppid(), 'host': socket.gethostname(),\n"
@@ -109,9 +94,7 @@ def notebook(jp_root_dir: Path) -> str:
         "    ln.record('cluster', c.scheduler_address)\n"
         "    c.close()\n"
         "time.sleep(sleep)"
-    )]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
-    nbformat.write(nb, jp_root_dir / "where.ipynb")
+    ), params="sleep = 0.0\ntag = 'a'\nattach = False", where=jp_root_dir)
     return "where.ipynb"
 
 

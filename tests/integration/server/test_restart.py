@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 from lepton_nb.jobs._dispatcher import lock_path
@@ -74,13 +73,10 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path, make_nb: Any) -> Iterator[Server]:
     root, home = tmp_path / "root", tmp_path / "home"
     root.mkdir()
     home.mkdir()
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("n = 0\ngate = ''")
-    cell.metadata["tags"] = ["parameters"]
     # Each job runs until the test opens the gate (a file): alive exactly as long as needed,
     # whatever the machine's load, instead of sleeping a guessed number of seconds.
     wait = (
@@ -88,9 +84,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         "while gate and not os.path.exists(gate) and time.monotonic() - t0 < 300:\n"
         "    time.sleep(0.1)\nprint(n)"
     )
-    nb.cells = [cell, nbformat.v4.new_code_cell(wait)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
-    nbformat.write(nb, root / "slow.ipynb")
+    make_nb("slow.ipynb", wait, params="n = 0\ngate = ''", where=root)
     srv = Server(root, home)
     try:
         yield srv

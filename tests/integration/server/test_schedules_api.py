@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 from lepton_nb.jobs._dispatcher import runner_pid
@@ -30,19 +29,10 @@ def jp_server_config(tmp_home: Path, request: pytest.FixtureRequest) -> dict[str
 
 
 @pytest.fixture
-def notebook(jp_root_dir: Path) -> str:
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("n = 2\nsleep = 0.0")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [
-        params,
-        nbformat.v4.new_code_cell(
-            "import time\nimport lepton_nb as ln\ntime.sleep(sleep)\nln.record('square', n * n)"
-        ),
-    ]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
-    (jp_root_dir / "work").mkdir()
-    nbformat.write(nb, jp_root_dir / "work" / "sq.ipynb")
+def notebook(jp_root_dir: Path, make_nb: Any) -> str:
+    make_nb("sq.ipynb",
+            "import time\nimport lepton_nb as ln\ntime.sleep(sleep)\nln.record('square', n * n)",
+            params="n = 2\nsleep = 0.0", where=jp_root_dir / "work")
     return "work/sq.ipynb"
 
 

@@ -14,7 +14,6 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
-import lepton_nb as ln
 from lepton_nb import compress, datasets
 from lepton_nb.errors import CheckpointError, StorageError
 from lepton_nb.models import MLP
@@ -91,15 +90,10 @@ def test_checkpoint_and_compressed_model_on_s3(s3_server: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def s3_cluster(s3_server: Any) -> Iterator[Any]:
+def s3_cluster(s3_server: Any, launch_cluster2: Any) -> Iterator[Any]:
     # started after the S3 fixture set AWS_ENDPOINT_URL, so the workers inherit it
-    cluster = ln.launch_cluster(n_workers=2, threads_per_worker=1, gpu=False,
-                                dashboard_address="127.0.0.1:0")
-    cluster.wait_for_workers(2)
-    try:
+    with launch_cluster2() as cluster:
         yield cluster
-    finally:
-        cluster.close()
 
 
 class KillRank0At(Callback):

@@ -6,7 +6,6 @@ These tests kill workers, so they launch their own cluster instead of the shared
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,52 +15,25 @@ import psutil
 import pytest
 import torch.nn.functional as F
 
-import lepton_nb as ln
 from lepton_nb import datasets
 from lepton_nb.errors import TrainingError
 from lepton_nb.models import LeNet5
-from lepton_nb.train import Callback, fit, run
+from lepton_nb.train import fit, run
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def own_cluster() -> Iterator[Any]:
-    cluster = ln.launch_cluster(n_workers=2, threads_per_worker=1, gpu=False,
-                                dashboard_address="127.0.0.1:0")
-    cluster.wait_for_workers(2)
-    try:
+def own_cluster(launch_cluster2: Any) -> Iterator[Any]:
+    with launch_cluster2() as cluster:
         yield cluster
-    finally:
-        cluster.close()
 
 
-class KillAt(Callback):
-    """Kills the worker running rank 1 once the ranks pass ``step`` (first attempt only)."""
-
-    def __init__(self, client: Any, step: int) -> None:
-        self.client, self.step = client, step
-        self.killed_at: float | None = None
-        self.restart_seen_at: float | None = None
-        self.pid: int | None = None
-
-    def on_events(self, events: list[dict[str, Any]]) -> None:
-        for e in events:
-            if e["kind"] == "restart" and self.restart_seen_at is None:
-                self.restart_seen_at = time.monotonic()
-            if (self.killed_at is None and e["kind"] == "step" and e["rank"] == 1
-                    and e["step"] >= self.step):
-                pids = self.client.run(os.getpid, workers=[e["worker"]])
-                self.pid = pids[e["worker"]]
-                os.kill(self.pid, signal.SIGKILL)
-                self.killed_at = time.monotonic()
-
-
-def test_killed_worker_recovers(own_cluster: Any, tmp_path: Path) -> None:
+def test_killed_worker_recovers(own_cluster: Any, kill_worker_at: Any, tmp_path: Path) -> None:
     split = datasets.mnist()
     kw: dict[str, Any] = dict(epochs=3, batch_size=64, lr=2e-3, log_every=5,
                               checkpoint_every=20, progress=False)
-    killer = KillAt(own_cluster.client, step=80)
+    killer = kill_worker_at(own_cluster.client, step=80)  # rank 1's worker
     res = fit(LeNet5, split.train, split.test, cluster=own_cluster, strategy="ddp",
               checkpoint_dir=tmp_path, callbacks=[killer], **kw)
     assert killer.killed_at is not None and killer.restart_seen_at is not None

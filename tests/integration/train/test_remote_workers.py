@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -30,27 +28,17 @@ from lepton_nb.train.checkpoint import latest_path, load_checkpoint
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _dask() -> list[str]:
-    exe = shutil.which("dask")
-    return [exe] if exe else [sys.executable, "-m", "dask"]
 
 
 class DaskProcesses:
     """A `dask scheduler` and n `dask worker` processes, all started with ``cwd=where``."""
 
-    def __init__(self, where: Path, n_workers: int) -> None:
+    def __init__(self, where: Path, n_workers: int, port: int, dask_cli: list[str]) -> None:
         where.mkdir(parents=True, exist_ok=True)
         self.where = where
-        port = _free_port()
         self.address = f"tcp://127.0.0.1:{port}"
         self.scheduler = subprocess.Popen(
-            [*_dask(), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+            [*dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port),
              "--dashboard-address", "127.0.0.1:0"],
             cwd=where, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.logs = [where / f"worker-{i}.log" for i in range(n_workers)]
@@ -58,7 +46,7 @@ class DaskProcesses:
         for log in self.logs:
             with open(log, "wb") as out:
                 self.workers.append(subprocess.Popen(
-                    [*_dask(), "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1",
+                    [*dask_cli, "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1",
                      "--no-dashboard", "--memory-limit", "2GiB"],
                     cwd=where, stdout=out, stderr=subprocess.STDOUT))
 
@@ -75,9 +63,10 @@ class DaskProcesses:
 
 
 @pytest.fixture(scope="module")
-def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskProcesses]:
+def procs(tmp_path_factory: pytest.TempPathFactory, free_port: Any,
+          dask_cli: list[str]) -> Iterator[DaskProcesses]:
     """Shared by this module's tests; the last one kills its scheduler."""
-    procs = DaskProcesses(tmp_path_factory.mktemp("workers-dir"), 2)
+    procs = DaskProcesses(tmp_path_factory.mktemp("workers-dir"), 2, free_port(), dask_cli)
     try:
         yield procs
     finally:

@@ -48,27 +48,16 @@ if close:
 """
 
 
-def notebook(path: Path) -> Path:
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell(PARAMS)
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(TRAIN), nbformat.v4.new_code_cell(LOOP),
-                nbformat.v4.new_code_cell("print(curve.stats)")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nbformat.write(nb, path)
-    return path
-
-
 def outputs(nb: Any) -> list[dict[str, Any]]:
     return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
 
 
 @pytest.mark.parametrize("close", [True, False], ids=["close", "no-close"])
-def test_executed_notebook_keeps_static_curves(tmp_path: Path, close: bool) -> None:
+def test_executed_notebook_keeps_static_curves(tmp_path: Path, make_nb: Any,
+                                               close: bool) -> None:
     import papermill
 
-    src = notebook(tmp_path / "train.ipynb")
+    src = make_nb("train.ipynb", TRAIN, LOOP, "print(curve.stats)", params=PARAMS)
     out = tmp_path / "train.out.ipynb"
     csv = tmp_path / "history.csv"
     papermill.execute_notebook(
@@ -116,17 +105,12 @@ result.history.to_csv(csv_path, index=False)
 """
 
 
-def test_fit_on_a_cluster_in_papermill_leaves_every_steps_mean_loss(tmp_path: Path) -> None:
+def test_fit_on_a_cluster_in_papermill_leaves_every_steps_mean_loss(tmp_path: Path,
+                                                                  make_nb: Any) -> None:
     import papermill
 
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('csv_path = "history.csv"')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(FIT)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    src, out, csv = tmp_path / "fit.ipynb", tmp_path / "fit.out.ipynb", tmp_path / "h.csv"
-    nbformat.write(nb, src)
+    src = make_nb("fit.ipynb", FIT, params='csv_path = "history.csv"')
+    out, csv = tmp_path / "fit.out.ipynb", tmp_path / "h.csv"
     papermill.execute_notebook(str(src), str(out), parameters={"csv_path": str(csv)},
                                kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
                                execution_timeout=600)

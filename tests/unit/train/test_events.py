@@ -103,6 +103,7 @@ def test_world_rows_and_the_world_size_column() -> None:
 def test_progress_bar_shows_the_world_size_and_keeps_its_place() -> None:
     hub = EventHub([], progress=True, total_steps=100)
     hub.start({"world_size": 1})
+    assert hub._bar.postfix == "world=1"
     hub.push(ev(20, world_size=1, loss=0.5))
     hub.drain(force=True)
     assert hub._bar.n == 20 and hub._bar.postfix == "loss=0.5000, world=1"

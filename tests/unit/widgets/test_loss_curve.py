@@ -223,5 +223,6 @@ def test_world_changes_are_drawn_apart_from_restarts_and_summarised() -> None:
     status = curve.widget.children[0].children[3].value
     assert "1 world change" in status and "2 ranks" in status and "restart" not in status
     assert "1 world change" in repr(curve)
+    assert curve.figure().layout.title.text == "Training · ddp · 2"  # was "... · 1" at start
     saved = curve.figure()  # the static figure marks it the same way
     assert [a.text for a in saved.layout.annotations] == ["world 1\u21922"]
