@@ -1,10 +1,13 @@
 """Jobs beside the server: throughput of the runner and the per-job overhead of `lepton-nb run`.
 
-Reproduce: python benchmarks/jobs_service.py [--jobs 12] [--work-s 1.0] [--repeat 3]
+Reproduce: python benchmarks/jobs_service.py [--jobs 12] [--work-s 1.0] [--repeat 3] [--profile]
 
 Reports, in one run on one machine:
   * jobs/minute for ``--jobs`` notebooks of ``--work-s`` CPU-seconds each, queued at once and run
     by the detached runner (lepton_nb.jobs._dispatcher) with max_parallel_jobs 1 and then 2;
+  * with ``--profile``: the same jobs with max_parallel_jobs 2 run ON a cluster profile (a
+    ``remote`` profile at a ``dask scheduler`` + 2 ``dask worker`` processes of 1 thread that
+    this script starts), each job a Dask task on a worker, against the local runner;
   * the HTML copy's CPU in a fresh process (what one ``lepton-nb run`` pays): nbconvert's
     ``HTMLExporter`` as-is (the anchor, what lepton_nb did before) vs lepton_nb.jobs._html.render
     (no BeautifulSoup pass, Jinja bytecode cache), both importing nbconvert, interleaved;
@@ -85,14 +88,18 @@ def html_cpu(executed: Path, env: dict[str, str], repeat: int) -> dict[str, floa
     return {k: statistics.median(v) for k, v in out.items()}
 
 
-def throughput(nb: Path, n: int, parallel: int, home: Path) -> tuple[float, int]:
+def throughput(
+    nb: Path, n: int, parallel: int, home: Path, profile: str | None = None
+) -> tuple[float, int]:
     """(jobs per minute, peak jobs running at once) for n jobs queued at once."""
     from lepton_nb.jobs import _queue as queue
     from lepton_nb.jobs._dispatcher import Dispatcher
     from lepton_nb.jobs.store import JobStore
 
-    store = JobStore(home / f"p{parallel}.sqlite")
-    recs = [queue.submit(nb, {"x": i}, store=store) for i in range(n)]  # validated, queued
+    store = JobStore(home / f"p{parallel}{profile or ''}.sqlite")
+    recs = [  # validated, queued
+        queue.submit(nb, {"x": i}, store=store, profile=profile) for i in range(n)
+    ]
     t0 = time.perf_counter()
     Dispatcher(store, parallel, idle_exit=0.2).run()
     elapsed = time.perf_counter() - t0 - 0.2
@@ -106,12 +113,38 @@ def throughput(nb: Path, n: int, parallel: int, home: Path) -> tuple[float, int]
     return n / elapsed * 60, peak
 
 
+def start_farm(workers: int) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    """A `dask scheduler` and ``workers`` one-thread `dask worker` processes on 127.0.0.1.
+
+    Waited for from a child process: this one must start no thread before the runner forks."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([*dask, "--host", "127.0.0.1", "--port", str(port),
+                               "--dashboard-address", "127.0.0.1:0"], **quiet)]
+    for _ in range(workers):
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+             "--host", "127.0.0.1", "--no-dashboard"], **quiet))
+    wait = (f"from distributed import Client\nwith Client({address!r}, timeout=60) as c:\n"
+            f"    c.wait_for_workers({workers}, timeout=120)")
+    subprocess.run([sys.executable, "-c", wait], check=True)
+    return address, procs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=12)
     ap.add_argument("--work-s", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=3, help="rounds of the per-job comparison")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--profile", action="store_true",
+                    help="also run the jobs on a remote profile's cluster (max_parallel_jobs 2)")
     ap.add_argument("--html-only", action="store_true", help="only the HTML copy's CPU")
     args = ap.parse_args()
 
@@ -129,6 +162,22 @@ def main() -> None:
         for p, (rate, peak) in rates.items():
             print(f"max_parallel_jobs={p}: {rate:6.1f} jobs/min  (peak running {peak})")
         print(f"speed-up 2 vs 1: {rates[2][0] / rates[1][0]:.2f}x")
+        if args.profile:
+            import dask.config
+
+            address, farm = start_farm(2)
+            try:
+                with dask.config.set({"lepton.profiles.bench": {"kind": "remote",
+                                                                "address": address}}):
+                    rate, peak = throughput(nb, args.jobs, 2, home, profile="bench")
+            finally:
+                for proc in farm:
+                    proc.terminate()
+                    proc.wait(30)
+            loads.append(os.getloadavg()[0])
+            print(f"max_parallel_jobs=2 on a remote profile (2 workers x 1 thread): "
+                  f"{rate:6.1f} jobs/min  (peak running {peak}); vs local runner "
+                  f"{rate / rates[2][0]:.2f}x")
 
     def pm(i: int) -> list[str]:
         return [sys.executable, "-m", "papermill", "--no-progress-bar", str(nb),
@@ -138,10 +187,12 @@ def main() -> None:
         return [sys.executable, "-m", "lepton_nb.cli", "run", str(nb), "-p", "x", str(i),
                 "-o", str(tmp / f"ln{i}{''.join(extra)}.ipynb"), *extra]
 
-    timed_cmd(pm(0), env)  # page cache, bytecode and lepton_nb's template cache, for all
-    timed_cmd(ln(0), env)
+    # page cache, bytecode and lepton_nb's template cache, for all; an output of its own (an
+    # existing output is refused by `lepton-nb run`)
+    timed_cmd(pm(-1), env)
+    timed_cmd(ln(-1), env)
     if args.html_only:
-        cost = html_cpu(tmp / "ln0.ipynb", env, args.repeat)
+        cost = html_cpu(tmp / "ln-1.ipynb", env, args.repeat)
         print(f"HTML copy CPU per fresh process, median of {args.repeat}: nbconvert HTMLExporter "
               f"{cost['anchor']:.3f} s, lepton_nb render {cost['ours']:.3f} s "
               f"({(cost['ours'] - cost['anchor']) / cost['anchor'] * 100:+.0f} %); "

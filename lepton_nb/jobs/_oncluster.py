@@ -135,6 +135,13 @@ def _watch(
             time.sleep(RELAY_S)
             relay.pump()  # heartbeats in; a cancel goes out to the worker as a Dask Event
             started = rec.id in relay.started
+            now = store.get(rec.id)  # reported lost: its worker died or went silent
+            if now.status == "lost":
+                fut.cancel()  # Dask would otherwise wait for a worker to run it again
+                return _end(rec, store, "failed", ErrorInfo(
+                    reason="worker lost",
+                    evalue=f"the Dask worker running it (pid {now.pid} on {now.host}) died or "
+                    f"stopped answering; the job was taken off the cluster {rec.cluster}"))
             # until a worker starts it, this process is what keeps the record alive
             cancel = store.cancel_requested(rec.id) if started else store.beat(rec.id)
             if not cancel:

@@ -23,7 +23,8 @@ def new_job_id() -> str:
 class ErrorInfo(BaseModel):
     """Where and how a job failed."""
 
-    reason: str = "error"  # "error" | "timeout" | "kernel died" | "cancelled" | "worker lost"
+    # "error" | "timeout" | "kernel died" | "cancelled" | "worker lost" | "cluster unavailable"
+    reason: str = "error"
     cell_index: int | None = None
     execution_count: int | None = None
     ename: str | None = None
