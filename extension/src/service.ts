@@ -58,7 +58,7 @@ export interface ILaunchOptions {
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'lost';
 
-/** A job as the server returns it: the pydantic `JobInfo` of lepton_nb/server/models.py. */
+/** A job as the server returns it: the pydantic `JobInfo` of lepton_nb/server/_models.py. */
 export interface IJob {
   id: string;
   status: JobStatus;
@@ -85,7 +85,7 @@ export interface IJob {
   warnings: string[];
 }
 
-/** A schedule: `ScheduleInfo` of lepton_nb/server/models.py. */
+/** A schedule: `ScheduleInfo` of lepton_nb/server/_models.py. */
 export interface ISchedule {
   id: string;
   name: string;

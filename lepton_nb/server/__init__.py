@@ -3,8 +3,9 @@
 Loaded automatically when lepton_nb is installed (jupyter-config enables it) as the
 :class:`~lepton_nb.server.app.LeptonApp` extension app; its settings are
 :class:`~lepton_nb.server.settings.LeptonSettings` (``c.LeptonSettings.max_parallel_jobs = 4``).
-Clusters launched here belong to the server process and are stopped when the server stops;
-jobs run in a detached runner process and survive it (see lepton_nb/server/jobs.py).
+Clusters launched here run in detached processes of their own and outlive the server unless
+``stop_clusters_on_exit`` is set (lepton_nb/server/clusters.py); jobs run in a detached runner
+process and survive it too (lepton_nb/server/jobs.py).
 """
 
 from __future__ import annotations

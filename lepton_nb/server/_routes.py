@@ -1,6 +1,6 @@
 """Every REST route of the extension in one table: URL pattern -> handler.
 
-To add a route: write the handler (a :class:`~lepton_nb.server.handlers.LeptonHandler`
+To add a route: write the handler (a :class:`~lepton_nb.server._handlers.LeptonHandler`
 subclass over a manager) in its module, then add its line here.  Its own module so that handler
 modules may import ``handlers`` (for ``LeptonHandler``) without ``handlers`` importing them back.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from jupyter_server.utils import url_path_join
 from tornado.web import RequestHandler
 
-from lepton_nb.server.dashboard import DashboardProxyHandler, DashboardSocketHandler
-from lepton_nb.server.handlers import (
+from lepton_nb.server._dashboard import DashboardProxyHandler, DashboardSocketHandler
+from lepton_nb.server._handlers import (
     ClusterHandler,
     ClustersHandler,
     JobHandler,
@@ -21,7 +21,7 @@ from lepton_nb.server.handlers import (
     ScheduleRunHandler,
     SchedulesHandler,
 )
-from lepton_nb.server.profiles import ProfilesHandler
+from lepton_nb.server._profiles import ProfilesHandler
 
 _ID = r"(?P<{}>[A-Za-z0-9_.\-]+)"
 

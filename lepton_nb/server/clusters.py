@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lepton_nb.errors import ClusterError, ConfigError, NotFoundError
-from lepton_nb.server.models import ClusterInfo, ClusterPatch, LaunchRequest, WorkerInfo
+from lepton_nb.server._models import ClusterInfo, ClusterPatch, LaunchRequest, WorkerInfo
 
 State = Literal["running", "re-attached", "orphaned"]
 # a scheduler that did not answer is asked again after this long, not at every list
@@ -56,7 +56,7 @@ def connect_code(address: str | None, credentials: Path | str | None) -> str:
 
 
 def _proxy(cluster_id: str, link: str | None) -> str | None:
-    """The dashboard's page through the Jupyter server (lepton_nb/server/dashboard.py)."""
+    """The dashboard's page through the Jupyter server (lepton_nb/server/_dashboard.py)."""
     if not link:
         return None
     from urllib.parse import urlsplit

@@ -17,8 +17,8 @@ from lepton_nb.jobs import _dispatcher, _queue
 from lepton_nb.jobs import runner as job_api
 from lepton_nb.jobs.models import JobRecord
 from lepton_nb.jobs.store import JobStore
+from lepton_nb.server._models import JobFilter, JobInfo, JobSubmit
 from lepton_nb.server._paths import confine, relative
-from lepton_nb.server.models import JobFilter, JobInfo, JobSubmit
 from lepton_nb.server.settings import LeptonSettings
 
 

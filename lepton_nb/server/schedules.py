@@ -12,9 +12,9 @@ from lepton_nb.errors import ConfigError, LeptonError
 from lepton_nb.jobs._params import check_parameters, notebook_parameters
 from lepton_nb.jobs._scheduler import Scheduler, run_now
 from lepton_nb.jobs._schedules import Schedule, ScheduleStore, check_profile
+from lepton_nb.server._models import JobInfo, ScheduleCreate, ScheduleInfo, SchedulePatch
 from lepton_nb.server._paths import confine, relative
 from lepton_nb.server.jobs import JobManager
-from lepton_nb.server.models import JobInfo, ScheduleCreate, ScheduleInfo, SchedulePatch
 
 
 class ScheduleManager:

@@ -205,7 +205,9 @@ def run_ranks(
             run_payload = strategy.prepare(client, specs, payload)
             if monitor is not None:
                 monitor.on_stop = lambda p=run_payload: strategy.request_stop(p)
-            data = client.scatter(run_payload, broadcast=True, hash=False)
+            # to this world's workers only: a worker just retired may vanish mid-broadcast
+            data = client.scatter(run_payload, workers=[s.address for s in specs],
+                                  broadcast=True, hash=False)
             futures = [client.submit(rank_task, s, shipped_strategy, data, workers=[s.address],
                                      allow_other_workers=False, pure=False, retries=0,
                                      key=f"lepton-rank-{run_id}-{gen}-{s.rank}")

@@ -84,6 +84,11 @@ def wait_for_world(client: Any, elastic: Elastic, retiring: Any, why: str,
 
 
 def _warm() -> bool:
+    """On a joining worker, before the world stops for it: the worker itself imports torch
+    (it unpickles the run's payload, tensors and all; measured ~5 s of the re-formation on a
+    busy 2-core machine) and starts its rank fork server (torch imported there too)."""
+    import torch  # noqa: F401
+
     from lepton_nb.train import _procs
 
     _procs.prewarm()

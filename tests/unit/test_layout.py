@@ -28,14 +28,6 @@ ROOT = Path(lepton_nb.__file__).resolve().parent
 REPO = ROOT.parent
 # docs written for contributors name internal modules on purpose
 CONTRIBUTOR_DOCS = {"architecture.md", "contributing.md"}
-# public-named modules of server/ that wait for the server's renames (jobclusters and jobrunner
-# edit server/ this round); the list may only shrink
-SERVER_NOT_YET = {
-    "lepton_nb.server.dashboard",
-    "lepton_nb.server.handlers",
-    "lepton_nb.server.models",
-    "lepton_nb.server.profiles",
-}
 
 
 def _name(path: Path) -> str:
@@ -134,7 +126,7 @@ def test_public_modules_are_exported_and_the_rest_underscored() -> None:
             or (parent == "lepton_nb" and leaf in top_all)
             or (parent in MODULES and module in _exported_from(parent))
         )
-        if not public and module not in SERVER_NOT_YET:
+        if not public:
             stray.append(module)
     assert not stray, (
         f"{stray} are named as public modules but their package exports none of their names: "
@@ -142,7 +134,6 @@ def test_public_modules_are_exported_and_the_rest_underscored() -> None:
         "rename the module to _name.py if it is internal (docs/contributing.md, 'Public and "
         "private')"
     )
-    assert all(m in MODULES for m in SERVER_NOT_YET), "a server module was renamed: drop it here"
 
 
 def _user_material() -> list[Path]:

@@ -201,8 +201,8 @@ def test_a_sidebar_gateway_cluster_runs_detached_and_is_found_again(
 ) -> None:
     """Issue 15: the server's launch runs in its own process; a new server (here: a new
     manager) re-attaches by name, resizes it through the gateway and stops it."""
+    from lepton_nb.server._models import ClusterPatch, LaunchRequest
     from lepton_nb.server.clusters import ClusterManager
-    from lepton_nb.server.models import ClusterPatch, LaunchRequest
 
     info = ClusterManager(runtime_dir=tmp_home).launch(LaunchRequest(profile="gw"))
     try:

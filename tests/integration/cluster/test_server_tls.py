@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from lepton_nb.errors import LeptonError
+from lepton_nb.server._models import LaunchRequest
 from lepton_nb.server.clusters import ClusterManager
-from lepton_nb.server.models import LaunchRequest
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
 
-from lepton_nb.server.handlers import (
+from lepton_nb.server._handlers import (
     ClusterHandler,
     ClustersHandler,
     JobHandler,

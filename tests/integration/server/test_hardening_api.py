@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from lepton_nb.errors import ConfigError
 from lepton_nb.jobs._params import check_parameters
-from lepton_nb.server.models import LaunchRequest
+from lepton_nb.server._models import LaunchRequest
 
 pytestmark = pytest.mark.integration
 

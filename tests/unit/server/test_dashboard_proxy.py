@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lepton_nb.errors import ClusterError, NotFoundError
-from lepton_nb.server.dashboard import dashboard_base, forwarded_query
+from lepton_nb.server._dashboard import dashboard_base, forwarded_query
 
 
 @pytest.mark.parametrize(

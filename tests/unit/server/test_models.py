@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from lepton_nb.server.models import ClusterPatch, JobFilter, JobSubmit, LaunchRequest
+from lepton_nb.server._models import ClusterPatch, JobFilter, JobSubmit, LaunchRequest
 
 
 def test_launch_request_maps_gpu_modes_and_round_trips() -> None:

@@ -19,10 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from lepton_nb.errors import ConfigError, LeptonError, NotFoundError
 from lepton_nb.jobs.store import StoreDamagedError
-from lepton_nb.server._paths import PathOutsideRootError
-from lepton_nb.server.clusters import ClusterManager
-from lepton_nb.server.jobs import JobManager
-from lepton_nb.server.models import (
+from lepton_nb.server._models import (
     ClusterPatch,
     JobFilter,
     JobSubmit,
@@ -30,6 +27,9 @@ from lepton_nb.server.models import (
     ScheduleCreate,
     SchedulePatch,
 )
+from lepton_nb.server._paths import PathOutsideRootError
+from lepton_nb.server.clusters import ClusterManager
+from lepton_nb.server.jobs import JobManager
 from lepton_nb.server.schedules import ScheduleManager
 
 M = TypeVar("M", bound=BaseModel)

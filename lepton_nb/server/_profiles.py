@@ -6,7 +6,7 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from pydantic import BaseModel
 
-from lepton_nb.server.handlers import LeptonHandler
+from lepton_nb.server._handlers import LeptonHandler
 
 
 class ProfileInfo(BaseModel):

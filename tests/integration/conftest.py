@@ -1,5 +1,10 @@
-"""A real S3-compatible server for the storage tests: ``moto_server`` on a free loopback port,
-reached by s3fs through ``AWS_ENDPOINT_URL`` with dummy credentials."""
+"""Fixtures of the integration tests that need more than one process of ours:
+
+- ``s3_server``: a real S3-compatible server, ``moto_server`` on a free loopback port, reached by
+  s3fs through ``AWS_ENDPOINT_URL`` with dummy credentials (storage tests);
+- ``hosts``: a scheduler and worker "hosts" in network + mount namespaces of their own, with an
+  S3 server all reach (storage tests without a shared file system, DDP across hosts).
+"""
 
 from __future__ import annotations
 

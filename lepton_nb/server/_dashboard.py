@@ -31,7 +31,7 @@ from tornado.websocket import (
 )
 
 from lepton_nb.errors import ClusterError, LeptonError, NotFoundError
-from lepton_nb.server.handlers import AUTH_RESOURCE, LeptonHandler
+from lepton_nb.server._handlers import AUTH_RESOURCE, LeptonHandler
 
 # hop-by-hop and length headers are the proxy's own business
 _SKIP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
