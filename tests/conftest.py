@@ -160,6 +160,63 @@ def make_nb(tmp_path: Path) -> MakeNB:
     return make
 
 
+# -- small models trained once per session on the shipped MNIST subset (compress, widgets and
+# their cluster tests share them); torch is imported inside, so a session that uses none of them
+# never imports it here.
+def train_quick(model: Any, data: Any, epochs: int, seed: int = 0, lr: float = 1e-3,
+                bs: int = 64) -> Any:
+    """A plain training loop for fixtures (the code under test never uses it)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loader = DataLoader(
+        data, batch_size=bs, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+    model.train()
+    for _ in range(epochs):
+        for x, y in loader:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def split() -> Any:
+    """``lepton_nb.datasets.mnist()``: the shipped 4,000/1,000 MNIST subset."""
+    from lepton_nb.datasets import mnist
+
+    return mnist()
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(split: Any) -> Any:
+    import torch
+
+    from lepton_nb.models import MLP
+
+    torch.manual_seed(0)  # the initial weights
+    return train_quick(MLP(), split.train, epochs=4, lr=3e-3, bs=32)
+
+
+@pytest.fixture(scope="session")
+def trained_lenet(split: Any) -> Any:
+    import torch
+
+    from lepton_nb.models import LeNet5
+
+    torch.manual_seed(0)  # the initial weights
+    return train_quick(LeNet5(), split.train, epochs=3, lr=3e-3, bs=32)
+
+
+@pytest.fixture(scope="session")
+def calib(split: Any) -> Any:
+    """1,000 training images for calibration (static int8)."""
+    return split.train.tensors[0][:1000]
+
+
 @pytest.fixture
 def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "lepton-home"

@@ -9,14 +9,9 @@ from typing import Any
 import pytest
 from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
+from tornado.websocket import WebSocketHandler
 
-from lepton_nb.server._handlers import (
-    ClusterHandler,
-    ClustersHandler,
-    JobHandler,
-    JobRerunHandler,
-    JobsHandler,
-)
+from lepton_nb.server._routes import routes
 
 pytestmark = pytest.mark.integration
 
@@ -70,10 +65,16 @@ async def _code(
 def test_every_method_is_authenticated_and_authorized() -> None:
     # jupyter_server only accepts methods whose outermost decorator is @web.authenticated
     # when allow_unauthenticated_access is False; check that none would warn.
-    for handler in (ClustersHandler, ClusterHandler, JobsHandler, JobHandler, JobRerunHandler):
-        for name in ("get", "post", "patch", "delete"):
+    # Every handler of the route table, so a new route is checked without being listed here.
+    handlers = {handler for _, handler in routes("/")}
+    assert len(handlers) >= 10, handlers
+    for handler in handlers:
+        for name in ("get", "post", "put", "patch", "delete"):
             method = handler.__dict__.get(name)
             if method is None:
+                continue
+            if issubclass(handler, WebSocketHandler):  # the upgrade request: ws_authenticated
+                assert method.__code__.co_qualname.startswith("ws_authenticated"), (handler, name)
                 continue
             assert method.__code__.co_qualname.startswith("authenticated"), (handler, name)
             assert "authorized" in method.__wrapped__.__code__.co_qualname, (handler, name)

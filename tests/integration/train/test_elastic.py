@@ -202,7 +202,7 @@ def _torch_loop(ctx: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def bare_workers() -> Iterator[Any]:
+def bare_workers(dask_cli: list[str]) -> Iterator[Any]:
     """A scheduler with worker processes started without nannies, so a killed worker stays
     dead; yields (client, start_worker)."""
     from distributed import Client, LocalCluster
@@ -212,9 +212,8 @@ def bare_workers() -> Iterator[Any]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start_worker() -> subprocess.Popen[bytes]:
-        p = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker",
-                              cluster.scheduler_address, "--no-nanny", "--nthreads", "1",
-                              "--host", "127.0.0.1", "--no-dashboard"],
+        p = subprocess.Popen([*dask_cli, "worker", cluster.scheduler_address, "--no-nanny",
+                              "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
         procs.append(p)
         return p
