@@ -9,8 +9,9 @@ scheduler's event log:
 
 - join -> first step: seconds from the scheduler registering the new worker (its
   ``add-worker`` event) to the first step event of the world that includes it (DDP ranks step
-  together, so that is the new worker's first step), split at the ``world`` row (the driver
-  re-forming the group);
+  together, so that is the new worker's first step), split at the ``world`` row: before it
+  the old world keeps training while the joiner warms up (imports torch), after it nobody
+  trains while the group re-forms (for every change, grow or shrink);
 - steps lost per world change: the last step the old world reported minus the step the new
   world continues from (goal: <= ``checkpoint_every``; a grow or a graceful retirement waits
   for the next boundary, so 0 is expected for both; a killed worker costs the steps since the
@@ -18,7 +19,7 @@ scheduler's event log:
 - throughput: samples/s summed over ranks, median over the steps of each world, next to fixed
   1- and 2-worker runs of the same config (the anchors; ``--no-anchors`` skips them).
 
-Reproduce:  python benchmarks/elastic.py [--leave retire|kill] [--no-anchors]
+Reproduce:  python benchmarks/elastic.py [--leave retire|kill] [--no-anchors] [--epochs 40]
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ def _per_step(history: Any, attempt: int | None = None) -> Any:
 
 
 def _median(series: Any, skip: int = 3) -> float:
-    """Median samples/s, leaving out a world's first steps (DDP's first buckets, warm-up)."""
-    values = series.iloc[skip:] if len(series) > skip + 3 else series
-    return float(statistics.median(values.tolist())) if len(values) else float("nan")
+    """Median samples/s, leaving out a world's first steps (DDP's first buckets, warm-up);
+    NaN for a world too short to say (fewer than 20 steps)."""
+    values = series.iloc[skip:]
+    return float(statistics.median(values.tolist())) if len(values) >= 20 else float("nan")
 
 
 class Scaler(Callback):
@@ -66,6 +68,7 @@ class Scaler(Callback):
         self.first: set[str] = {w["address"] for w in cluster.workers}
         self.grown = self.shrunk = False
         self.wide_from: int | None = None  # first step of the 2-rank world
+        self.left_at = 0  # the step rank 0 had reported when the new worker was made to leave
         self.threads: list[threading.Thread] = []
 
     def on_events(self, events: list[dict[str, Any]]) -> None:
@@ -80,6 +83,7 @@ class Scaler(Callback):
             if (self.wide_from is not None and not self.shrunk
                     and e["step"] >= self.wide_from + self.shrink_after):
                 self.shrunk = True
+                self.left_at = e["step"]  # rank 0 had done at least this many steps
                 self._spawn(self._retire)
 
     def _retire(self) -> None:
@@ -136,10 +140,15 @@ def elastic_run(args: argparse.Namespace, train: Any, test: Any) -> dict[str, An
         change: dict[str, Any] = {
             "what": f"{int(w.old_size)}->{int(w.new_size)}", "reason": w.reason,
             "step": int(w.step),
-            "steps_lost": int(before.step.max()) - int(w.step) if len(before) else None,
+            # a failing rank's last batch of events may never arrive: the step at which the
+            # worker was made to leave is a floor for what the old world had done
+            "steps_lost": max(int(before.step.max()), scaler.left_at if w.new_size < w.old_size
+                              else 0) - int(w.step) if len(before) else None,
             "first_step_time": float(after.time.min()) if len(after) else None,
             "world_time": float(w.time),
         }
+        if change["first_step_time"] is not None:  # the group re-forming: nobody trains
+            change["world_to_first_step_s"] = change["first_step_time"] - change["world_time"]
         joined = [a for a in joins if a in str(w.reason)]
         if w.new_size > w.old_size and joined:
             t_join = joins[joined[0]]
@@ -168,11 +177,11 @@ def fixed_run(args: argparse.Namespace, train: Any, test: Any, n: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--checkpoint-every", type=int, default=20)
     ap.add_argument("--grow-at", type=int, default=20)
-    ap.add_argument("--shrink-after", type=int, default=400,
+    ap.add_argument("--shrink-after", type=int, default=300,
                     help="steps the 2-rank world runs before its new worker is retired")
     ap.add_argument("--leave", choices=["retire", "kill"], default="retire",
                     help="how the new worker leaves: graceful retirement or SIGKILL")
@@ -185,14 +194,15 @@ def main() -> None:
           f"checkpoint_every {args.checkpoint_every}; wall {r['wall_s']:.1f} s, "
           f"restarts {r['restarts']}, val accuracy {r['accuracy']}")
     print("| world change | reason | continues at step | steps lost | join -> world row (s) "
-          "| join -> first step (s) |")
-    print("|---|---|---:|---:|---:|---:|")
+          "| world row -> first step (s) | join -> first step (s) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for c in r["changes"]:
         def f(key: str, c: dict[str, Any] = c) -> str:
             return f"{c[key]:.2f}" if c.get(key) is not None else "-"
 
         print(f"| {c['what']} | {c['reason']} | {c['step']} | {c['steps_lost']} | "
-              f"{f('join_to_world_s')} | {f('join_to_first_step_s')} |")
+              f"{f('join_to_world_s')} | {f('world_to_first_step_s')} | "
+              f"{f('join_to_first_step_s')} |")
     print(f"load average: {os.getloadavg()}")
     print("| run | world | samples/s (median over steps) | vs fixed 1 worker |")
     print("|---|---:|---:|---:|")
@@ -202,6 +212,9 @@ def main() -> None:
             anchors[n] = fixed_run(args, train, test, n)
     base = anchors.get(1)
     for a, (size, sps) in r["throughput"].items():
+        if sps != sps:  # NaN
+            print(f"| elastic, generation {a} | {size} | too few steps | - |")
+            continue
         ratio = f"{sps / base:.2f}" if base else "-"
         print(f"| elastic, generation {a} | {size} | {sps:.0f} | {ratio} |")
     for n, sps in anchors.items():

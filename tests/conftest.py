@@ -52,14 +52,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @contextmanager
-def _launch_cluster2() -> Iterator[Any]:
+def _launch_cluster2(n_workers: int = 2) -> Iterator[Any]:
     import lepton_nb as ln
 
     cluster = ln.launch_cluster(
-        n_workers=2, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
+        n_workers=n_workers, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
     )
     try:
-        cluster.wait_for_workers(2)
+        cluster.wait_for_workers(n_workers)
         yield cluster
     finally:
         cluster.close()
@@ -73,10 +73,11 @@ def cluster2() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def launch_cluster2() -> Callable[[], AbstractContextManager[Any]]:
+def launch_cluster2() -> Callable[..., AbstractContextManager[Any]]:
     """``with launch_cluster2() as cluster:`` a cluster like ``cluster2`` but the caller's own,
     closed at the end of the block: for tests that kill its workers or need it started after
-    something else (an S3 server whose address the workers inherit)."""
+    something else (an S3 server whose address the workers inherit). ``launch_cluster2(1)``:
+    one worker."""
     return _launch_cluster2
 
 

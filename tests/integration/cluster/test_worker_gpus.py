@@ -10,17 +10,14 @@ from typing import Any
 
 import pytest
 
-import lepton_nb as ln
 from lepton_nb.cluster import _worker_gpus
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def one_worker() -> Iterator[Any]:
-    with ln.launch_cluster(n_workers=1, threads_per_worker=1, gpu=False,
-                           dashboard_address="127.0.0.1:0") as c:
-        c.wait_for_workers(1)
+def one_worker(launch_cluster2: Any) -> Iterator[Any]:
+    with launch_cluster2(1) as c:
         yield c
     _worker_gpus._CACHE.clear()
 

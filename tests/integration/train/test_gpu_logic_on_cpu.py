@@ -14,7 +14,6 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-import lepton_nb as ln
 from lepton_nb.errors import ConfigError
 from lepton_nb.train import fit, run
 from lepton_nb.train._common import evaluate
@@ -86,10 +85,8 @@ def test_parameter_server_refuses_fp16(cluster2: Any) -> None:
 
 
 @pytest.fixture
-def one_worker() -> Iterator[Any]:
-    with ln.launch_cluster(n_workers=1, threads_per_worker=1, gpu=False,
-                           dashboard_address="127.0.0.1:0") as c:
-        c.wait_for_workers(1)
+def one_worker(launch_cluster2: Any) -> Iterator[Any]:
+    with launch_cluster2(1) as c:
         yield c
 
 
