@@ -12,7 +12,8 @@ Reports, in one run on one machine:
     ``HTMLExporter`` as-is (the anchor, what lepton_nb did before) vs lepton_nb.jobs._html.render
     (no BeautifulSoup pass, Jinja bytecode cache), both importing nbconvert, interleaved;
   * per-job overhead of ``lepton-nb run`` (with its HTML copy, and with --no-html) over the
-    ``papermill`` CLI, all three fresh processes, interleaved, medians of wall and of CPU
+    ``papermill`` CLI, all three fresh processes, interleaved (the order turns each round),
+    medians of wall and of CPU, and the median of the per-round CPU differences
     (user+sys of the process and its kernel: on a shared machine CPU is the fair measure).
 """
 
@@ -199,10 +200,13 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.1f}")
         return
     runs: dict[str, list[tuple[float, float]]] = {"pm": [], "ln": [], "ln_nohtml": []}
+    cmds = {"pm": pm, "ln": ln, "ln_nohtml": lambda i: ln(i, "--no-html")}
     for i in range(args.repeat):
-        runs["pm"].append(timed_cmd(pm(i), env))
-        runs["ln"].append(timed_cmd(ln(i), env))
-        runs["ln_nohtml"].append(timed_cmd(ln(i, "--no-html"), env))
+        # the order turns each round, so none of the three always runs first (cold caches)
+        # or last; results stay paired by round
+        order = list(cmds)
+        for key in order[i % 3:] + order[: i % 3]:
+            runs[key].append(timed_cmd(cmds[key](i), env))
     loads.append(os.getloadavg()[0])
 
     def med(key: str, k: int) -> float:
@@ -215,9 +219,20 @@ def main() -> None:
             f"  {(med(key, k) - med('pm', k)) / med('pm', k) * 100:+6.1f} %" for k in (0, 1)
         )
         print(f"  {label:<24}{med(key, 0):7.2f} {med(key, 1):7.2f} {rel}")
+    # Rounds run side by side, so a round's pair shares the machine's load of the moment: the
+    # median of the per-round differences drifts less with the load of other users than the
+    # difference of the medians above.
+    for key, label in (("ln", "lepton-nb run"), ("ln_nohtml", "lepton-nb run --no-html")):
+        pairs = zip(runs[key], runs["pm"], strict=True)
+        deltas = [(a[1] - b[1], (a[1] - b[1]) / b[1] * 100) for a, b in pairs]
+        d_s = statistics.median(d[0] for d in deltas)
+        d_pct = statistics.median(d[1] for d in deltas)
+        lo, hi = min(d[1] for d in deltas), max(d[1] for d in deltas)
+        print(f"  {label:<24} CPU over papermill, median of {len(deltas)} paired rounds: "
+              f"{d_s:+.3f} s ({d_pct:+.1f} %; rounds {lo:+.1f} .. {hi:+.1f} %)")
     print(f"machine: {os.cpu_count()} CPUs; load average during the runs: "
           + ", ".join(f"{x:.1f}" for x in loads))
-    print(f"reproduce: python benchmarks/jobs_service.py --jobs {args.jobs} "
+    print(f"reproduce: python benchmarks/jobs_service.py --skip-throughput "
           f"--work-s {args.work_s} --repeat {args.repeat}")
 
 
