@@ -99,10 +99,14 @@ def main() -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(full[cols].round({"latency_ms": 3, "accuracy": 3, "size_x": 2, "speedup": 2,
                                 "accuracy_delta": 1}).to_string())  # fmt: skip
-    print(f"\nsettings: {full.attrs.get('settings') or tables[0].attrs['settings']}, "
-          f"torch {torch.__version__}, threads fixed at 1")
-    print(f"reproduce: python benchmarks/compression_table.py --epochs {args.epochs} "
-          f"--runs {args.runs}")
+    print(
+        f"\nsettings: {full.attrs.get('settings') or tables[0].attrs['settings']}, "
+        f"torch {torch.__version__}, threads fixed at 1"
+    )
+    print(
+        f"reproduce: python benchmarks/compression_table.py --epochs {args.epochs} "
+        f"--runs {args.runs}"
+    )
 
 
 if __name__ == "__main__":

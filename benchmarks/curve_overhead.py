@@ -38,8 +38,10 @@ def run(callbacks):
     return time.perf_counter() - t0, time.process_time() - c0
 """
 MAKE_CURVE = "curve = ln.LossCurve()\ndisplay(curve)\nprint(curve._view.fig.model_id)"
-RUN_WITH = ("t, c = run([curve])\nprint(json.dumps({'wall': t, 'cpu': c, 'redraws': "
-            "curve.redraw_count, 'attached': curve.frontend_attached}))")
+RUN_WITH = (
+    "t, c = run([curve])\nprint(json.dumps({'wall': t, 'cpu': c, 'redraws': "
+    "curve.redraw_count, 'attached': curve.frontend_attached}))"
+)
 RUN_WITHOUT = "t, c = run([])\nprint(json.dumps({'wall': t, 'cpu': c}))"
 
 
@@ -78,8 +80,13 @@ def kernel_runs(epochs: int, repeats: int) -> dict[str, Any]:
             without.append(base["wall"])
             cpu_without.append(base["cpu"])
             fig_id = execute(kc, MAKE_CURVE)[0].strip()
-            view = kc.session.msg("comm_msg", {"comm_id": fig_id, "data": {
-                "method": "update", "state": {"_view_count": 1}, "buffer_paths": []}})
+            view = kc.session.msg(
+                "comm_msg",
+                {
+                    "comm_id": fig_id,
+                    "data": {"method": "update", "state": {"_view_count": 1}, "buffer_paths": []},
+                },
+            )
             kc.shell_channel.send(view)  # what JupyterLab sends when it renders the figure
             text, comms = execute(kc, RUN_WITH)
             stats = last_json(text)
@@ -92,8 +99,14 @@ def kernel_runs(epochs: int, repeats: int) -> dict[str, Any]:
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    return {"without": without, "with": with_, "redraws_per_s": redraw_rates,
-            "comm_msgs": comm_counts, "cpu_without": cpu_without, "cpu_with": cpu_with}
+    return {
+        "without": without,
+        "with": with_,
+        "redraws_per_s": redraw_rates,
+        "comm_msgs": comm_counts,
+        "cpu_without": cpu_without,
+        "cpu_with": cpu_with,
+    }
 
 
 def redraw_capacity(steps: int = 100_000, ranks: int = 4, seconds: float = 3.0) -> float:
@@ -101,12 +114,35 @@ def redraw_capacity(steps: int = 100_000, ranks: int = 4, seconds: float = 3.0) 
     from lepton_nb.widgets import LossCurve
 
     curve = LossCurve(redraw_interval=0)
-    curve.on_events([{"kind": "step", "rank": r, "step": s, "loss": 1.0 / (s + 1), "lr": 1e-3,
-                      "samples_per_s": 100.0} for s in range(steps) for r in range(ranks)])
+    curve.on_events(
+        [
+            {
+                "kind": "step",
+                "rank": r,
+                "step": s,
+                "loss": 1.0 / (s + 1),
+                "lr": 1e-3,
+                "samples_per_s": 100.0,
+            }
+            for s in range(steps)
+            for r in range(ranks)
+        ]
+    )
     n, s, t0 = 0, steps, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        curve.on_events([{"kind": "step", "rank": r, "step": s, "loss": 0.5, "lr": 1e-3,
-                          "samples_per_s": 100.0} for r in range(ranks)])
+        curve.on_events(
+            [
+                {
+                    "kind": "step",
+                    "rank": r,
+                    "step": s,
+                    "loss": 0.5,
+                    "lr": 1e-3,
+                    "samples_per_s": 100.0,
+                }
+                for r in range(ranks)
+            ]
+        )
         s, n = s + 1, n + 1
     rate = n / (time.perf_counter() - t0)
     curve.finalize()
@@ -124,17 +160,25 @@ def main() -> None:
     print(f"fit with LossCurve:    {[round(t, 2) for t in res['with']]} s, median {curve:.2f}")
     pairs = [w / wo for w, wo in zip(res["with"], res["without"], strict=True)]
     print(f"overhead ratio (median with / median without): {curve / base:.3f}  (target <= 1.02)")
-    print(f"paired ratios (run i with / run i without): {[round(r, 3) for r in pairs]}, "
-          f"median {statistics.median(pairs):.3f}")
+    print(
+        f"paired ratios (run i with / run i without): {[round(r, 3) for r in pairs]}, "
+        f"median {statistics.median(pairs):.3f}"
+    )
     added = statistics.median(res["cpu_with"]) - statistics.median(res["cpu_without"])
-    print(f"kernel CPU per run: without {statistics.median(res['cpu_without']):.2f} s, with "
-          f"{statistics.median(res['cpu_with']):.2f} s -> the curve adds {added:.3f} s = "
-          f"{100 * added / base:.2f}% of the run's wall time (ratio bound {1 + added / base:.3f})")
-    print(f"redraws/s during fit: {statistics.median(res['redraws_per_s']):.2f}  "
-          f"(widget messages per run: {res['comm_msgs']})")
+    print(
+        f"kernel CPU per run: without {statistics.median(res['cpu_without']):.2f} s, with "
+        f"{statistics.median(res['cpu_with']):.2f} s -> the curve adds {added:.3f} s = "
+        f"{100 * added / base:.2f}% of the run's wall time (ratio bound {1 + added / base:.3f})"
+    )
+    print(
+        f"redraws/s during fit: {statistics.median(res['redraws_per_s']):.2f}  "
+        f"(widget messages per run: {res['comm_msgs']})"
+    )
     print(f"redraw capacity, 100k steps x 4 ranks history: {redraw_capacity():.1f} redraws/s")
-    print(f"reproduce: python benchmarks/curve_overhead.py --epochs {args.epochs} "
-          f"--repeats {args.repeats}")
+    print(
+        f"reproduce: python benchmarks/curve_overhead.py --epochs {args.epochs} "
+        f"--repeats {args.repeats}"
+    )
 
 
 if __name__ == "__main__":

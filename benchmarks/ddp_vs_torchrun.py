@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-TORCHRUN_SCRIPT = r'''
+TORCHRUN_SCRIPT = r"""
 import json, os, sys, time
 import torch, torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -60,7 +60,7 @@ for epoch in range(epochs):
 if rank == 0:
     print("RESULT " + json.dumps({"times": times, "first": first}))
 dist.destroy_process_group()
-'''
+"""
 
 
 MODELS = ("LeNet5", "MLP")  # ~6 ms and ~1 ms steps at batch 64 on the reference machine
@@ -75,32 +75,64 @@ def run_torchrun(epochs: int, batch: int, model: str) -> dict[str, Any]:
         script = Path(d) / "ddp_script.py"
         script.write_text(TORCHRUN_SCRIPT)
         t0 = time.time()
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc-per-node", "2", str(script), str(t0),
-               str(epochs), str(batch), model]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(script),
+            str(t0),
+            str(epochs),
+            str(batch),
+            model,
+        ]
+        out = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         wall = time.time() - t0
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
-    r = json.loads(line[len("RESULT "):])
+    r = json.loads(line[len("RESULT ") :])
     # like fit's reports: mean step time per 10-step interval, median over intervals; and the
     # plain mean over all steps after the first 10 (epoch boundaries included)
     t = r["times"]
-    chunks = [sum(t[i:i + 10]) / 10 for i in range(10, len(t) - 9, 10)]
-    return {"step_s": statistics.median(chunks), "wall_step_s": statistics.mean(t[10:]),
-            "first_s": r["first"], "wall_s": wall, "steps": len(t),
-            "samples_per_s": batch / statistics.median(chunks)}
+    chunks = [sum(t[i : i + 10]) / 10 for i in range(10, len(t) - 9, 10)]
+    return {
+        "step_s": statistics.median(chunks),
+        "wall_step_s": statistics.mean(t[10:]),
+        "first_s": r["first"],
+        "wall_s": wall,
+        "steps": len(t),
+        "samples_per_s": batch / statistics.median(chunks),
+    }
 
 
-def run_fit(cluster: Any, strategy: str, epochs: int, batch: int,
-            model: str = "LeNet5") -> dict[str, Any]:
+def run_fit(
+    cluster: Any, strategy: str, epochs: int, batch: int, model: str = "LeNet5"
+) -> dict[str, Any]:
     from lepton_nb import datasets, models
     from lepton_nb.train import fit
 
     train = datasets.mnist().train
     t0 = time.time()
-    res = fit(getattr(models, model), train, None, cluster=cluster, epochs=epochs,
-              batch_size=batch, lr=2e-3, strategy=strategy, log_every=10, progress=False)
+    res = fit(
+        getattr(models, model),
+        train,
+        None,
+        cluster=cluster,
+        epochs=epochs,
+        batch_size=batch,
+        lr=2e-3,
+        strategy=strategy,
+        log_every=10,
+        progress=False,
+    )
     wall = time.time() - t0
     h = res.history[res.history.kind == "step"]
     r0 = h[h["rank"] == 0]
@@ -108,9 +140,15 @@ def run_fit(cluster: Any, strategy: str, epochs: int, batch: int,
     # steady state: per-interval samples/s of rank 0 after the first interval (warm-up)
     sps = statistics.median(r0["samples_per_s"].iloc[1:])
     span = (float(r0["time"].iloc[-1]) - float(r0["time"].iloc[1])) / (
-        int(r0["step"].iloc[-1]) - int(r0["step"].iloc[1]))
-    return {"step_s": per_rank / sps, "wall_step_s": span, "wall_s": wall,
-            "samples_per_s": 2 * sps, "steps": int(res.metrics["steps"])}
+        int(r0["step"].iloc[-1]) - int(r0["step"].iloc[1])
+    )
+    return {
+        "step_s": per_rank / sps,
+        "wall_step_s": span,
+        "wall_s": wall,
+        "samples_per_s": 2 * sps,
+        "steps": int(res.metrics["steps"]),
+    }
 
 
 def first_step(cluster: Any, batch: int) -> float:
@@ -121,8 +159,17 @@ def first_step(cluster: Any, batch: int) -> float:
 
     train = datasets.mnist().train
     t0 = time.time()
-    res = fit(LeNet5, train, None, cluster=cluster, epochs=1, batch_size=batch, lr=2e-3,
-              log_every=1, progress=False)
+    res = fit(
+        LeNet5,
+        train,
+        None,
+        cluster=cluster,
+        epochs=1,
+        batch_size=batch,
+        lr=2e-3,
+        log_every=1,
+        progress=False,
+    )
     h = res.history
     return float(h[(h.kind == "step") & (h["rank"] == 0)]["time"].iloc[0]) - t0
 
@@ -139,8 +186,9 @@ def main() -> None:
     alone = run_torchrun(e, b, "LeNet5")  # no Dask cluster alive
     tr: dict[str, dict[str, Any]] = {}
     fits: dict[str, dict[str, Any]] = {}
-    with ln.launch_cluster(n_workers=2, threads_per_worker=1, gpu=False,
-                           dashboard_address="127.0.0.1:0") as cluster:
+    with ln.launch_cluster(
+        n_workers=2, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
+    ) as cluster:
         cluster.wait_for_workers(2)
         t = time.time()
         run_fit(cluster, "ddp", 1, b)  # fresh workers: fork servers import torch
@@ -151,25 +199,34 @@ def main() -> None:
         firsts = [first_step(cluster, b) for _ in range(3)]
         ps = {s: run_fit(cluster, s, e, b) for s in ("ps-sync", "ps-async")}
         loads.append(_load())
-    print(f"MNIST 4k, global batch {b}, {e} epochs, 2 ranks (CPU, gloo); load average "
-          f"{loads[0]:.2f} at start, {loads[1]:.2f} at end")
-    print(f"{'':34}{'step ms':>9}{'wall ms/step':>14}{'samples/s':>11}{'ratio':>7}"
-          f"{'wall ratio':>12}")
+    print(
+        f"MNIST 4k, global batch {b}, {e} epochs, 2 ranks (CPU, gloo); load average "
+        f"{loads[0]:.2f} at start, {loads[1]:.2f} at end"
+    )
+    print(
+        f"{'':34}{'step ms':>9}{'wall ms/step':>14}{'samples/s':>11}{'ratio':>7}{'wall ratio':>12}"
+    )
     rows = [("torchrun LeNet5, no cluster alive", alone, alone)]
     for m in MODELS:
         rows += [(f"torchrun {m}", tr[m], tr[m]), (f"lepton fit ddp {m}", fits[m], tr[m])]
     rows += [(f"lepton fit {s} LeNet5", ps[s], tr["LeNet5"]) for s in ps]
     for name, r, ref in rows:
-        print(f"{name:34}{1e3 * r['step_s']:9.2f}{1e3 * r['wall_step_s']:14.2f}"
-              f"{r['samples_per_s']:11.0f}{r['step_s'] / ref['step_s']:7.3f}"
-              f"{r['wall_step_s'] / ref['wall_step_s']:12.3f}")
+        print(
+            f"{name:34}{1e3 * r['step_s']:9.2f}{1e3 * r['wall_step_s']:14.2f}"
+            f"{r['samples_per_s']:11.0f}{r['step_s'] / ref['step_s']:7.3f}"
+            f"{r['wall_step_s'] / ref['wall_step_s']:12.3f}"
+        )
     for m in MODELS:
         fm, tm = fits[m], tr[m]
-        print(f"steady step ratio fit/torchrun {m}: {fm['step_s'] / tm['step_s']:.3f} "
-              f"(target <= 1.05; wall-time ratio {fm['wall_step_s'] / tm['wall_step_s']:.3f})")
-    print(f"time to first step, warm cluster: {', '.join(f'{f:.2f}' for f in firsts)} s "
-          f"(target <= 1 s); first fit on fresh workers {cold:.1f} s in all; torchrun's first "
-          f"step {tr['LeNet5']['first_s']:.2f} s after launch")
+        print(
+            f"steady step ratio fit/torchrun {m}: {fm['step_s'] / tm['step_s']:.3f} "
+            f"(target <= 1.05; wall-time ratio {fm['wall_step_s'] / tm['wall_step_s']:.3f})"
+        )
+    print(
+        f"time to first step, warm cluster: {', '.join(f'{f:.2f}' for f in firsts)} s "
+        f"(target <= 1 s); first fit on fresh workers {cold:.1f} s in all; torchrun's first "
+        f"step {tr['LeNet5']['first_s']:.2f} s after launch"
+    )
     for s in ps:
         ratio = ps[s]["samples_per_s"] / fits["LeNet5"]["samples_per_s"]
         print(f"{s} samples/s vs ddp: {ratio:.2f} (target >= 0.85)")

@@ -80,8 +80,11 @@ class Scaler(Callback):
                 self._spawn(lambda: self.cluster.scale(2))
             if self.grown and e.get("world_size") == 2 and self.wide_from is None:
                 self.wide_from = e["step"]
-            if (self.wide_from is not None and not self.shrunk
-                    and e["step"] >= self.wide_from + self.shrink_after):
+            if (
+                self.wide_from is not None
+                and not self.shrunk
+                and e["step"] >= self.wide_from + self.shrink_after
+            ):
                 self.shrunk = True
                 self.left_at = e["step"]  # rank 0 had done at least this many steps
                 self._spawn(self._retire)
@@ -102,25 +105,42 @@ class Scaler(Callback):
 
 def _joins(dask_scheduler: Any) -> list[tuple[str, float]]:
     """(worker address, unix time the scheduler registered it) for every worker that joined."""
-    return [(m["worker"], t) for t, m in dask_scheduler.get_events("all")
-            if isinstance(m, dict) and m.get("action") == "add-worker"]
+    return [
+        (m["worker"], t)
+        for t, m in dask_scheduler.get_events("all")
+        if isinstance(m, dict) and m.get("action") == "add-worker"
+    ]
 
 
 def elastic_run(args: argparse.Namespace, train: Any, test: Any) -> dict[str, Any]:
     import lepton_nb as ln
     from lepton_nb import models
 
-    cluster = ln.launch_cluster(n_workers=1, threads_per_worker=1, gpu=False,
-                                dashboard_address="127.0.0.1:0")
+    cluster = ln.launch_cluster(
+        n_workers=1, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
+    )
     try:
         cluster.wait_for_workers(1)
         scaler = Scaler(cluster, args.grow_at, args.shrink_after, args.leave)
         with tempfile.TemporaryDirectory() as ckpt:
             t0 = time.monotonic()
-            res = ln.fit(models.MLP(), train, val_data=test, cluster=cluster, epochs=args.epochs,
-                         batch_size=args.batch_size, lr=1e-3, seed=0, log_every=1,
-                         checkpoint_dir=ckpt, checkpoint_every=args.checkpoint_every,
-                         min_workers=1, max_workers=2, callbacks=[scaler], progress=False)
+            res = ln.fit(
+                models.MLP(),
+                train,
+                val_data=test,
+                cluster=cluster,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=1e-3,
+                seed=0,
+                log_every=1,
+                checkpoint_dir=ckpt,
+                checkpoint_every=args.checkpoint_every,
+                min_workers=1,
+                max_workers=2,
+                callbacks=[scaler],
+                progress=False,
+            )
             wall = time.monotonic() - t0
         for t in scaler.threads:
             t.join(timeout=60)
@@ -131,19 +151,28 @@ def elastic_run(args: argparse.Namespace, train: Any, test: Any) -> dict[str, An
         cluster.close()
     h = res.history
     worlds = h[h.kind == "world"].reset_index(drop=True)
-    out: dict[str, Any] = {"wall_s": wall, "accuracy": res.metrics.get("val_accuracy"),
-                           "restarts": int((h.kind == "restart").sum()), "changes": []}
+    out: dict[str, Any] = {
+        "wall_s": wall,
+        "accuracy": res.metrics.get("val_accuracy"),
+        "restarts": int((h.kind == "restart").sum()),
+        "changes": [],
+    }
     steps = h[h.kind == "step"]
     for _, w in worlds.iterrows():
         before = steps[steps.attempt < w.attempt]
         after = steps[steps.attempt == w.attempt]
         change: dict[str, Any] = {
-            "what": f"{int(w.old_size)}->{int(w.new_size)}", "reason": w.reason,
+            "what": f"{int(w.old_size)}->{int(w.new_size)}",
+            "reason": w.reason,
             "step": int(w.step),
             # a failing rank's last batch of events may never arrive: the step at which the
             # worker was made to leave is a floor for what the old world had done
-            "steps_lost": max(int(before.step.max()), scaler.left_at if w.new_size < w.old_size
-                              else 0) - int(w.step) if len(before) else None,
+            "steps_lost": max(
+                int(before.step.max()), scaler.left_at if w.new_size < w.old_size else 0
+            )
+            - int(w.step)
+            if len(before)
+            else None,
             "first_step_time": float(after.time.min()) if len(after) else None,
             "world_time": float(w.time),
         }
@@ -157,8 +186,10 @@ def elastic_run(args: argparse.Namespace, train: Any, test: Any) -> dict[str, An
                 change["join_to_first_step_s"] = change["first_step_time"] - t_join
         out["changes"].append(change)
     gens = sorted(steps.attempt.unique())
-    out["throughput"] = {int(a): (int(steps[steps.attempt == a].world_size.max()),
-                                  _median(_per_step(h, a))) for a in gens}
+    out["throughput"] = {
+        int(a): (int(steps[steps.attempt == a].world_size.max()), _median(_per_step(h, a)))
+        for a in gens
+    }
     return out
 
 
@@ -166,12 +197,22 @@ def fixed_run(args: argparse.Namespace, train: Any, test: Any, n: int) -> float:
     import lepton_nb as ln
     from lepton_nb import models
 
-    with ln.launch_cluster(n_workers=n, threads_per_worker=1, gpu=False,
-                           dashboard_address="127.0.0.1:0") as cluster:
+    with ln.launch_cluster(
+        n_workers=n, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
+    ) as cluster:
         cluster.wait_for_workers(n)
-        res = ln.fit(models.MLP(), train, val_data=test, cluster=cluster, epochs=args.epochs,
-                     batch_size=args.batch_size, lr=1e-3, seed=0, log_every=1,
-                     progress=False)
+        res = ln.fit(
+            models.MLP(),
+            train,
+            val_data=test,
+            cluster=cluster,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=1e-3,
+            seed=0,
+            log_every=1,
+            progress=False,
+        )
     return _median(_per_step(res.history))
 
 
@@ -181,28 +222,43 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--checkpoint-every", type=int, default=20)
     ap.add_argument("--grow-at", type=int, default=20)
-    ap.add_argument("--shrink-after", type=int, default=300,
-                    help="steps the 2-rank world runs before its new worker is retired")
-    ap.add_argument("--leave", choices=["retire", "kill"], default="retire",
-                    help="how the new worker leaves: graceful retirement or SIGKILL")
+    ap.add_argument(
+        "--shrink-after",
+        type=int,
+        default=300,
+        help="steps the 2-rank world runs before its new worker is retired",
+    )
+    ap.add_argument(
+        "--leave",
+        choices=["retire", "kill"],
+        default="retire",
+        help="how the new worker leaves: graceful retirement or SIGKILL",
+    )
     ap.add_argument("--no-anchors", action="store_true")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()}")
     train, test = _data()
     r = elastic_run(args, train, test)
-    print(f"elastic run ({args.leave}): MNIST 4k x {args.epochs} epochs, batch {args.batch_size}, "
-          f"checkpoint_every {args.checkpoint_every}; wall {r['wall_s']:.1f} s, "
-          f"restarts {r['restarts']}, val accuracy {r['accuracy']}")
-    print("| world change | reason | continues at step | steps lost | join -> world row (s) "
-          "| world row -> first step (s) | join -> first step (s) |")
+    print(
+        f"elastic run ({args.leave}): MNIST 4k x {args.epochs} epochs, batch {args.batch_size}, "
+        f"checkpoint_every {args.checkpoint_every}; wall {r['wall_s']:.1f} s, "
+        f"restarts {r['restarts']}, val accuracy {r['accuracy']}"
+    )
+    print(
+        "| world change | reason | continues at step | steps lost | join -> world row (s) "
+        "| world row -> first step (s) | join -> first step (s) |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|")
     for c in r["changes"]:
+
         def f(key: str, c: dict[str, Any] = c) -> str:
             return f"{c[key]:.2f}" if c.get(key) is not None else "-"
 
-        print(f"| {c['what']} | {c['reason']} | {c['step']} | {c['steps_lost']} | "
-              f"{f('join_to_world_s')} | {f('world_to_first_step_s')} | "
-              f"{f('join_to_first_step_s')} |")
+        print(
+            f"| {c['what']} | {c['reason']} | {c['step']} | {c['steps_lost']} | "
+            f"{f('join_to_world_s')} | {f('world_to_first_step_s')} | "
+            f"{f('join_to_first_step_s')} |"
+        )
     print(f"load average: {os.getloadavg()}")
     print("| run | world | samples/s (median over steps) | vs fixed 1 worker |")
     print("|---|---:|---:|---:|")

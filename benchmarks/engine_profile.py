@@ -110,16 +110,32 @@ def torchrun(epochs: int, batch: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         script = Path(d) / "phase_loop.py"
         script.write_text(_SCRIPT.format(src=inspect.getsource(phase_loop)))
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc-per-node", "2", str(script), str(epochs), str(batch)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(script),
+            str(epochs),
+            str(batch),
+        ]
+        out = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
-    return summarize(json.loads(line[len("RESULT "):]))
+    return summarize(json.loads(line[len("RESULT ") :]))
 
 
-def on_cluster(cluster: Any, epochs: int, batch: int, ship_data: bool,
-               process: bool) -> dict[str, float]:
+def on_cluster(
+    cluster: Any, epochs: int, batch: int, ship_data: bool, process: bool
+) -> dict[str, float]:
     from lepton_nb import datasets
     from lepton_nb.train import run
 
@@ -142,8 +158,9 @@ def main() -> None:
     e, b = args.epochs, args.batch
     loads = [os.getloadavg()[0]]
     res = {"torchrun": torchrun(e, b)}
-    with ln.launch_cluster(n_workers=2, threads_per_worker=1, gpu=False,
-                           dashboard_address="127.0.0.1:0") as cluster:
+    with ln.launch_cluster(
+        n_workers=2, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
+    ) as cluster:
         cluster.wait_for_workers(2)
         on_cluster(cluster, 1, b, False, False)  # warm up: torch imported on the workers
         time.sleep(1.0)
@@ -152,15 +169,23 @@ def main() -> None:
         res["worker thread, data pickled"] = on_cluster(cluster, e, b, True, False)
         res["rank process"] = on_cluster(cluster, e, b, True, True)
     loads.append(os.getloadavg()[0])
-    print(f"LeNet5, MNIST 4k, global batch {b}, {e} epochs, 2 ranks (CPU, gloo); "
-          f"load average {loads[0]:.2f} -> {loads[1]:.2f}")
+    print(
+        f"LeNet5, MNIST 4k, global batch {b}, {e} epochs, 2 ranks (CPU, gloo); "
+        f"load average {loads[0]:.2f} -> {loads[1]:.2f}"
+    )
     cols = (*PHASES, "process CPU")
-    print(f"{'ms per step (median)':28}" + "".join(f"{p[:9]:>10}" for p in cols)
-          + "  step ratio  CPU ratio")
+    print(
+        f"{'ms per step (median)':28}"
+        + "".join(f"{p[:9]:>10}" for p in cols)
+        + "  step ratio  CPU ratio"
+    )
     base = res["torchrun"]
     for name, r in res.items():
-        print(f"{name:28}" + "".join(f"{r[p]:10.2f}" for p in cols)
-              + f"{r['step'] / base['step']:12.2f}{r['process CPU'] / base['process CPU']:11.2f}")
+        print(
+            f"{name:28}"
+            + "".join(f"{r[p]:10.2f}" for p in cols)
+            + f"{r['step'] / base['step']:12.2f}{r['process CPU'] / base['process CPU']:11.2f}"
+        )
     print(f"reproduce: python benchmarks/engine_profile.py --epochs {e} --batch {b}")
 
 

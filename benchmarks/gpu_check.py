@@ -36,14 +36,27 @@ ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S = 570.0  # the whole run, installs included, stays under 10 minutes
 T0 = time.monotonic()
 # dense bf16/fp16 tensor-core peaks (FLOP/s) for MFU, by a substring of the device name
-PEAKS = [("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12),
-         ("L40S", 362e12), ("A10", 125e12), ("L4", 121e12), ("T4", 65e12), ("V100", 125e12)]
+PEAKS = [
+    ("H200", 989e12),
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("A10", 125e12),
+    ("L4", 121e12),
+    ("T4", 65e12),
+    ("V100", 125e12),
+]
 
 
 # --- installing -------------------------------------------------------------------------------
 def _missing() -> list[str]:
-    need = {"torch": "torch", "dask_cuda": "dask-cuda[cu13]==26.10.0",
-            "pynvml": "nvidia-ml-py", "distributed": "distributed"}
+    need = {
+        "torch": "torch",
+        "dask_cuda": "dask-cuda[cu13]==26.10.0",
+        "pynvml": "nvidia-ml-py",
+        "distributed": "distributed",
+    }
     return [pkg for mod, pkg in need.items() if importlib.util.find_spec(mod) is None]
 
 
@@ -54,8 +67,10 @@ def _install() -> None:
     if not missing and importlib.util.find_spec("lepton_nb") is not None:  # installed, deps too
         return
     print(f"installing: lepton_nb[gpu] ({', '.join(missing) or 'lepton_nb'} missing)", flush=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[gpu]",
-                    "nvidia-ml-py"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[gpu]", "nvidia-ml-py"],
+        check=True,
+    )
     os.execv(sys.executable, [sys.executable, __file__, "--no-install", *sys.argv[1:]])
 
 
@@ -76,15 +91,25 @@ def check(name: str, items: str, need_gpus: int = 1) -> Callable[[Callable[..., 
                 try:
                     row.update(status="PASS", **(fn(ctx) or {}))
                 except Exception as e:  # noqa: BLE001 - a failed check is a row, not the end
-                    row.update(status="FAIL", error=f"{type(e).__name__}: {str(e)[:300]}",
-                               trace=traceback.format_exc(limit=3)[-800:])
+                    row.update(
+                        status="FAIL",
+                        error=f"{type(e).__name__}: {str(e)[:300]}",
+                        trace=traceback.format_exc(limit=3)[-800:],
+                    )
             row["seconds"] = round(time.monotonic() - t, 1)
             RESULTS.append(row)
-            figures = {k: v for k, v in row.items()
-                       if k not in ("check", "items", "status", "trace", "seconds")}
-            print(f"[{row['status']}] {name} (items {items}, {row['seconds']} s) {figures}",
-                  flush=True)
+            figures = {
+                k: v
+                for k, v in row.items()
+                if k not in ("check", "items", "status", "trace", "seconds")
+            }
+            print(
+                f"[{row['status']}] {name} (items {items}, {row['seconds']} s) {figures}",
+                flush=True,
+            )
+
         return wrapped
+
     return deco
 
 
@@ -104,10 +129,14 @@ def _torchrun_device(ctx: Any) -> dict[str, Any]:
     t = torch.ones(1, device="cuda")
     dist.all_reduce(t)
     dist.destroy_process_group()
-    return {"local": local, "uuid": str(torch.cuda.get_device_properties(local).uuid),
-            "sum": t.item(), "pid": os.getpid(),
-            "async": os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING"),
-            "ifname": os.environ.get("NCCL_SOCKET_IFNAME")}
+    return {
+        "local": local,
+        "uuid": str(torch.cuda.get_device_properties(local).uuid),
+        "sum": t.item(),
+        "pid": os.getpid(),
+        "async": os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING"),
+        "ifname": os.environ.get("NCCL_SOCKET_IFNAME"),
+    }
 
 
 def _late_peer(ctx: Any) -> dict[str, Any]:
@@ -162,9 +191,12 @@ def env_check(ctx: dict[str, Any]) -> dict[str, Any]:
     from lepton_nb.cluster import detect_gpus
 
     gpus = detect_gpus()
-    return {"gpus": [f"{g.name} cc{g.compute_capability}" for g in gpus],
-            "torch": torch.__version__, "cuda": torch.version.cuda,
-            "nccl": str(torch.cuda.nccl.version())}
+    return {
+        "gpus": [f"{g.name} cc{g.compute_capability}" for g in gpus],
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "nccl": str(torch.cuda.nccl.version()),
+    }
 
 
 @check("LocalCUDACluster: one worker per GPU, GPU in the worker table", "1")
@@ -174,8 +206,10 @@ def workers_check(ctx: dict[str, Any]) -> dict[str, Any]:
     registered = client.sync(client.scheduler.identity, n_workers=-1)["workers"]
     expect(len(rows) == ctx["n_gpus"], f"{len(rows)} workers for {ctx['n_gpus']} GPUs")
     expect(all(r["gpu_name"] for r in rows), f"a worker without GPU: {rows}")
-    return {"workers": [(r["gpu_name"], r["gpu_capability"]) for r in rows],
-            "registered_with_gpu": sum(1 for w in registered.values() if w.get("gpu"))}
+    return {
+        "workers": [(r["gpu_name"], r["gpu_capability"]) for r in rows],
+        "registered_with_gpu": sum(1 for w in registered.values() if w.get("gpu")),
+    }
 
 
 @check("torchrun-style set_device(LOCAL_RANK) + NCCL all-reduce", "2, 4, 11")
@@ -185,8 +219,11 @@ def local_rank_check(ctx: dict[str, Any]) -> dict[str, Any]:
     out = run(_torchrun_device, cluster=ctx["cluster"])
     expect(len({o["uuid"] for o in out}) == len(out), f"ranks share a GPU: {out}")
     expect(all(o["sum"] == len(out) and o["async"] == "2" for o in out), str(out))
-    return {"local_ranks": [o["local"] for o in out], "async_error_handling": out[0]["async"],
-            "nccl_socket_ifname": out[0]["ifname"]}
+    return {
+        "local_ranks": [o["local"] for o in out],
+        "async_error_handling": out[0]["async"],
+        "nccl_socket_ifname": out[0]["ifname"],
+    }
 
 
 @check("shared CUDA_VISIBLE_DEVICES: ranks spread over GPUs", "3", need_gpus=2)
@@ -194,8 +231,9 @@ def shared_check(ctx: dict[str, Any]) -> dict[str, Any]:
     import lepton_nb as ln
     from lepton_nb.train import run
 
-    with ln.launch_cluster(n_workers=2, threads_per_worker=1, gpu=False,
-                           dashboard_address="127.0.0.1:0") as c:
+    with ln.launch_cluster(
+        n_workers=2, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
+    ) as c:
         c.wait_for_workers(2)
         out = run(_torchrun_device, cluster=c)
     expect(len({o["uuid"] for o in out}) == 2, f"both ranks on one GPU: {out}")
@@ -223,8 +261,16 @@ def amp_check(ctx: dict[str, Any]) -> dict[str, Any]:
 
     split, out = datasets.mnist(), {}
     for p in ("bf16", "fp16"):
-        r = fit(LeNet5, split.train, split.test, cluster=ctx["cluster"], epochs=2, lr=2e-3,
-                precision=p, progress=False)
+        r = fit(
+            LeNet5,
+            split.train,
+            split.test,
+            cluster=ctx["cluster"],
+            epochs=2,
+            lr=2e-3,
+            precision=p,
+            progress=False,
+        )
         expect(r.metrics["val_accuracy"] >= 0.93, f"{p}: {r.metrics}")
         out[f"{p}_val_accuracy"] = round(r.metrics["val_accuracy"], 4)
         out[f"{p}_samples_per_s"] = round(r.metrics["samples_per_s"])
@@ -253,8 +299,16 @@ def ps_check(ctx: dict[str, Any]) -> dict[str, Any]:
         raise AssertionError("ps-sync accepted fp16")
     except ConfigError:
         pass
-    r = fit(LeNet5, split.train, split.test, cluster=ctx["cluster"], strategy="ps-sync",
-            epochs=1, precision="bf16", progress=False)
+    r = fit(
+        LeNet5,
+        split.train,
+        split.test,
+        cluster=ctx["cluster"],
+        strategy="ps-sync",
+        epochs=1,
+        precision="bf16",
+        progress=False,
+    )
     return {"ps_bf16_val_accuracy": round(r.metrics["val_accuracy"], 4)}
 
 
@@ -265,8 +319,9 @@ def sticky_check(ctx: dict[str, Any]) -> dict[str, Any]:
     from lepton_nb.train import run
 
     with tempfile.TemporaryDirectory() as d:
-        out = run(partial(_device_assert_once, d), cluster=ctx["cluster"], n_workers=1,
-                  max_restarts=1)
+        out = run(
+            partial(_device_assert_once, d), cluster=ctx["cluster"], n_workers=1, max_restarts=1
+        )
         pids = [Path(d, f"pid-{i}").read_text() for i in (0, 1)]
     expect(out[0] == 3 and pids[0] != pids[1], f"{out} {pids}")
     return {"pids": pids}
@@ -278,8 +333,15 @@ def clock_check(ctx: dict[str, Any]) -> dict[str, Any]:
     from lepton_nb.models import LeNet5
     from lepton_nb.train import fit
 
-    r = fit(LeNet5, datasets.mnist().train, cluster=ctx["cluster"], n_workers=1, epochs=2,
-            log_every=10, progress=False)
+    r = fit(
+        LeNet5,
+        datasets.mnist().train,
+        cluster=ctx["cluster"],
+        n_workers=1,
+        epochs=2,
+        log_every=10,
+        progress=False,
+    )
     s = r.history[r.history["kind"] == "step"].iloc[1:]
     wall = 64 * (s["step"].iloc[-1] - s["step"].iloc[0]) / (s["time"].iloc[-1] - s["time"].iloc[0])
     reported = float(s["samples_per_s"].iloc[1:].mean())
@@ -325,8 +387,7 @@ def _gpt_setup(args: argparse.Namespace) -> tuple[Any, Any, int]:
 def _gpt(vocab: int, args: argparse.Namespace) -> Any:
     from lepton_nb.models import TinyGPT
 
-    return TinyGPT(vocab, block_size=args.block, n_layer=args.layers, n_head=8,
-                   n_embd=args.embd)
+    return TinyGPT(vocab, block_size=args.block, n_layer=args.layers, n_head=8, n_embd=args.embd)
 
 
 def _plain_tokens_per_s(data: Any, vocab: int, args: argparse.Namespace, compile: bool) -> float:
@@ -347,8 +408,7 @@ def _plain_tokens_per_s(data: Any, vocab: int, args: argparse.Namespace, compile
         x, y = x.cuda(non_blocking=True), y.cuda(non_blocking=True)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             out = net(x)
-            loss = torch.nn.functional.cross_entropy(out.reshape(-1, out.size(-1)),
-                                                     y.reshape(-1))
+            loss = torch.nn.functional.cross_entropy(out.reshape(-1, out.size(-1)), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -357,13 +417,24 @@ def _plain_tokens_per_s(data: Any, vocab: int, args: argparse.Namespace, compile
     return n / (time.perf_counter() - t0)
 
 
-def _fit_tokens_per_s(ctx: dict[str, Any], data: Any, vocab: int, args: argparse.Namespace,
-                      compile: bool) -> float:
+def _fit_tokens_per_s(
+    ctx: dict[str, Any], data: Any, vocab: int, args: argparse.Namespace, compile: bool
+) -> float:
     from lepton_nb.train import fit
 
-    r = fit(partial(_gpt, vocab, args), data, cluster=ctx["cluster"], n_workers=1, epochs=1,
-            batch_size=args.batch, lr=1e-3, precision="bf16", compile=compile, log_every=10,
-            progress=False)
+    r = fit(
+        partial(_gpt, vocab, args),
+        data,
+        cluster=ctx["cluster"],
+        n_workers=1,
+        epochs=1,
+        batch_size=args.batch,
+        lr=1e-3,
+        precision="bf16",
+        compile=compile,
+        log_every=10,
+        progress=False,
+    )
     steps = r.history[r.history["kind"] == "step"]
     return float(steps["samples_per_s"].iloc[1:].mean()) * args.block  # after warm-up
 
@@ -377,8 +448,9 @@ def _mfu(tokens_per_s: float, vocab: int, args: argparse.Namespace) -> float | N
     peak = next((p for key, p in PEAKS if key in name), None)
     if peak is None:
         return None
-    flops_per_token = (6 * count_parameters(_gpt(vocab, args))
-                       + 12 * args.layers * args.embd * args.block)
+    flops_per_token = (
+        6 * count_parameters(_gpt(vocab, args)) + 12 * args.layers * args.embd * args.block
+    )
     return tokens_per_s * flops_per_token / peak
 
 
@@ -392,18 +464,34 @@ def gpt_check(ctx: dict[str, Any]) -> dict[str, Any]:
         ours = _fit_tokens_per_s(ctx, data, vocab, args, compile)
         tag = "compiled" if compile else "eager"
         mfu, plain_mfu = _mfu(ours, vocab, args), _mfu(plain, vocab, args)
-        out[tag] = {"plain_tok_s": round(plain), "fit_tok_s": round(ours),
-                    "ratio": round(ours / plain, 3), "target_met": ours / plain >= 0.97,
-                    "fit_mfu": None if mfu is None else round(mfu, 4),
-                    "plain_mfu": None if plain_mfu is None else round(plain_mfu, 4)}
+        out[tag] = {
+            "plain_tok_s": round(plain),
+            "fit_tok_s": round(ours),
+            "ratio": round(ours / plain, 3),
+            "target_met": ours / plain >= 0.97,
+            "fit_mfu": None if mfu is None else round(mfu, 4),
+            "plain_mfu": None if plain_mfu is None else round(plain_mfu, 4),
+        }
         if time.monotonic() - T0 > BUDGET_S - 120:
             break
     return out
 
 
-CHECKS = [env_check, workers_check, local_rank_check, shared_check, timeout_check, amp_check,
-          pinned_check, ps_check, sticky_check, clock_check, compress_check, auto_check,
-          gpt_check]
+CHECKS = [
+    env_check,
+    workers_check,
+    local_rank_check,
+    shared_check,
+    timeout_check,
+    amp_check,
+    pinned_check,
+    ps_check,
+    sticky_check,
+    clock_check,
+    compress_check,
+    auto_check,
+    gpt_check,
+]
 
 
 def main() -> None:
@@ -428,8 +516,9 @@ def main() -> None:
         sys.exit("no CUDA device visible to torch: nothing to check (is this a CPU-only torch?)")
     n = len(ln.cluster.detect_gpus())
     print(f"{n} GPU(s); load average {os.getloadavg()}; {platform.node()}", flush=True)
-    cluster = ln.launch_cluster(n_workers=n, threads_per_worker=1, gpu=True,
-                                dashboard_address="127.0.0.1:0")
+    cluster = ln.launch_cluster(
+        n_workers=n, threads_per_worker=1, gpu=True, dashboard_address="127.0.0.1:0"
+    )
     ctx = {"cluster": cluster, "n_gpus": n, "args": args}
     try:
         cluster.wait_for_workers(n)
@@ -438,16 +527,38 @@ def main() -> None:
     finally:
         cluster.close()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"results": RESULTS, "loadavg": os.getloadavg(),
-                                          "seconds": round(time.monotonic() - T0, 1),
-                                          "command": " ".join(sys.argv)}, indent=1))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "results": RESULTS,
+                "loadavg": os.getloadavg(),
+                "seconds": round(time.monotonic() - T0, 1),
+                "command": " ".join(sys.argv),
+            },
+            indent=1,
+        )
+    )
     failed = [r["check"] for r in RESULTS if r["status"] == "FAIL"]
-    print(f"\n{len(RESULTS) - len(failed)}/{len(RESULTS)} checks passed or skipped in "
-          f"{time.monotonic() - T0:.0f} s; results in {args.out}; load {os.getloadavg()}")
+    print(
+        f"\n{len(RESULTS) - len(failed)}/{len(RESULTS)} checks passed or skipped in "
+        f"{time.monotonic() - T0:.0f} s; results in {args.out}; load {os.getloadavg()}"
+    )
     if args.tests and time.monotonic() - T0 < BUDGET_S - 60:
         left = int(BUDGET_S - (time.monotonic() - T0))
-        subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "tests" / "gpu"), "-q",
-                        "-p", "no:cacheprovider", f"--timeout={left}"], cwd=ROOT, check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(ROOT / "tests" / "gpu"),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--timeout={left}",
+            ],
+            cwd=ROOT,
+            check=False,
+        )
     sys.exit(1 if failed else 0)
 
 

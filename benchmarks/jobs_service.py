@@ -44,8 +44,11 @@ def make_notebook(path: Path, work_s: float) -> Path:
             new_code_cell("import lepton_nb as ln\nln.record('x', x)"),
         ]
     )
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
     return path
 
@@ -126,14 +129,41 @@ def start_farm(workers: int) -> tuple[str, list[subprocess.Popen[bytes]]]:
     address = f"tcp://127.0.0.1:{port}"
     dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [subprocess.Popen([*dask, "--host", "127.0.0.1", "--port", str(port),
-                               "--dashboard-address", "127.0.0.1:0"], **quiet)]
+    procs = [
+        subprocess.Popen(
+            [
+                *dask,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                "127.0.0.1:0",
+            ],
+            **quiet,
+        )
+    ]
     for _ in range(workers):
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-             "--host", "127.0.0.1", "--no-dashboard"], **quiet))
-    wait = (f"from distributed import Client\nwith Client({address!r}, timeout=60) as c:\n"
-            f"    c.wait_for_workers({workers}, timeout=120)")
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                ],
+                **quiet,
+            )
+        )
+    wait = (
+        f"from distributed import Client\nwith Client({address!r}, timeout=60) as c:\n"
+        f"    c.wait_for_workers({workers}, timeout=120)"
+    )
     subprocess.run([sys.executable, "-c", wait], check=True)
     return address, procs
 
@@ -144,8 +174,11 @@ def main() -> None:
     ap.add_argument("--work-s", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=3, help="rounds of the per-job comparison")
     ap.add_argument("--skip-throughput", action="store_true")
-    ap.add_argument("--profile", action="store_true",
-                    help="also run the jobs on a remote profile's cluster (max_parallel_jobs 2)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run the jobs on a remote profile's cluster (max_parallel_jobs 2)",
+    )
     ap.add_argument("--html-only", action="store_true", help="only the HTML copy's CPU")
     args = ap.parse_args()
 
@@ -168,25 +201,48 @@ def main() -> None:
 
             address, farm = start_farm(2)
             try:
-                with dask.config.set({"lepton.profiles.bench": {"kind": "remote",
-                                                                "address": address}}):
+                with dask.config.set(
+                    {"lepton.profiles.bench": {"kind": "remote", "address": address}}
+                ):
                     rate, peak = throughput(nb, args.jobs, 2, home, profile="bench")
             finally:
                 for proc in farm:
                     proc.terminate()
                     proc.wait(30)
             loads.append(os.getloadavg()[0])
-            print(f"max_parallel_jobs=2 on a remote profile (2 workers x 1 thread): "
-                  f"{rate:6.1f} jobs/min  (peak running {peak}); vs local runner "
-                  f"{rate / rates[2][0]:.2f}x")
+            print(
+                f"max_parallel_jobs=2 on a remote profile (2 workers x 1 thread): "
+                f"{rate:6.1f} jobs/min  (peak running {peak}); vs local runner "
+                f"{rate / rates[2][0]:.2f}x"
+            )
 
     def pm(i: int) -> list[str]:
-        return [sys.executable, "-m", "papermill", "--no-progress-bar", str(nb),
-                str(tmp / f"pm{i}.ipynb"), "-p", "x", str(i)]
+        return [
+            sys.executable,
+            "-m",
+            "papermill",
+            "--no-progress-bar",
+            str(nb),
+            str(tmp / f"pm{i}.ipynb"),
+            "-p",
+            "x",
+            str(i),
+        ]
 
     def ln(i: int, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "lepton_nb.cli", "run", str(nb), "-p", "x", str(i),
-                "-o", str(tmp / f"ln{i}{''.join(extra)}.ipynb"), *extra]
+        return [
+            sys.executable,
+            "-m",
+            "lepton_nb.cli",
+            "run",
+            str(nb),
+            "-p",
+            "x",
+            str(i),
+            "-o",
+            str(tmp / f"ln{i}{''.join(extra)}.ipynb"),
+            *extra,
+        ]
 
     # page cache, bytecode and lepton_nb's template cache, for all; an output of its own (an
     # existing output is refused by `lepton-nb run`)
@@ -194,10 +250,12 @@ def main() -> None:
     timed_cmd(ln(-1), env)
     if args.html_only:
         cost = html_cpu(tmp / "ln-1.ipynb", env, args.repeat)
-        print(f"HTML copy CPU per fresh process, median of {args.repeat}: nbconvert HTMLExporter "
-              f"{cost['anchor']:.3f} s, lepton_nb render {cost['ours']:.3f} s "
-              f"({(cost['ours'] - cost['anchor']) / cost['anchor'] * 100:+.0f} %); "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"HTML copy CPU per fresh process, median of {args.repeat}: nbconvert HTMLExporter "
+            f"{cost['anchor']:.3f} s, lepton_nb render {cost['ours']:.3f} s "
+            f"({(cost['ours'] - cost['anchor']) / cost['anchor'] * 100:+.0f} %); "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         return
     runs: dict[str, list[tuple[float, float]]] = {"pm": [], "ln": [], "ln_nohtml": []}
     cmds = {"pm": pm, "ln": ln, "ln_nohtml": lambda i: ln(i, "--no-html")}
@@ -205,7 +263,7 @@ def main() -> None:
         # the order turns each round, so none of the three always runs first (cold caches)
         # or last; results stay paired by round
         order = list(cmds)
-        for key in order[i % 3:] + order[: i % 3]:
+        for key in order[i % 3 :] + order[: i % 3]:
             runs[key].append(timed_cmd(cmds[key](i), env))
     loads.append(os.getloadavg()[0])
 
@@ -213,8 +271,11 @@ def main() -> None:
         return statistics.median(r[k] for r in runs[key])
 
     print("per job, median          wall s   CPU s   vs papermill (wall / CPU)")
-    for key, label in (("pm", "papermill CLI"), ("ln", "lepton-nb run"),
-                       ("ln_nohtml", "lepton-nb run --no-html")):
+    for key, label in (
+        ("pm", "papermill CLI"),
+        ("ln", "lepton-nb run"),
+        ("ln_nohtml", "lepton-nb run --no-html"),
+    ):
         rel = "".join(
             f"  {(med(key, k) - med('pm', k)) / med('pm', k) * 100:+6.1f} %" for k in (0, 1)
         )
@@ -228,12 +289,18 @@ def main() -> None:
         d_s = statistics.median(d[0] for d in deltas)
         d_pct = statistics.median(d[1] for d in deltas)
         lo, hi = min(d[1] for d in deltas), max(d[1] for d in deltas)
-        print(f"  {label:<24} CPU over papermill, median of {len(deltas)} paired rounds: "
-              f"{d_s:+.3f} s ({d_pct:+.1f} %; rounds {lo:+.1f} .. {hi:+.1f} %)")
-    print(f"machine: {os.cpu_count()} CPUs; load average during the runs: "
-          + ", ".join(f"{x:.1f}" for x in loads))
-    print(f"reproduce: python benchmarks/jobs_service.py --skip-throughput "
-          f"--work-s {args.work_s} --repeat {args.repeat}")
+        print(
+            f"  {label:<24} CPU over papermill, median of {len(deltas)} paired rounds: "
+            f"{d_s:+.3f} s ({d_pct:+.1f} %; rounds {lo:+.1f} .. {hi:+.1f} %)"
+        )
+    print(
+        f"machine: {os.cpu_count()} CPUs; load average during the runs: "
+        + ", ".join(f"{x:.1f}" for x in loads)
+    )
+    print(
+        f"reproduce: python benchmarks/jobs_service.py --skip-throughput "
+        f"--work-s {args.work_s} --repeat {args.repeat}"
+    )
 
 
 if __name__ == "__main__":

@@ -37,13 +37,18 @@ def keras_mlp(ctx: Any, epochs: int, t_launch: float, lepton: bool) -> dict[str,
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     (x, y), (x_test, y_test) = datasets.mnist_numpy()
     with strategy.scope():
-        model = tf.keras.Sequential([
-            tf.keras.layers.Input((784,)),
-            tf.keras.layers.Dense(128, activation="relu"),
-            tf.keras.layers.Dense(10, activation="softmax"),
-        ])
-        model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model = tf.keras.Sequential(
+            [
+                tf.keras.layers.Input((784,)),
+                tf.keras.layers.Dense(128, activation="relu"),
+                tf.keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
+        model.compile(
+            optimizer=tf.keras.optimizers.Adam(1e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     workers = strategy.num_replicas_in_sync
     train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(32 * workers)
 
@@ -70,8 +75,9 @@ def keras_mlp(ctx: Any, epochs: int, t_launch: float, lepton: bool) -> dict[str,
 
         callbacks.append(LeptonCallback())
     model.fit(train, epochs=epochs, verbose=0, callbacks=callbacks)
-    _, acc = model.evaluate(tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(256),
-                            verbose=0)
+    _, acc = model.evaluate(
+        tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(256), verbose=0
+    )
     return {"first_step_s": clock.first, "epoch_s": clock.epochs, "accuracy": float(acc)}
 
 
@@ -86,13 +92,32 @@ def by_hand(epochs: int, out_dir: Path) -> dict[str, Any]:
     t0 = time.time()
     procs = []
     for i in range(2):
-        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-               "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
-                                        "task": {"type": "worker", "index": i}})}
-        procs.append(subprocess.Popen(
-            [sys.executable, __file__, "--rank", str(i), "--epochs", str(epochs),
-             "--t-launch", repr(t0), "--out", str(out_dir / f"rank{i}.json")],
-            env=env, stderr=subprocess.DEVNULL))
+        env = {
+            **os.environ,
+            "TF_USE_LEGACY_KERAS": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "TF_CONFIG": json.dumps(
+                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+            ),
+        }
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--rank",
+                    str(i),
+                    "--epochs",
+                    str(epochs),
+                    "--t-launch",
+                    repr(t0),
+                    "--out",
+                    str(out_dir / f"rank{i}.json"),
+                ],
+                env=env,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     for p in procs:
         if p.wait() != 0:
             raise SystemExit(f"a hand-started rank failed with code {p.returncode}")
@@ -113,10 +138,12 @@ def through_lepton(cluster: Any, epochs: int) -> dict[str, Any]:
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, float]:
     per_epoch = [statistics.median(r["epoch_s"][1:]) for r in runs]
-    return {"epoch_s": statistics.median(per_epoch),
-            "first_step_s": statistics.median(r["first_step_s"] for r in runs),
-            "total_s": statistics.median(r["total_s"] for r in runs),
-            "accuracy": min(r["accuracy"] for r in runs)}
+    return {
+        "epoch_s": statistics.median(per_epoch),
+        "first_step_s": statistics.median(r["first_step_s"] for r in runs),
+        "total_s": statistics.median(r["total_s"] for r in runs),
+        "accuracy": min(r["accuracy"] for r in runs),
+    }
 
 
 def main() -> None:
@@ -134,8 +161,9 @@ def main() -> None:
 
     import lepton_nb as ln
 
-    cluster = ln.launch_cluster(n_workers=2, threads_per_worker=1, gpu=False,
-                                dashboard_address="127.0.0.1:0")
+    cluster = ln.launch_cluster(
+        n_workers=2, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
+    )
     cluster.wait_for_workers(2)
     anchor: list[dict[str, Any]] = []
     ours: list[dict[str, Any]] = []
@@ -146,21 +174,30 @@ def main() -> None:
                 anchor.append(by_hand(args.epochs, Path(tmp)))
                 ours.append(through_lepton(cluster, args.epochs))
                 loads.append(os.getloadavg()[0])
-                print(f"repeat {i + 1}: anchor {anchor[-1]['epoch_s']}, "
-                      f"ours {ours[-1]['epoch_s']}", flush=True)
+                print(
+                    f"repeat {i + 1}: anchor {anchor[-1]['epoch_s']}, ours {ours[-1]['epoch_s']}",
+                    flush=True,
+                )
     finally:
         cluster.close()
     a, o = _summary(anchor), _summary(ours)
-    print(f"\nKeras MLP, 2 workers, {args.epochs} epochs, medians of {args.repeats} "
-          f"(load average {min(loads):.1f}-{max(loads):.1f})")
+    print(
+        f"\nKeras MLP, 2 workers, {args.epochs} epochs, medians of {args.repeats} "
+        f"(load average {min(loads):.1f}-{max(loads):.1f})"
+    )
     print("| measure | by hand (TF_CONFIG) | ln.run | ratio |")
     print("|---|---:|---:|---:|")
-    for key, label in (("epoch_s", "per-epoch time (s)"), ("first_step_s",
-                       "time to first step (s)"), ("total_s", "whole run (s)")):
+    for key, label in (
+        ("epoch_s", "per-epoch time (s)"),
+        ("first_step_s", "time to first step (s)"),
+        ("total_s", "whole run (s)"),
+    ):
         print(f"| {label} | {a[key]:.3f} | {o[key]:.3f} | {o[key] / a[key]:.3f} |")
     print(f"| test accuracy (min) | {a['accuracy']:.4f} | {o['accuracy']:.4f} | |")
-    print(f"\nreproduce: python benchmarks/keras_vs_tfconfig.py --epochs {args.epochs} "
-          f"--repeats {args.repeats}")
+    print(
+        f"\nreproduce: python benchmarks/keras_vs_tfconfig.py --epochs {args.epochs} "
+        f"--repeats {args.repeats}"
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,11 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         def post(self) -> None:
             body = json.loads(self.request.body)
             cluster = ln.launch_cluster(
-                n_workers=body["n_workers"], threads_per_worker=body["threads_per_worker"],
-                gpu=False, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                n_workers=body["n_workers"],
+                threads_per_worker=body["threads_per_worker"],
+                gpu=False,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
             )
             cluster.wait_for_workers(body["n_workers"], timeout=120)
             cluster_id = uuid.uuid4().hex[:12]

@@ -60,8 +60,12 @@ def recovery(h: Any, where: str) -> dict[str, Any]:
                 for e in events:
                     if e["kind"] == "step" and e.get("attempt", 0) == 0:
                         self.reached = max(self.reached, e["step"])
-                    if self.killed is None and e["kind"] == "step" and e["rank"] == 0 \
-                            and e["step"] >= 45:
+                    if (
+                        self.killed is None
+                        and e["kind"] == "step"
+                        and e["rank"] == 0
+                        and e["step"] >= 45
+                    ):
                         hosts.kill_host(e["worker"].split("://")[1].rsplit(":", 1)[0])
                         self.killed = time.monotonic()
                     if self.first is None and e["kind"] == "step" and e.get("attempt", 0) > 0:
@@ -78,18 +82,35 @@ def recovery(h: Any, where: str) -> dict[str, Any]:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the local case warns, as it should
-            res = fit(LeNet5, split.train, split.test, cluster=cluster, epochs=2, batch_size=64,
-                      lr=2e-3, log_every=1, checkpoint_every=20, checkpoint_dir=ckpt,
-                      storage_options=opts, replace_timeout_s=2, progress=False,
-                      callbacks=[lose])
+            res = fit(
+                LeNet5,
+                split.train,
+                split.test,
+                cluster=cluster,
+                epochs=2,
+                batch_size=64,
+                lr=2e-3,
+                log_every=1,
+                checkpoint_every=20,
+                checkpoint_dir=ckpt,
+                storage_options=opts,
+                replace_timeout_s=2,
+                progress=False,
+                callbacks=[lose],
+            )
         wall = time.monotonic() - t0
         cluster.close()
     hist = res.history
     resumed = int(hist[hist.kind == "restart"].step.iloc[0])
-    return {"where": where, "kill_to_first_step_s": (lose.first or 0) - (lose.killed or 0),
-            "resumed_at": resumed, "last_step_before_kill": lose.reached,
-            "steps_lost": lose.reached - resumed, "fit_wall_s": wall,
-            "val_accuracy": res.metrics.get("val_accuracy")}
+    return {
+        "where": where,
+        "kill_to_first_step_s": (lose.first or 0) - (lose.killed or 0),
+        "resumed_at": resumed,
+        "last_step_before_kill": lose.reached,
+        "steps_lost": lose.reached - resumed,
+        "fit_wall_s": wall,
+        "val_accuracy": res.metrics.get("val_accuracy"),
+    }
 
 
 def write_times(h: Any, repeats: int) -> list[dict[str, Any]]:
@@ -150,20 +171,27 @@ def main() -> None:
         if reason:
             print(f"recovery across hosts skipped: {reason}")
         else:
-            print("| checkpoints | kill -> first step after resume (s) | resumed at step | "
-                  "last step seen before kill | steps lost | fit wall (s) | val acc |")
+            print(
+                "| checkpoints | kill -> first step after resume (s) | resumed at step | "
+                "last step seen before kill | steps lost | fit wall (s) | val acc |"
+            )
             print("|---|---:|---:|---:|---:|---:|---:|")
             for where in ("s3", "local"):
                 r = recovery(h, where)
-                print(f"| {where} | {r['kill_to_first_step_s']:.2f} | {r['resumed_at']} | "
-                      f"{r['last_step_before_kill']} | {r['steps_lost']} | "
-                      f"{r['fit_wall_s']:.1f} | {r['val_accuracy']:.3f} |", flush=True)
+                print(
+                    f"| {where} | {r['kill_to_first_step_s']:.2f} | {r['resumed_at']} | "
+                    f"{r['last_step_before_kill']} | {r['steps_lost']} | "
+                    f"{r['fit_wall_s']:.1f} | {r['val_accuracy']:.3f} |",
+                    flush=True,
+                )
             print(f"load average: {os.getloadavg()}")
     print("| model | checkpoint MB | local write ms | S3 write ms | S3 / local |")
     print("|---|---:|---:|---:|---:|")
     for r in write_times(h, args.repeats):
-        print(f"| {r['model']} | {r['MB']:.2f} | {r['local_ms']:.1f} | {r['s3_ms']:.1f} | "
-              f"{r['s3/local']:.1f} |")
+        print(
+            f"| {r['model']} | {r['MB']:.2f} | {r['local_ms']:.1f} | {r['s3_ms']:.1f} | "
+            f"{r['s3/local']:.1f} |"
+        )
     print(f"load average at end: {os.getloadavg()}")
 
 

@@ -36,7 +36,9 @@ def add_parsers(sub: Any) -> None:
         ssub.add_parser(action, help=text).add_argument("id")
     sc = sub.add_parser("scheduler", help="fire schedules and run queued jobs in the foreground")
     sc.add_argument(
-        "--max-parallel", type=int, default=2,
+        "--max-parallel",
+        type=int,
+        default=2,
         help="jobs at once (default 2; a live runner adopts it)",
     )
     sc.add_argument("--tick", type=float, default=5.0, help="seconds between looks (default 5)")
@@ -62,8 +64,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         rec = queued_record(args.notebook, params, kernel=args.kernel)  # validates now
         s = store.add(
             Schedule(
-                name=args.name, notebook=rec.notebook, parameters=params, cron=args.cron,
-                timezone=args.timezone, profile=args.profile, output_dir=args.output_dir,
+                name=args.name,
+                notebook=rec.notebook,
+                parameters=params,
+                cron=args.cron,
+                timezone=args.timezone,
+                profile=args.profile,
+                output_dir=args.output_dir,
             )
         )
         print(f"schedule {s.id} added; next firing {_when(s.next_fire)}")

@@ -31,8 +31,9 @@ from lepton_nb.errors import StorageError
 ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "az", "abfss", "memory"})
 # per protocol: options that make the up-front probe fail fast instead of retrying for long
 PROBE_OPTIONS: dict[str, dict[str, Any]] = {
-    "s3": {"config_kwargs": {"connect_timeout": 3, "read_timeout": 10,
-                             "retries": {"max_attempts": 1}}},
+    "s3": {
+        "config_kwargs": {"connect_timeout": 3, "read_timeout": 10, "retries": {"max_attempts": 1}}
+    },
 }
 CONFIG_KEY = "lepton.storage.checkpoints"
 
@@ -90,8 +91,9 @@ class Location:
                 f"or one of {', '.join(sorted(fsspec.available_protocols())[:30])}"
             ) from None
         except ImportError as e:
-            raise StorageError(f"{self.url!r} needs an fsspec backend that is not installed: "
-                               f"{e}") from None
+            raise StorageError(
+                f"{self.url!r} needs an fsspec backend that is not installed: {e}"
+            ) from None
         except TypeError as e:
             raise StorageError(_bad_options(self, e)) from None
 
@@ -145,19 +147,25 @@ class Location:
                 fs.rm_file(path)
 
 
-def location(url: str | os.PathLike[str] | Location,
-             storage_options: dict[str, Any] | None = None) -> Location:
+def location(
+    url: str | os.PathLike[str] | Location, storage_options: dict[str, Any] | None = None
+) -> Location:
     if isinstance(url, Location):
         return url if storage_options is None else Location(url.url, dict(storage_options))
     if storage_options is not None and not isinstance(storage_options, dict):
-        raise StorageError(f"storage_options must be a dict of fsspec filesystem arguments, "
-                           f"got {type(storage_options).__name__}")
+        raise StorageError(
+            f"storage_options must be a dict of fsspec filesystem arguments, "
+            f"got {type(storage_options).__name__}"
+        )
     return Location(os.fspath(url), dict(storage_options or {}))
 
 
-def check_writable(url: str | os.PathLike[str] | Location,
-                   storage_options: dict[str, Any] | None = None, *,
-                   what: str = "storage location") -> Location:
+def check_writable(
+    url: str | os.PathLike[str] | Location,
+    storage_options: dict[str, Any] | None = None,
+    *,
+    what: str = "storage location",
+) -> Location:
     """Probe ``url`` as a directory we will write into: write and delete one small key."""
     loc = location(url, storage_options)
     if loc.is_local:
@@ -168,8 +176,10 @@ def check_writable(url: str | os.PathLike[str] | Location,
             os.close(fd)
             os.unlink(tmp)
         except OSError as e:
-            raise StorageError(f"{what} {loc.url!r} is not a writable directory ({e}); "
-                               "choose a directory you can write to") from None
+            raise StorageError(
+                f"{what} {loc.url!r} is not a writable directory ({e}); "
+                "choose a directory you can write to"
+            ) from None
         return loc
     extra = PROBE_OPTIONS.get(loc.protocol, {})
     merged = {**extra, **loc.storage_options}  # the user's own settings win
@@ -186,9 +196,11 @@ def check_writable(url: str | os.PathLike[str] | Location,
 
 
 def _bad_options(loc: Location, e: BaseException) -> str:
-    return (f"storage_options {sorted(loc.storage_options)} were rejected by the "
-            f"{loc.protocol!r} filesystem ({e}); pass only that fsspec filesystem's arguments "
-            "(see its documentation)")
+    return (
+        f"storage_options {sorted(loc.storage_options)} were rejected by the "
+        f"{loc.protocol!r} filesystem ({e}); pass only that fsspec filesystem's arguments "
+        "(see its documentation)"
+    )
 
 
 class _errors:
@@ -207,18 +219,24 @@ class _errors:
             return False
         url, what = self.loc.url, self.what
         if isinstance(exc, FileNotFoundError):
-            msg = (f"{what} {url!r}: the bucket or container does not exist ({exc}); create it "
-                   "first (e.g. `aws s3 mb s3://BUCKET`) or fix the URL")
+            msg = (
+                f"{what} {url!r}: the bucket or container does not exist ({exc}); create it "
+                "first (e.g. `aws s3 mb s3://BUCKET`) or fix the URL"
+            )
         elif isinstance(exc, PermissionError):
-            msg = (f"{what} {url!r}: access denied ({exc}); check the credentials (environment "
-                   "variables such as AWS_ACCESS_KEY_ID, or storage_options={'key':…, "
-                   "'secret':…})")
+            msg = (
+                f"{what} {url!r}: access denied ({exc}); check the credentials (environment "
+                "variables such as AWS_ACCESS_KEY_ID, or storage_options={'key':…, "
+                "'secret':…})"
+            )
         elif isinstance(exc, TypeError):
             msg = f"{what} {url!r}: " + _bad_options(self.loc, exc)
         else:
-            msg = (f"{what} {url!r}: cannot {self.op} ({type(exc).__name__}: {str(exc)[:300]}); "
-                   "check that the endpoint is reachable (AWS_ENDPOINT_URL or "
-                   "storage_options={'endpoint_url': …}) and the URL is right")
+            msg = (
+                f"{what} {url!r}: cannot {self.op} ({type(exc).__name__}: {str(exc)[:300]}); "
+                "check that the endpoint is reachable (AWS_ENDPOINT_URL or "
+                "storage_options={'endpoint_url': …}) and the URL is right"
+            )
         raise StorageError(msg) from exc
 
 
@@ -241,5 +259,4 @@ def _write_local(target: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-__all__ = ["CONFIG_KEY", "Location", "check_writable", "default_checkpoints", "is_url",
-           "location"]
+__all__ = ["CONFIG_KEY", "Location", "check_writable", "default_checkpoints", "is_url", "location"]

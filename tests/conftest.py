@@ -26,8 +26,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # LEPTON_HOME of its own, so no test reads, writes or migrates the developer's ~/.lepton
     # (job store, cluster ledger, caches); ``tmp_home`` still isolates one test from another.
     global _session_home
-    _session_home = tempfile.TemporaryDirectory(prefix="lepton-tests-home-",
-                                                ignore_cleanup_errors=True)
+    _session_home = tempfile.TemporaryDirectory(
+        prefix="lepton-tests-home-", ignore_cleanup_errors=True
+    )
     os.environ["LEPTON_HOME"] = _session_home.name
 
 
@@ -100,8 +101,12 @@ def kill_worker_at() -> type[Any]:
             for e in events:
                 if e["kind"] == "restart" and self.restart_seen_at is None:
                     self.restart_seen_at = time.monotonic()
-                if (self.killed_at is None and e["kind"] == "step" and e["rank"] == self.rank
-                        and e["step"] >= self.step):
+                if (
+                    self.killed_at is None
+                    and e["kind"] == "step"
+                    and e["rank"] == self.rank
+                    and e["step"] >= self.step
+                ):
                     worker = e["worker"]  # the scheduler stamps relayed events with the sender
                     self.pid = self.client.run(os.getpid, workers=[worker])[worker]
                     os.kill(self.pid, signal.SIGKILL)
@@ -164,8 +169,9 @@ def make_nb(tmp_path: Path) -> MakeNB:
 # -- small models trained once per session on the shipped MNIST subset (compress, widgets and
 # their cluster tests share them); torch is imported inside, so a session that uses none of them
 # never imports it here.
-def train_quick(model: Any, data: Any, epochs: int, seed: int = 0, lr: float = 1e-3,
-                bs: int = 64) -> Any:
+def train_quick(
+    model: Any, data: Any, epochs: int, seed: int = 0, lr: float = 1e-3, bs: int = 64
+) -> Any:
     """A plain training loop for fixtures (the code under test never uses it)."""
     import torch
     from torch.utils.data import DataLoader
@@ -237,7 +243,7 @@ def chromium() -> str:
 # -- a fake NVML (nvidia-ml-py's ``pynvml`` API) describing a made-up machine: a V100, an A100
 # in MIG mode with two instances, an H100.  Source text, so a test can install it in a worker
 # process too: ``client.run(exec, fake_nvml.INSTALL, {"SOURCE": fake_nvml.SOURCE})``.
-FAKE_NVML_SOURCE = '''
+FAKE_NVML_SOURCE = """
 class NVMLError(Exception):
     pass
 
@@ -303,7 +309,7 @@ def nvmlDeviceGetMigDeviceHandleByIndex(h, j):
     if j >= len(_dev(h)[5]):
         raise NVMLError("Not Found")
     return ("mig", h[1], j)
-'''
+"""
 
 FAKE_NVML_INSTALL = (
     "import sys, types\n"

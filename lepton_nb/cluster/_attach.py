@@ -35,7 +35,8 @@ def _gateway_profile(name: str | None, netloc: str) -> tuple[str, dict[str, Any]
     for pname in sorted(list_profiles()):
         prof = get_profile(pname)
         if prof.get("kind") == "gateway" and netloc in (
-            _netloc(prof.get("address")), _netloc(prof.get("proxy_address"))
+            _netloc(prof.get("address")),
+            _netloc(prof.get("proxy_address")),
         ):
             return pname, prof
     # No profile: dask-gateway's own config (gateway.auth.*) supplies the credentials.

@@ -295,7 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         import dask.config
 
         dask.config.update(
-            dask.config.config, {"lepton": {"profiles": {options["profile"]: profile}}},
+            dask.config.config,
+            {"lepton": {"profiles": {options["profile"]: profile}}},
             priority="new",
         )
     return serve(args.cluster_id, options, args.credentials)

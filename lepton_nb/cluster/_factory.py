@@ -64,8 +64,10 @@ def resolve_factory(module: Any, name: Any, where: str) -> Any:
             f"{missing!r}); install it with: pip install {_package_for(missing)}"
         ) from e
     except ImportError as e:
-        raise ConfigError(f"{where}: importing {module!r} failed ({e}); "
-                          f"reinstall it: pip install {_package_for(module)}") from e
+        raise ConfigError(
+            f"{where}: importing {module!r} failed ({e}); "
+            f"reinstall it: pip install {_package_for(module)}"
+        ) from e
     obj: Any = mod
     for part in name.split("."):
         obj = getattr(obj, part, None)
@@ -95,28 +97,34 @@ def launch_factory(spec: LaunchSpec) -> Cluster:
     ctor = resolve_factory(p.get("module"), p.get("class"), where)
     args, kwargs = p.get("args") or [], dict(p.get("kwargs") or {})
     if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
-        raise ConfigError(f"{where}: 'args' must be a list and 'kwargs' a mapping, "
-                          f"got {type(args).__name__} and {type(kwargs).__name__}")
+        raise ConfigError(
+            f"{where}: 'args' must be a list and 'kwargs' a mapping, "
+            f"got {type(args).__name__} and {type(kwargs).__name__}"
+        )
     kwargs.update(spec.extra)
     label = f"{p['module']}.{p['class']}"
     try:  # before anything starts: a misspelt keyword is a config error, not a dead nanny
         inspect.signature(ctor).bind(*args, **kwargs)
     except TypeError as e:
-        raise ConfigError(f"{where}: {label} refused its arguments ({e}); fix the profile's "
-                          "'args'/'kwargs'") from e
+        raise ConfigError(
+            f"{where}: {label} refused its arguments ({e}); fix the profile's 'args'/'kwargs'"
+        ) from e
     except ValueError:  # no introspectable signature (a C extension): let the call decide
         pass
     try:
         manager = ctor(*args, **kwargs)
     except TypeError as e:
-        raise ConfigError(f"{where}: {label} refused its arguments ({e}); fix the profile's "
-                          "'args'/'kwargs'") from e
+        raise ConfigError(
+            f"{where}: {label} refused its arguments ({e}); fix the profile's 'args'/'kwargs'"
+        ) from e
     except (OSError, TimeoutError, RuntimeError) as e:
         raise ClusterError(f"{where}: {label} could not start a cluster: {e}") from e
     if not _is_manager(manager):
-        raise ConfigError(f"{where}: {label}(...) returned a {type(manager).__name__}, "
-                          "not a Dask cluster manager (it needs scale, close, "
-                          "scheduler_address)")
+        raise ConfigError(
+            f"{where}: {label}(...) returned a {type(manager).__name__}, "
+            "not a Dask cluster manager (it needs scale, close, "
+            "scheduler_address)"
+        )
     try:
         if spec.n_workers is not None:
             manager.scale(spec.n_workers)
@@ -127,7 +135,8 @@ def launch_factory(spec: LaunchSpec) -> Cluster:
     return Cluster(client, manager, kind="factory")
 
 
-CLUSTER_KINDS.add("factory", ClusterKind(launch_factory,
-                                         description="any Dask cluster manager class"))
+CLUSTER_KINDS.add(
+    "factory", ClusterKind(launch_factory, description="any Dask cluster manager class")
+)
 
 __all__ = ["launch_factory", "resolve_factory"]

@@ -67,8 +67,11 @@ def _auth(value: Any, where: str) -> Any:
         return None  # dask-gateway's own config (gateway.auth.type / gateway.auth.kwargs)
     from dask_gateway import auth as gw_auth
 
-    classes = {"basic": gw_auth.BasicAuth, "kerberos": gw_auth.KerberosAuth,
-               "jupyterhub": gw_auth.JupyterHubAuth}
+    classes = {
+        "basic": gw_auth.BasicAuth,
+        "kerberos": gw_auth.KerberosAuth,
+        "jupyterhub": gw_auth.JupyterHubAuth,
+    }
     if isinstance(value, str) and value in classes:
         return gw_auth.get_auth(value)  # keyword arguments from gateway.auth.kwargs
     if isinstance(value, dict) and value.get("type") in classes:
@@ -76,8 +79,9 @@ def _auth(value: Any, where: str) -> Any:
         try:
             return classes[value["type"]](**kwargs)
         except TypeError as e:
-            raise ConfigError(f"{where}: auth {value['type']!r} does not take {sorted(kwargs)} "
-                              f"({e})") from e
+            raise ConfigError(
+                f"{where}: auth {value['type']!r} does not take {sorted(kwargs)} ({e})"
+            ) from e
     raise ConfigError(
         f"{where}: auth must be one of {', '.join(_AUTH_TYPES)} or a mapping such as "
         f"{{type: basic, username: alice, password: ...}}, got {value!r}"
@@ -98,8 +102,12 @@ class GatewaySettings:
         self.timeout = float(profile.get("timeout", 10))
 
     def kwargs(self) -> dict[str, Any]:
-        return {"address": self.address, "proxy_address": self.proxy_address,
-                "public_address": self.public_address, "auth": self.auth}
+        return {
+            "address": self.address,
+            "proxy_address": self.proxy_address,
+            "public_address": self.public_address,
+            "auth": self.auth,
+        }
 
     @contextlib.contextmanager
     def errors(self, action: str) -> Iterator[None]:
@@ -116,11 +124,14 @@ class GatewaySettings:
                     f"(HTTP {e.status}) while trying to {action}; check the profile's auth "
                     "(username/password, Kerberos ticket or JupyterHub API token)"
                 ) from None
-            raise ClusterError(f"{self.where}: the gateway at {self.address} answered HTTP "
-                               f"{e.status} ({e.message}) while trying to {action}") from None
+            raise ClusterError(
+                f"{self.where}: the gateway at {self.address} answered HTTP "
+                f"{e.status} ({e.message}) while trying to {action}"
+            ) from None
         except (aiohttp.ClientConnectionError, OSError, TimeoutError) as e:
-            raise ClusterError(f"{self.where}: lost the gateway at {self.address} while trying "
-                               f"to {action} ({e})") from e
+            raise ClusterError(
+                f"{self.where}: lost the gateway at {self.address} while trying to {action} ({e})"
+            ) from e
         except (GatewayClusterError, GatewayServerError) as e:
             raise ClusterError(f"{self.where}: the gateway could not {action}: {e}") from e
         except ValueError as e:  # dask-gateway's 404 / 422: unknown name or bad options
@@ -139,10 +150,17 @@ class GatewaySettings:
             reports = self.call("list its clusters", gateway.list_clusters)
         finally:
             _close_gateway(gateway)
-        return [{"name": r.name, "status": r.status.name.lower(),
-                 "address": r.scheduler_address, "dashboard_link": r.dashboard_link,
-                 "options": dict(r.options or {}), "start_time": r.start_time.isoformat()}
-                for r in reports]
+        return [
+            {
+                "name": r.name,
+                "status": r.status.name.lower(),
+                "address": r.scheduler_address,
+                "dashboard_link": r.dashboard_link,
+                "options": dict(r.options or {}),
+                "start_time": r.start_time.isoformat(),
+            }
+            for r in reports
+        ]
 
 
 def _close_gateway(gateway: Any, already_closed: bool = False) -> None:
@@ -195,8 +213,10 @@ def launch_gateway(spec: LaunchSpec) -> Cluster:
     s = GatewaySettings(spec.profile, spec.where())
     # Listing first turns a wrong password into one clear error before anything is created.
     s.list()
-    manager = s.call("start a new cluster", lambda: GatewayCluster(
-        **s.kwargs(), shutdown_on_close=True, **s.options))
+    manager = s.call(
+        "start a new cluster",
+        lambda: GatewayCluster(**s.kwargs(), shutdown_on_close=True, **s.options),
+    )
     return _wrap(s, manager, spec.n_workers)
 
 
@@ -209,11 +229,15 @@ def attach_gateway(profile: dict[str, Any], name: str, where: str) -> Cluster:
     running = {c["name"]: c for c in s.list()}
     if name not in running or running[name]["status"] not in ("pending", "running"):
         known = ", ".join(sorted(running)) or "none"
-        raise NotFoundError(f"{where}: no running gateway cluster named {name!r} at "
-                            f"{s.address} (running: {known}); list them with "
-                            "lepton_nb.clusters(profile=...)")
-    manager = s.call(f"connect to cluster {name}", lambda: GatewayCluster.from_name(
-        name, shutdown_on_close=False, **s.kwargs()))
+        raise NotFoundError(
+            f"{where}: no running gateway cluster named {name!r} at "
+            f"{s.address} (running: {known}); list them with "
+            "lepton_nb.clusters(profile=...)"
+        )
+    manager = s.call(
+        f"connect to cluster {name}",
+        lambda: GatewayCluster.from_name(name, shutdown_on_close=False, **s.kwargs()),
+    )
     return _wrap(s, manager, None)
 
 

@@ -101,18 +101,31 @@ def _nvml_device(pynvml: Any, i: int) -> list[GPUInfo]:
     mode = _optional(pynvml.nvmlDeviceGetMigMode, h)
     if not mode or mode[0] != _MIG_ENABLED:
         uuid = _optional(pynvml.nvmlDeviceGetUUID, h)
-        return [GPUInfo(i, _text(pynvml.nvmlDeviceGetName(h)),
-                        int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
-                        None if uuid is None else _text(uuid), cc)]
+        return [
+            GPUInfo(
+                i,
+                _text(pynvml.nvmlDeviceGetName(h)),
+                int(pynvml.nvmlDeviceGetMemoryInfo(h).total),
+                None if uuid is None else _text(uuid),
+                cc,
+            )
+        ]
     out = []  # a MIG-enabled GPU is used through its instances, not as a whole
     for j in range(int(pynvml.nvmlDeviceGetMaxMigDeviceCount(h))):
         m = _optional(pynvml.nvmlDeviceGetMigDeviceHandleByIndex, h, j)
         if m is None:  # an empty slot
             continue
         uuid = _optional(pynvml.nvmlDeviceGetUUID, m)
-        out.append(GPUInfo(i, _text(pynvml.nvmlDeviceGetName(m)),
-                           int(pynvml.nvmlDeviceGetMemoryInfo(m).total),
-                           None if uuid is None else _text(uuid), cc, mig=True))
+        out.append(
+            GPUInfo(
+                i,
+                _text(pynvml.nvmlDeviceGetName(m)),
+                int(pynvml.nvmlDeviceGetMemoryInfo(m).total),
+                None if uuid is None else _text(uuid),
+                cc,
+                mig=True,
+            )
+        )
     return out
 
 
@@ -161,8 +174,14 @@ def _from_smi() -> list[GPUInfo] | None:
     for line in res.stdout.strip().splitlines():
         parts = [x.strip() for x in line.split(",")]
         try:
-            out.append(GPUInfo(int(parts[0]), parts[1], int(float(parts[2])) * 2**20,
-                               parts[3] if len(parts) > 3 else None))
+            out.append(
+                GPUInfo(
+                    int(parts[0]),
+                    parts[1],
+                    int(float(parts[2])) * 2**20,
+                    parts[3] if len(parts) > 3 else None,
+                )
+            )
         except (ValueError, IndexError):  # "[N/A]" or "[Unknown Error]" for a broken GPU
             log.warning("nvidia-smi line skipped: %r", line)
     return out

@@ -71,10 +71,13 @@ def _remote_cluster(spec: LaunchSpec) -> Cluster:
     return connect_profile(spec.profile)
 
 
-CLUSTER_KINDS.add("local", ClusterKind(_local_cluster, local=True,
-                                       description="worker processes on this machine"))
-CLUSTER_KINDS.add("local-cuda", ClusterKind(_local_cuda_cluster, local=True,
-                                            description="one worker per GPU on this machine"))
+CLUSTER_KINDS.add(
+    "local", ClusterKind(_local_cluster, local=True, description="worker processes on this machine")
+)
+CLUSTER_KINDS.add(
+    "local-cuda",
+    ClusterKind(_local_cuda_cluster, local=True, description="one worker per GPU on this machine"),
+)
 CLUSTER_KINDS.add("remote", ClusterKind(_remote_cluster, description="a running scheduler"))
 
 
@@ -132,12 +135,12 @@ def launch_cluster(
     kind_name = settings.get("kind") or ("remote" if "address" in settings else None)
     if kind_name is not None and kind_name not in CLUSTER_KINDS:
         known = ", ".join(CLUSTER_KINDS.names())
-        raise ConfigError(f"profile {profile!r} has unknown kind {kind_name!r}; "
-                          f"use one of: {known}")
+        raise ConfigError(
+            f"profile {profile!r} has unknown kind {kind_name!r}; use one of: {known}"
+        )
     n_workers = n_workers if n_workers is not None else settings.get("n_workers")
     if kind_name is not None and not CLUSTER_KINDS.get(kind_name).local:
-        spec = LaunchSpec(n_workers=n_workers, profile=settings, profile_name=profile,
-                          extra=kwargs)
+        spec = LaunchSpec(n_workers=n_workers, profile=settings, profile_name=profile, extra=kwargs)
         return CLUSTER_KINDS.get(kind_name).launch(spec)
 
     threads_per_worker = threads_per_worker or settings.get("threads_per_worker")
@@ -153,12 +156,25 @@ def launch_cluster(
     if kind == "local-cuda" and n_workers is not None and "CUDA_VISIBLE_DEVICES" not in kwargs:
         visible = detect_gpus()
         if n_workers > len(visible):  # refuse before a scheduler starts, not halfway
-            raise_beyond_devices(ValueError("Can not scale beyond visible devices",
-                                            [g.uuid or g.index for g in visible]), n_workers)
+            raise_beyond_devices(
+                ValueError(
+                    "Can not scale beyond visible devices", [g.uuid or g.index for g in visible]
+                ),
+                n_workers,
+            )
     security, owned = _security(secure, credentials)
     dashboard = dashboard_address or settings.get("dashboard_address") or f"{host}:8787"
-    spec = LaunchSpec(n_workers, threads_per_worker, memory_limit, host, dashboard, security,
-                      settings, profile, kwargs)
+    spec = LaunchSpec(
+        n_workers,
+        threads_per_worker,
+        memory_limit,
+        host,
+        dashboard,
+        security,
+        settings,
+        profile,
+        kwargs,
+    )
     try:
         cluster = CLUSTER_KINDS.get(kind).launch(spec)
     except BaseException as e:
@@ -173,7 +189,7 @@ def launch_cluster(
             # unguarded script (or code read from stdin) makes every worker fail to start.
             raise ClusterError(
                 f"the {kind} cluster's workers failed to start ({e}). In a script, put the "
-                "code that launches the cluster under `if __name__ == \"__main__\":`; "
+                'code that launches the cluster under `if __name__ == "__main__":`; '
                 "otherwise check the worker logs above"
             ) from e
         raise
@@ -206,8 +222,7 @@ def _security(secure: bool, credentials: str | Path | None) -> tuple[Any, Path |
     except OSError as e:  # no writable runtime dir: in-memory keys (the server cannot stop it)
         from distributed.security import Security
 
-        log.warning("could not write TLS credentials to %s (%s); keeping them in memory",
-                    folder, e)
+        log.warning("could not write TLS credentials to %s (%s); keeping them in memory", folder, e)
         return Security.temporary(), None
 
 
@@ -316,8 +331,11 @@ def profile_security(settings: dict[str, Any]) -> Any:
 def connect_profile(settings: dict[str, Any]) -> Cluster:
     if "address" not in settings:
         raise ConfigError("a remote profile needs an 'address' key (e.g. tcp://host:8786)")
-    return connect(settings["address"], security=profile_security(settings),
-                   timeout=settings.get("timeout", 10))
+    return connect(
+        settings["address"],
+        security=profile_security(settings),
+        timeout=settings.get("timeout", 10),
+    )
 
 
 __all__ = [

@@ -52,8 +52,10 @@ class ProcessRef(BaseModel):
         try:
             proc = psutil.Process(self.pid)
             # a zombie has exited: only its exit status waits for its parent
-            return (abs(proc.create_time() - self.started) < 1.0
-                    and proc.status() != psutil.STATUS_ZOMBIE)
+            return (
+                abs(proc.create_time() - self.started) < 1.0
+                and proc.status() != psutil.STATUS_ZOMBIE
+            )
         except psutil.Error:
             return False
 

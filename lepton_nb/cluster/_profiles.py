@@ -90,8 +90,9 @@ def describe_profiles() -> list[dict[str, Any]]:
     for name, raw in sorted(list_profiles().items()):
         prof = {k.replace("-", "_"): v for k, v in (raw or {}).items()}
         kind = prof.get("kind") or ("remote" if "address" in prof else "local")
-        rows.append({"name": name, "kind": str(kind),
-                     "description": str(prof.get("description") or "")})
+        rows.append(
+            {"name": name, "kind": str(kind), "description": str(prof.get("description") or "")}
+        )
     return rows
 
 

@@ -24,21 +24,32 @@ _LOCK = threading.Lock()
 def probe() -> dict[str, Any]:
     """Runs on a worker: the devices it sees (its CUDA device 0 first) and its
     ``CUDA_VISIBLE_DEVICES``, read through NVML without creating a CUDA context."""
-    return {"gpus": [g.to_dict() for g in detect_gpus()],
-            "visible": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    return {
+        "gpus": [g.to_dict() for g in detect_gpus()],
+        "visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
 
 
 def _from_registration(w: dict[str, Any]) -> dict[str, Any]:
     gpu = w.get("gpu") or {}
     gpus = []
     if gpu.get("name"):
-        gpus.append({"index": 0, "name": gpu["name"], "memory_bytes": gpu.get("memory-total"),
-                     "uuid": None, "compute_capability": None, "mig": False})
+        gpus.append(
+            {
+                "index": 0,
+                "name": gpu["name"],
+                "memory_bytes": gpu.get("memory-total"),
+                "uuid": None,
+                "compute_capability": None,
+                "mig": False,
+            }
+        )
     return {"gpus": gpus, "visible": None}
 
 
-def worker_gpus(client: Any, workers: dict[str, dict[str, Any]] | None = None
-                ) -> dict[str, dict[str, Any]]:
+def worker_gpus(
+    client: Any, workers: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
     """``{address: {"gpus": [GPUInfo dicts, the worker's cuda:0 first], "visible": str|None}}``
     for the scheduler's workers (or the given ``identity()["workers"]`` entries)."""
     if workers is None:

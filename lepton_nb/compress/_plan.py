@@ -57,10 +57,17 @@ class Plan:
                 out.append(self.guided(a))
         return out
 
-    def stack(self, rows: dict[str, dict[str, Any]], ok: Sequence[str],
-              recipes: dict[str, Recipe], cost: str, width: int = 2) -> list[tuple[Recipe, str]]:
+    def stack(
+        self,
+        rows: dict[str, dict[str, Any]],
+        ok: Sequence[str],
+        recipes: dict[str, Recipe],
+        cost: str,
+        width: int = 2,
+    ) -> list[tuple[Recipe, str]]:
         """(stacked recipe, label of its pruned parent) for the ``width`` cheapest passing
         pruned models times the ``width`` cheapest passing quantizations."""
+
         def cheapest(family: str) -> list[str]:
             labels = [lb for lb in ok if recipes[lb].family == family]
             return sorted(labels, key=lambda lb: rows[lb][cost])[:width]

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-
 class SearchRun:
     def __init__(
         self, model: nn.Module, train_data: Any, eval_data: Any, calibration_data: Any,

@@ -70,9 +70,7 @@ def run_variants(
     from distributed import as_completed
 
     client = client_of(cluster)
-    model_f, data_f, ctx_f = client.scatter(
-        [pack(model), eval_data, pack(context)], broadcast=True
-    )
+    model_f, data_f, ctx_f = client.scatter([pack(model), eval_data, pack(context)], broadcast=True)
     futures = {
         client.submit(_task, model_f, spec, ctx_f, data_f, settings, pure=False): label
         for label, spec in zip(labels, specs, strict=True)

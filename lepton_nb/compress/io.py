@@ -30,8 +30,11 @@ REPLAYS: Registry[Replay] = Registry("recipe step")
 
 
 def save(
-    model: nn.Module, path: str | Path | BinaryIO, init_kwargs: dict[str, Any] | None = None,
-    *, storage_options: dict[str, Any] | None = None,
+    model: nn.Module,
+    path: str | Path | BinaryIO,
+    init_kwargs: dict[str, Any] | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
 ) -> Path | BinaryIO | str:
     """Write ``model`` (compressed or not) to ``path`` (a local path, an fsspec URL such as
     ``s3://bucket/model.pt`` with ``storage_options=``, or a binary file); ``init_kwargs``

@@ -103,8 +103,7 @@ def sensitivity(
 
         m_fut, d_fut = client.scatter([pack(model), eval_data], broadcast=True)
         futures = [
-            client.submit(_one_variant, m_fut, la, method, lv, d_fut, pure=False)
-            for la, lv in jobs
+            client.submit(_one_variant, m_fut, la, method, lv, d_fut, pure=False) for la, lv in jobs
         ]
         rows = client.gather(futures)
     table = pd.DataFrame(rows)

@@ -189,7 +189,11 @@ def run_claimed(store_path: Path, job_id: str) -> int:
         return 0  # cancelled between the claim and this start
     run = execute_on_profile if rec.profile else execute
     done = run(
-        rec, Path(rec.notebook), Path(rec.output), store, html=rec.html_copy,
+        rec,
+        Path(rec.notebook),
+        Path(rec.output),
+        store,
+        html=rec.html_copy,
         overwrite=rec.overwrite,
     )
     return 0 if done.status == "succeeded" else 1
@@ -222,8 +226,14 @@ def ensure_runner(
     if runner_pid(db) is not None:
         return None
     cmd = [
-        sys.executable, "-m", "lepton_nb.jobs._dispatcher", str(db.path),
-        "--max-parallel", str(max_parallel), "--idle-exit", str(idle_exit),
+        sys.executable,
+        "-m",
+        "lepton_nb.jobs._dispatcher",
+        str(db.path),
+        "--max-parallel",
+        str(max_parallel),
+        "--idle-exit",
+        str(idle_exit),
     ]
     with open(db.path.parent / "runner.log", "ab") as out:
         # A new session: the server's Ctrl-C / SIGKILL of its process group never reaches it.

@@ -56,8 +56,9 @@ class _JobKernelManager(AsyncKernelManager):
 
 
 class _Watchdog(threading.Thread):
-    def __init__(self, job_id: str, store: JobStore | WorkerLink | None,
-                 timeout: float | None) -> None:
+    def __init__(
+        self, job_id: str, store: JobStore | WorkerLink | None, timeout: float | None
+    ) -> None:
         super().__init__(name=f"lepton-job-{job_id}", daemon=True)
         self.job_id, self.store, self.timeout = job_id, store, timeout
         self.reason: str | None = None  # why we killed the kernel: "timeout" | "cancelled"

@@ -40,14 +40,28 @@ class WorkerLink:
         self.worker.log_event(self.topic, msg)
 
     def put(self, rec: JobRecord) -> JobRecord:
-        self._send({"job": rec.id, "kind": "status", "status": rec.status,
-                    "started": rec.started, "host": rec.host, "pid": rec.pid,
-                    "time": time.time()})
+        self._send(
+            {
+                "job": rec.id,
+                "kind": "status",
+                "status": rec.status,
+                "started": rec.started,
+                "host": rec.host,
+                "pid": rec.pid,
+                "time": time.time(),
+            }
+        )
         return rec
 
     def beat(self, job_id: str) -> bool:
-        self._send({"job": job_id, "kind": "beat", "time": time.time(),
-                    "progress": dict(PROGRESS.get(job_id, {}))})
+        self._send(
+            {
+                "job": job_id,
+                "kind": "beat",
+                "time": time.time(),
+                "progress": dict(PROGRESS.get(job_id, {})),
+            }
+        )
         return self.cancel_requested(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:

@@ -106,8 +106,12 @@ def execute_on_profile(
         cluster = open_cluster(rec.profile)
     except (LeptonError, OSError, TimeoutError, ImportError, ValueError) as e:
         why = f"the cluster of profile {rec.profile!r} could not be opened: {e}"
-        return _end(rec, store, "failed", ErrorInfo(
-            reason="cluster unavailable", ename=type(e).__name__, evalue=why))
+        return _end(
+            rec,
+            store,
+            "failed",
+            ErrorInfo(reason="cluster unavailable", ename=type(e).__name__, evalue=why),
+        )
     try:
         return _watch(rec, notebook, output, store, cluster, html, overwrite)
     finally:
@@ -115,8 +119,13 @@ def execute_on_profile(
 
 
 def _watch(
-    rec: JobRecord, notebook: Path, output: Path, store: JobStore, cluster: Cluster,
-    html: bool, overwrite: bool,
+    rec: JobRecord,
+    notebook: Path,
+    output: Path,
+    store: JobStore,
+    cluster: Cluster,
+    html: bool,
+    overwrite: bool,
 ) -> JobRecord:
     from lepton_nb.jobs._link import ClientRelay
 
@@ -127,8 +136,14 @@ def _watch(
     relay = ClientRelay(client, topic, store, [rec.id])
     try:
         fut = client.submit(
-            worker_job, rec.model_dump_json(), notebook.read_bytes(), str(notebook), topic,
-            html, pure=False, key=f"lepton-job-{rec.id}",
+            worker_job,
+            rec.model_dump_json(),
+            notebook.read_bytes(),
+            str(notebook),
+            topic,
+            html,
+            pure=False,
+            key=f"lepton-job-{rec.id}",
         )
         stop_by: float | None = None
         while not fut.done():
@@ -138,40 +153,63 @@ def _watch(
             now = store.get(rec.id)  # reported lost: its worker died or went silent
             if now.status == "lost":
                 fut.cancel()  # Dask would otherwise wait for a worker to run it again
-                return _end(rec, store, "failed", ErrorInfo(
-                    reason="worker lost",
-                    evalue=f"the Dask worker running it (pid {now.pid} on {now.host}) died or "
-                    f"stopped answering; the job was taken off the cluster {rec.cluster}"))
+                return _end(
+                    rec,
+                    store,
+                    "failed",
+                    ErrorInfo(
+                        reason="worker lost",
+                        evalue=f"the Dask worker running it (pid {now.pid} on {now.host}) died or "
+                        f"stopped answering; the job was taken off the cluster {rec.cluster}",
+                    ),
+                )
             # until a worker starts it, this process is what keeps the record alive
             cancel = store.cancel_requested(rec.id) if started else store.beat(rec.id)
             if not cancel:
                 continue
             if not started:  # still waiting for a worker thread: drop it from the cluster
                 fut.cancel()
-                return _end(rec, store, "cancelled", ErrorInfo(
-                    reason="cancelled", evalue="cancelled before a worker started it"))
+                return _end(
+                    rec,
+                    store,
+                    "cancelled",
+                    ErrorInfo(reason="cancelled", evalue="cancelled before a worker started it"),
+                )
             stop_by = stop_by or time.monotonic() + CANCEL_GRACE_S
             if time.monotonic() > stop_by:
                 fut.cancel()
-                return _end(rec, store, "cancelled", ErrorInfo(
-                    reason="cancelled",
-                    evalue=f"the worker did not stop it within {CANCEL_GRACE_S:.0f} s; its "
-                    "task was dropped from the cluster"))
+                return _end(
+                    rec,
+                    store,
+                    "cancelled",
+                    ErrorInfo(
+                        reason="cancelled",
+                        evalue=f"the worker did not stop it within {CANCEL_GRACE_S:.0f} s; its "
+                        "task was dropped from the cluster",
+                    ),
+                )
         relay.pump()
         return _collect(fut, rec, output, store, overwrite)
     finally:
         relay.close()
 
 
-def _collect(fut: Any, rec: JobRecord, output: Path, store: JobStore,
-             overwrite: bool) -> JobRecord:
+def _collect(fut: Any, rec: JobRecord, output: Path, store: JobStore, overwrite: bool) -> JobRecord:
     if fut.status == "error":  # the task itself failed: its worker died, or Dask gave up
         exc = fut.exception()
-        return _end(rec, store, "failed", ErrorInfo(
-            reason="worker lost", ename=type(exc).__name__, evalue=str(exc)))
+        return _end(
+            rec,
+            store,
+            "failed",
+            ErrorInfo(reason="worker lost", ename=type(exc).__name__, evalue=str(exc)),
+        )
     if fut.status != "finished":
-        return _end(rec, store, "failed", ErrorInfo(
-            reason="worker lost", evalue=f"its task ended {fut.status} on {rec.cluster}"))
+        return _end(
+            rec,
+            store,
+            "failed",
+            ErrorInfo(reason="worker lost", evalue=f"its task ended {fut.status} on {rec.cluster}"),
+        )
     data, nb_text, html_text = fut.result()
     done = JobRecord.model_validate(data)
     done.output = done.html = done.partial = None
@@ -180,8 +218,9 @@ def _collect(fut: Any, rec: JobRecord, output: Path, store: JobStore,
         done.output = _place(nb_text, output, partial_path(output, rec.id), overwrite, done)
     if html_text is not None and done.output == str(output):
         target = html_path(output)
-        done.html = _place(html_text, target, target.with_name(f".{target.name}.partial"),
-                           overwrite, done)
+        done.html = _place(
+            html_text, target, target.with_name(f".{target.name}.partial"), overwrite, done
+        )
     return store.put(done)
 
 

@@ -98,7 +98,7 @@ def check_output(
         names = " and ".join(repr(str(p)) for p in taken)
         raise OutputExistsError(
             f"{names} already exist{'s' if len(taken) == 1 else ''}; choose another output, "
-            "or ask to replace it (overwrite=True, --overwrite, or \"overwrite\": true)"
+            'or ask to replace it (overwrite=True, --overwrite, or "overwrite": true)'
         )
     return out
 

@@ -18,21 +18,30 @@ from lepton_nb.jobs.models import JobRecord
 from lepton_nb.jobs.store import JobStore
 
 
-def check_output_url(url: str, storage_options: dict[str, Any] | None,
-                     overwrite: bool = False) -> None:
+def check_output_url(
+    url: str, storage_options: dict[str, Any] | None, overwrite: bool = False
+) -> None:
     from lepton_nb.errors import JobError
 
     if not url.endswith(".ipynb"):
         raise JobError(f"output {url!r} must name a notebook file ending in .ipynb")
     check_writable(url.rsplit("/", 1)[0], storage_options, what="output")
     if not overwrite and location(url, storage_options).exists():
-        raise JobError(f"output {url!r} already exists; choose another URL or pass "
-                       "overwrite=True to replace it")
+        raise JobError(
+            f"output {url!r} already exists; choose another URL or pass "
+            "overwrite=True to replace it"
+        )
 
 
-def execute_to_url(rec: JobRecord, notebook: Path, url: str,
-                   storage_options: dict[str, Any] | None, store: JobStore,
-                   html: bool = True, run: Callable[..., JobRecord] = execute) -> JobRecord:
+def execute_to_url(
+    rec: JobRecord,
+    notebook: Path,
+    url: str,
+    storage_options: dict[str, Any] | None,
+    store: JobStore,
+    html: bool = True,
+    run: Callable[..., JobRecord] = execute,
+) -> JobRecord:
     """``run`` (``execute``, or ``execute_on_profile``) writes into a temporary folder first."""
     with tempfile.TemporaryDirectory(prefix="lepton-job-out-") as tmp:
         local = Path(tmp) / url.rsplit("/", 1)[-1]

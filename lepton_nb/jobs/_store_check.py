@@ -39,8 +39,10 @@ class StoreReport:
             lines.append(f"  unreadable records: {len(self.unreadable)} ({some})")
         lines += [f"  problem: {p}" for p in self.problems]
         if not self.ok:
-            lines.append("  fix: `lepton-nb jobs check --recover` moves the file aside and keeps "
-                         "the readable records in a new store (the damaged file is kept)")
+            lines.append(
+                "  fix: `lepton-nb jobs check --recover` moves the file aside and keeps "
+                "the readable records in a new store (the damaged file is kept)"
+            )
         return "\n".join(lines)
 
 
@@ -89,8 +91,9 @@ def check_store(path: str | Path | None = None) -> StoreReport:
         head = f.read(len(_HEADER))
     if head != _HEADER:
         report.ok = False
-        report.problems.append("the file is empty (0 bytes)" if not head else
-                               "the file is not an SQLite database")
+        report.problems.append(
+            "the file is empty (0 bytes)" if not head else "the file is not an SQLite database"
+        )
         return report
     try:
         db = sqlite3.connect(f"file:{p}?mode=ro", uri=True)

@@ -127,9 +127,7 @@ def run(
         return execute_to_url(
             rec, path, str(output), storage_options, open_store(store), html, run_job
         )
-    out = check_output(
-        path, output or default_output(path, rec.id), overwrite=overwrite, html=html
-    )
+    out = check_output(path, output or default_output(path, rec.id), overwrite=overwrite, html=html)
     return run_job(rec, path, out, open_store(store), html=html, overwrite=overwrite)
 
 
@@ -179,9 +177,7 @@ def rerun(
     rec.rerun_of = old.id
     if rec.notebook_sha256 != old.notebook_sha256:
         rec.warnings.append(f"the notebook changed since job {old.id} (sha256 differs)")
-    out = check_output(
-        path, output or default_output(path, rec.id), overwrite=overwrite, html=html
-    )
+    out = check_output(path, output or default_output(path, rec.id), overwrite=overwrite, html=html)
     return execute(rec, path, out, db, html=html, overwrite=overwrite)
 
 

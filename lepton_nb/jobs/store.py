@@ -213,8 +213,10 @@ class JobStore:
     def backup(self, dest: str | Path | None = None, suffix: str = "backup") -> Path:
         """A consistent copy of the store (SQLite's online backup); returns its path."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = Path(dest) if dest is not None else self.path.with_name(
-            f"{self.path.name}.{suffix}-{stamp}-{uuid.uuid4().hex[:4]}"
+        target = (
+            Path(dest)
+            if dest is not None
+            else self.path.with_name(f"{self.path.name}.{suffix}-{stamp}-{uuid.uuid4().hex[:4]}")
         )
         with self._connect() as src:
             out = sqlite3.connect(target)
@@ -303,9 +305,7 @@ class JobStore:
     def raw_running(self) -> list[JobRecord]:
         """Records stored as ``running``, whatever their process does (for the runner)."""
         with self._connect() as db:
-            rows = db.execute(
-                "SELECT data, heartbeat FROM jobs WHERE status='running'"
-            ).fetchall()
+            rows = db.execute("SELECT data, heartbeat FROM jobs WHERE status='running'").fetchall()
         out = []
         for data, hb in rows:
             rec = self._parse(data)

@@ -42,9 +42,11 @@ class LeptonCallback(tf_keras.callbacks.Callback):  # type: ignore[misc]
             raise ConfigError(f"every={every!r} must be a positive number of batches")
         ctx = ctx if ctx is not None else current_context()
         if ctx is None:
-            raise ConfigError("LeptonCallback() found no rank context: use it inside a train_fn "
-                              "run by ln.run(train_fn, cluster=..., framework='tensorflow'), or "
-                              "pass ctx=")
+            raise ConfigError(
+                "LeptonCallback() found no rank context: use it inside a train_fn "
+                "run by ln.run(train_fn, cluster=..., framework='tensorflow'), or "
+                "pass ctx="
+            )
         self.ctx, self.every = ctx, every
         self._epoch, self._step, self._t, self._steps_at = 0, 0, 0.0, 0
 
@@ -53,13 +55,15 @@ class LeptonCallback(tf_keras.callbacks.Callback):  # type: ignore[misc]
 
         strategy = getattr(self.model, "distribute_strategy", None)
         if self.ctx.world_size > 1 and not isinstance(
-                strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
             raise ConfigError(
                 f"train_fn must build and compile its Keras model inside the strategy's scope "
                 f"(the model's strategy is {type(strategy).__name__}, so the "
                 f"{self.ctx.world_size} ranks would train separately): strategy = "
                 "tf.distribute.MultiWorkerMirroredStrategy(); with strategy.scope(): "
-                "model = ...; model.compile(...)")
+                "model = ...; model.compile(...)"
+            )
 
     def _steps_per_epoch(self) -> int | None:
         steps = (self.params or {}).get("steps")

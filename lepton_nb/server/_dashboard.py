@@ -34,8 +34,16 @@ from lepton_nb.errors import ClusterError, LeptonError, NotFoundError
 from lepton_nb.server._handlers import AUTH_RESOURCE, LeptonHandler
 
 # hop-by-hop and length headers are the proxy's own business
-_SKIP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
-         "server", "date", "set-cookie"}
+_SKIP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "content-encoding",
+    "server",
+    "date",
+    "set-cookie",
+}
 
 
 def dashboard_base(link: str | None, cluster_id: str) -> str:

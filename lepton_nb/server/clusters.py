@@ -248,8 +248,10 @@ class ClusterManager:
             # closing this handle leaves the gateway cluster running: its process owns it
             return attach_gateway(settings, ledger.name, f"profile {profile!r}")
         cluster = connect(
-            ledger.scheduler_address, security=profile_security(settings),
-            credentials=ledger.credentials, timeout=_CONNECT_TIMEOUT_S,
+            ledger.scheduler_address,
+            security=profile_security(settings),
+            credentials=ledger.credentials,
+            timeout=_CONNECT_TIMEOUT_S,
         )
         cluster.kind = ledger.kind
         return cluster
@@ -274,12 +276,22 @@ class ClusterManager:
         orphan = e.origin == "server"  # a server cluster without a Client: no answer
         creds = e.credentials
         return ClusterInfo(
-            id=e.id, kind=e.kind, status="running", state="orphaned" if orphan else "running",
-            scheduler_address=e.scheduler_address, dashboard_link=e.dashboard_link,
-            dashboard_proxy=_proxy(e.id, e.dashboard_link), created=e.created, origin=e.origin,
-            owner=e.owner, pid=e.pid, pids=[p.pid for p in e.processes],
-            options=dict(e.options), secure=e.scheduler_address.startswith("tls://"),
-            credentials=creds, connect_code=connect_code(e.scheduler_address, creds),
+            id=e.id,
+            kind=e.kind,
+            status="running",
+            state="orphaned" if orphan else "running",
+            scheduler_address=e.scheduler_address,
+            dashboard_link=e.dashboard_link,
+            dashboard_proxy=_proxy(e.id, e.dashboard_link),
+            created=e.created,
+            origin=e.origin,
+            owner=e.owner,
+            pid=e.pid,
+            pids=[p.pid for p in e.processes],
+            options=dict(e.options),
+            secure=e.scheduler_address.startswith("tls://"),
+            credentials=creds,
+            connect_code=connect_code(e.scheduler_address, creds),
         )
 
     def _stop_foreign(self, e: Any) -> ClusterInfo:
@@ -337,8 +349,14 @@ class ClusterManager:
     def _info(entry: _Entry) -> ClusterInfo:
         c, le = entry.cluster, entry.ledger
         common: dict[str, Any] = dict(
-            id=entry.id, kind=le.kind, options=entry.options, created=entry.created,
-            state=entry.state, owner=le.owner, pid=le.pid, pids=[p.pid for p in le.processes],
+            id=entry.id,
+            kind=le.kind,
+            options=entry.options,
+            created=entry.created,
+            state=entry.state,
+            owner=le.owner,
+            pid=le.pid,
+            pids=[p.pid for p in le.processes],
         )
         if c.closed:
             return ClusterInfo(status="closed", **common)

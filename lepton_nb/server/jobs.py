@@ -85,8 +85,13 @@ class JobManager:
         if old.cwd and relative(self.root, old.cwd) is not None:
             same["cwd"] = old.cwd  # a working directory outside the root is not reused
         rec = _queue.submit(
-            notebook, old.parameters, output_dir=self.output_dir, store=self.store,
-            rerun_of=old.id, profile=old.profile, **same,
+            notebook,
+            old.parameters,
+            output_dir=self.output_dir,
+            store=self.store,
+            rerun_of=old.id,
+            profile=old.profile,
+            **same,
         )
         if rec.notebook_sha256 != old.notebook_sha256:
             rec.warnings.append(f"the notebook changed since job {old.id} (sha256 differs)")

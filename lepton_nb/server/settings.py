@@ -18,9 +18,7 @@ from lepton_nb.errors import ConfigError
 class LeptonSettings(Configurable):
     """Settings of the ``lepton/api`` server extension."""
 
-    max_parallel_jobs = Int(2, help="Jobs the runner process runs at once (>= 1).").tag(
-        config=True
-    )
+    max_parallel_jobs = Int(2, help="Jobs the runner process runs at once (>= 1).").tag(config=True)
     output_dir = Unicode(
         "lepton-outputs",
         help="Folder for executed notebooks of jobs submitted here, relative to the server root.",
@@ -28,9 +26,9 @@ class LeptonSettings(Configurable):
     default_profile = Unicode(
         "", help="Cluster profile used when a launch or schedule names none ('' = none)."
     ).tag(config=True)
-    store_path = Unicode(
-        "", help="Job store (SQLite) path; '' = $LEPTON_HOME/jobs.sqlite."
-    ).tag(config=True)
+    store_path = Unicode("", help="Job store (SQLite) path; '' = $LEPTON_HOME/jobs.sqlite.").tag(
+        config=True
+    )
     pool_threads = Int(4, help="Threads running the API's blocking work off the event loop.").tag(
         config=True
     )

@@ -64,12 +64,15 @@ def _check_data(data: Any, name: str, required: bool) -> None:
             raise ConfigError(f"{name} is empty; pass a dataset with at least one example")
         return
     if not callable(data):
-        raise ConfigError(f"{name} must be a torch Dataset (len + indexing) or a zero-argument "
-                          f"factory returning one, got {type(data).__name__}")
+        raise ConfigError(
+            f"{name} must be a torch Dataset (len + indexing) or a zero-argument "
+            f"factory returning one, got {type(data).__name__}"
+        )
 
 
-def _elastic_of(min_workers: int | None, max_workers: int | None, wait_timeout_s: float,
-                batch_size: int | None) -> Elastic | None:
+def _elastic_of(
+    min_workers: int | None, max_workers: int | None, wait_timeout_s: float, batch_size: int | None
+) -> Elastic | None:
     check_elastic(min_workers, max_workers, wait_timeout_s)
     if min_workers is None and max_workers is None:
         return None
@@ -78,11 +81,15 @@ def _elastic_of(min_workers: int | None, max_workers: int | None, wait_timeout_s
 
 def _check_elastic_call(cluster: Any, n_workers: int | None, checkpoint_dir: Any) -> None:
     if cluster is None:
-        raise ConfigError("min_workers/max_workers need a cluster: pass cluster= (a lepton_nb "
-                          "Cluster or a distributed.Client)")
+        raise ConfigError(
+            "min_workers/max_workers need a cluster: pass cluster= (a lepton_nb "
+            "Cluster or a distributed.Client)"
+        )
     if n_workers is not None:
-        raise ConfigError("n_workers fixes the world size; an elastic run (min_workers/"
-                          "max_workers) sizes it from the cluster, so leave n_workers=None")
+        raise ConfigError(
+            "n_workers fixes the world size; an elastic run (min_workers/"
+            "max_workers) sizes it from the cluster, so leave n_workers=None"
+        )
     if checkpoint_dir is None and default_checkpoints() is None:
         _needs_checkpoints(True, None)
 
@@ -92,7 +99,8 @@ def _needs_checkpoints(elastic: Elastic | bool | None, url: str | None) -> None:
         raise ConfigError(
             "elastic training re-forms the world from checkpoints, and none has a place: pass "
             "checkpoint_dir=... (a path every worker can reach, or a URL such as "
-            "'s3://bucket/run') or set dask config `lepton.storage.checkpoints`")
+            "'s3://bucket/run') or set dask config `lepton.storage.checkpoints`"
+        )
 
 
 def _check_ranks(client: Any, n_workers: int | None, elastic: Elastic | None = None) -> int:
@@ -104,8 +112,10 @@ def _check_ranks(client: Any, n_workers: int | None, elastic: Elastic | None = N
 
         raise ClusterError("the cluster has no workers; scale it up (cluster.scale(2))")
     if n_workers is not None and n_workers > n:
-        raise ConfigError(f"n_workers={n_workers} ranks but the cluster has only {n} workers; "
-                          f"lower n_workers or cluster.scale({n_workers})")
+        raise ConfigError(
+            f"n_workers={n_workers} ranks but the cluster has only {n} workers; "
+            f"lower n_workers or cluster.scale({n_workers})"
+        )
     return n_workers or n
 
 
@@ -133,41 +143,78 @@ def choose_precision(cluster: Any = None) -> str:
 
 def _check_precision(strat: Strategy, precision: str, client: Any) -> None:
     if precision not in strat.precisions:
-        raise ConfigError(f"strategy {strat.name!r} does not support precision={precision!r}"
-                          f"{strat.precision_note}; choose one of {list(strat.precisions)}")
+        raise ConfigError(
+            f"strategy {strat.name!r} does not support precision={precision!r}"
+            f"{strat.precision_note}; choose one of {list(strat.precisions)}"
+        )
     if precision == "fp32":
         return
     info = _gpu_info(client)
     if precision == "fp16" and not all_have_gpus(info):
-        raise ConfigError("precision='fp16' needs CUDA GPUs (GradScaler); on CPU use "
-                          "precision='bf16' or 'fp32'")
+        raise ConfigError(
+            "precision='fp16' needs CUDA GPUs (GradScaler); on CPU use precision='bf16' or 'fp32'"
+        )
     if precision == "bf16":
         warn_slow_bf16(info)
 
 
-def _local_ranks(strategy: Strategy, payload: Any, hub: EventHub, run_id: str,
-                 checkpoint_dir: str | None,
-                 storage_options: dict[str, Any] | None = None) -> list[Any]:
-    spec = RankSpec(rank=0, world_size=1, local_rank=0, local_world=1, address="local",
-                    host="127.0.0.1", master_addr="127.0.0.1",
-                    master_port=free_port("127.0.0.1"), run_id=run_id, attempt=0,
-                    checkpoint_dir=checkpoint_dir, storage_options=storage_options)
+def _local_ranks(
+    strategy: Strategy,
+    payload: Any,
+    hub: EventHub,
+    run_id: str,
+    checkpoint_dir: str | None,
+    storage_options: dict[str, Any] | None = None,
+) -> list[Any]:
+    spec = RankSpec(
+        rank=0,
+        world_size=1,
+        local_rank=0,
+        local_world=1,
+        address="local",
+        host="127.0.0.1",
+        master_addr="127.0.0.1",
+        master_port=free_port("127.0.0.1"),
+        run_id=run_id,
+        attempt=0,
+        checkpoint_dir=checkpoint_dir,
+        storage_options=storage_options,
+    )
     out = rank_task(spec, strategy, payload, sink=hub.push)
     hub.drain(force=True)
     return [out]
 
 
 def fit(
-    model: Any, train_data: Any, val_data: Any = None, cluster: Any = None, epochs: int = 3,
-    batch_size: int = 64, optimizer: str | Callable[..., Any] = "adam", lr: float = 1e-3,
-    loss: str | Callable[[Any, Any], Any] = "cross_entropy", strategy: str | Strategy = "ddp",
-    precision: str = "fp32", checkpoint_dir: str | None = None, max_restarts: int = 2,
-    seed: int = 0, callbacks: Sequence[Callback] = (), *, n_workers: int | None = None,
-    log_every: int = 10, checkpoint_every: int = 50, compile: bool = False,
-    max_staleness: int = 4, grad_clip: float | None = None, progress: bool | None = None,
-    collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
-    storage_options: dict[str, Any] | None = None, min_workers: int | None = None,
-    max_workers: int | None = None, wait_timeout_s: float = 300.0,
+    model: Any,
+    train_data: Any,
+    val_data: Any = None,
+    cluster: Any = None,
+    epochs: int = 3,
+    batch_size: int = 64,
+    optimizer: str | Callable[..., Any] = "adam",
+    lr: float = 1e-3,
+    loss: str | Callable[[Any, Any], Any] = "cross_entropy",
+    strategy: str | Strategy = "ddp",
+    precision: str = "fp32",
+    checkpoint_dir: str | None = None,
+    max_restarts: int = 2,
+    seed: int = 0,
+    callbacks: Sequence[Callback] = (),
+    *,
+    n_workers: int | None = None,
+    log_every: int = 10,
+    checkpoint_every: int = 50,
+    compile: bool = False,
+    max_staleness: int = 4,
+    grad_clip: float | None = None,
+    progress: bool | None = None,
+    collective_timeout_s: float = 60.0,
+    replace_timeout_s: float = 30.0,
+    storage_options: dict[str, Any] | None = None,
+    min_workers: int | None = None,
+    max_workers: int | None = None,
+    wait_timeout_s: float = 300.0,
 ) -> FitResult:
     """Train ``model`` (an nn.Module or zero-argument factory) on ``train_data`` (a Dataset of
     ``(x, y)`` or a factory building it on the worker).  ``batch_size`` is the global batch
@@ -189,8 +236,10 @@ def fit(
     :class:`~lepton_nb.errors.TrainingError`.  Needs a ``checkpoint_dir``."""
     strat = resolve_strategy(strategy)  # before anything else, with or without a cluster
     if not (is_module(model) or callable(model)):
-        raise ConfigError(f"model must be a torch nn.Module or a zero-argument factory, "
-                          f"got {type(model).__name__}")
+        raise ConfigError(
+            f"model must be a torch nn.Module or a zero-argument factory, "
+            f"got {type(model).__name__}"
+        )
     _check_data(train_data, "train_data", True)
     _check_data(val_data, "val_data", False)
     elastic_asked = min_workers is not None or max_workers is not None
@@ -200,26 +249,41 @@ def fit(
         strat = STRATEGIES.get("single")
     if precision == "auto":  # bf16 on Ampere+, fp16 on older GPUs, fp32 without GPUs
         precision = auto_precision(_gpu_info(None if strat.in_process else client_of(cluster)))
-    cfg = FitConfig(epochs=epochs, batch_size=batch_size, lr=lr, strategy=strat.name,
-                    precision=precision, checkpoint_dir=None if checkpoint_dir is None
-                    else str(checkpoint_dir), checkpoint_every=checkpoint_every,
-                    max_restarts=max_restarts, seed=seed, log_every=log_every,
-                    n_workers=n_workers, compile=compile, max_staleness=max_staleness,
-                    grad_clip=grad_clip, min_workers=min_workers, max_workers=max_workers,
-                    wait_timeout_s=wait_timeout_s)
+    cfg = FitConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        strategy=strat.name,
+        precision=precision,
+        checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
+        checkpoint_every=checkpoint_every,
+        max_restarts=max_restarts,
+        seed=seed,
+        log_every=log_every,
+        n_workers=n_workers,
+        compile=compile,
+        max_staleness=max_staleness,
+        grad_clip=grad_clip,
+        min_workers=min_workers,
+        max_workers=max_workers,
+        wait_timeout_s=wait_timeout_s,
+    )
     cfg.validate()
     if elastic_asked and not strat.elastic:
-        raise ConfigError(f"strategy {strat.name!r} is not elastic yet; use strategy='ddp' "
-                          "with min_workers/max_workers, or a fixed world (no min_workers/"
-                          "max_workers)")
+        raise ConfigError(
+            f"strategy {strat.name!r} is not elastic yet; use strategy='ddp' "
+            "with min_workers/max_workers, or a fixed world (no min_workers/"
+            "max_workers)"
+        )
     validate_names(loss, optimizer)
     cbs = check_callbacks(callbacks)
     client = None if strat.in_process else client_of(cluster)
     elastic = _elastic_of(cfg.min_workers, cfg.max_workers, wait_timeout_s, batch_size)
     world = 1 if client is None else _check_ranks(client, n_workers, elastic)
     _check_precision(strat, precision, client)
-    ckpt_url = checkpoint_location(checkpoint_dir, storage_options,
-                                   None if client is None else workers_of(client))
+    ckpt_url = checkpoint_location(
+        checkpoint_dir, storage_options, None if client is None else workers_of(client)
+    )
     _needs_checkpoints(elastic, ckpt_url)
     cfg.checkpoint_dir = ckpt_url
     total = None
@@ -231,8 +295,15 @@ def fit(
     tmp = tempfile.mkdtemp(prefix="lepton-ckpt-") if cfg.checkpoint_dir is None else None
     ckpt = cfg.checkpoint_dir or tmp
     payload = Payload(model, train_data, val_data, loss, optimizer, cfg.to_dict())
-    hub.start({"strategy": strat.name, "world_size": world, "epochs": epochs, "run_id": run_id,
-               "config": cfg.to_dict()})
+    hub.start(
+        {
+            "strategy": strat.name,
+            "world_size": world,
+            "epochs": epochs,
+            "run_id": run_id,
+            "config": cfg.to_dict(),
+        }
+    )
     t0 = time.perf_counter()
     status = "failed"
     metrics: dict[str, Any] = {}
@@ -241,11 +312,20 @@ def fit(
         if client is None:
             results = _local_ranks(strat, payload, hub, run_id, ckpt, storage_options)
         else:
-            results = run_ranks(client, strat, payload, hub, run_id=run_id,
-                                n_workers=n_workers, max_restarts=max_restarts,
-                                checkpoint_dir=ckpt, collective_timeout_s=collective_timeout_s,
-                                replace_timeout_s=replace_timeout_s,
-                                storage_options=storage_options, elastic=elastic)
+            results = run_ranks(
+                client,
+                strat,
+                payload,
+                hub,
+                run_id=run_id,
+                n_workers=n_workers,
+                max_restarts=max_restarts,
+                checkpoint_dir=ckpt,
+                collective_timeout_s=collective_timeout_s,
+                replace_timeout_s=replace_timeout_s,
+                storage_options=storage_options,
+                elastic=elastic,
+            )
         status = "succeeded"
     except SchedulerLost:
         tmp = None  # keep the checkpoints the error message points to
@@ -262,26 +342,43 @@ def fit(
     trained.cpu().eval()
     steps = history[history["kind"] == "step"]
     last_loss = steps[steps["rank"] == 0]["loss"].dropna()
-    metrics = {**r0["metrics"], "steps": int(r0["step"]), "epochs": epochs,
-               "world_size": len(results),
-               "strategy": strat.name, "restarts": int((history["kind"] == "restart").sum()),
-               "time_s": time.perf_counter() - t0,
-               "train_loss": float(last_loss.iloc[-1]) if len(last_loss) else None,
-               "samples_per_s": float(steps.groupby("rank")["samples_per_s"].mean().sum())
-               if len(steps) else None}
+    metrics = {
+        **r0["metrics"],
+        "steps": int(r0["step"]),
+        "epochs": epochs,
+        "world_size": len(results),
+        "strategy": strat.name,
+        "restarts": int((history["kind"] == "restart").sum()),
+        "time_s": time.perf_counter() - t0,
+        "train_loss": float(last_loss.iloc[-1]) if len(last_loss) else None,
+        "samples_per_s": float(steps.groupby("rank")["samples_per_s"].mean().sum())
+        if len(steps)
+        else None,
+    }
     if "server" in r0:
         metrics["server"] = r0["server"]
     hub.end({"status": status, "history": history, "metrics": metrics})
     return FitResult(trained, history, metrics, cfg.to_dict())
 
 
-def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
-        n_workers: int | None = None, max_restarts: int = 0, checkpoint_dir: str | None = None,
-        callbacks: Sequence[Callback] = (), progress: bool | None = False,
-        collective_timeout_s: float = 60.0, replace_timeout_s: float = 30.0,
-        framework: str = "torch", storage_options: dict[str, Any] | None = None,
-        rank_process: bool = True, min_workers: int | None = None,
-        max_workers: int | None = None, wait_timeout_s: float = 300.0) -> RunResult:
+def run(
+    train_fn: Callable[[TrainContext], Any],
+    cluster: Any = None,
+    *,
+    n_workers: int | None = None,
+    max_restarts: int = 0,
+    checkpoint_dir: str | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool | None = False,
+    collective_timeout_s: float = 60.0,
+    replace_timeout_s: float = 30.0,
+    framework: str = "torch",
+    storage_options: dict[str, Any] | None = None,
+    rank_process: bool = True,
+    min_workers: int | None = None,
+    max_workers: int | None = None,
+    wait_timeout_s: float = 300.0,
+) -> RunResult:
     """Run ``train_fn(ctx)`` once per rank with torchrun's environment variables set
     (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so torchrun-style code that calls
     ``dist.init_process_group("gloo")`` runs unchanged.  ``framework="tensorflow"`` runs each
@@ -303,20 +400,29 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
     if elastic is not None:
         _check_elastic_call(cluster, n_workers, checkpoint_dir)
         if fw.name != "torch":
-            raise ConfigError(f"min_workers/max_workers work with framework='torch' only, "
-                              f"not {fw.name!r}")
+            raise ConfigError(
+                f"min_workers/max_workers work with framework='torch' only, not {fw.name!r}"
+            )
     fw.require()
     cbs = check_callbacks(callbacks)
     client = client_of(cluster)
     world = 1 if client is None else _check_ranks(client, n_workers, elastic)
     if checkpoint_dir is not None:
-        checkpoint_dir = checkpoint_location(str(checkpoint_dir), storage_options,
-                                             None if client is None else workers_of(client))
+        checkpoint_dir = checkpoint_location(
+            str(checkpoint_dir), storage_options, None if client is None else workers_of(client)
+        )
     _needs_checkpoints(elastic, checkpoint_dir)
     run_id = new_run_id()
     hub = EventHub(cbs, progress, None)
-    hub.start({"strategy": "run", "world_size": world, "epochs": None, "run_id": run_id,
-               "config": {"framework": fw.name}})
+    hub.start(
+        {
+            "strategy": "run",
+            "world_size": world,
+            "epochs": None,
+            "run_id": run_id,
+            "config": {"framework": fw.name},
+        }
+    )
     strat = fw.strategy(train_fn)
     if not rank_process:
         strat.rank_process = False
@@ -326,12 +432,20 @@ def run(train_fn: Callable[[TrainContext], Any], cluster: Any = None, *,
             if client is None:
                 results = _local_ranks(strat, None, hub, run_id, ckpt, storage_options)
             else:
-                results = run_ranks(client, strat, None, hub, run_id=run_id,
-                                    n_workers=n_workers, max_restarts=max_restarts,
-                                    checkpoint_dir=ckpt,
-                                    collective_timeout_s=collective_timeout_s,
-                                    replace_timeout_s=replace_timeout_s,
-                                    storage_options=storage_options, elastic=elastic)
+                results = run_ranks(
+                    client,
+                    strat,
+                    None,
+                    hub,
+                    run_id=run_id,
+                    n_workers=n_workers,
+                    max_restarts=max_restarts,
+                    checkpoint_dir=ckpt,
+                    collective_timeout_s=collective_timeout_s,
+                    replace_timeout_s=replace_timeout_s,
+                    storage_options=storage_options,
+                    elastic=elastic,
+                )
         status = "succeeded"
     finally:
         history = hub.history()

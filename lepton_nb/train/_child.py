@@ -74,8 +74,7 @@ def child_main(fd: int) -> None:
     result, exit without interpreter teardown (torch/gloo threads; the result is sent)."""
     channel = Channel(fd)
     _idle.set()
-    threading.Thread(target=channel.read_forever, name="lepton-parent-watch",
-                     daemon=True).start()
+    threading.Thread(target=channel.read_forever, name="lepton-parent-watch", daemon=True).start()
     path, raw = channel.calls.get()
     _idle.clear()
     sys.path[:] = path  # the worker's, now: modules uploaded to it import here too
@@ -124,8 +123,17 @@ def zygote_main() -> None:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             if not fork_only:
                 os.set_inheritable(fds[0], True)
-                os.execv(sys.executable, [sys.executable, "-m", "lepton_nb.train._child",
-                                          "--child", str(fds[0]), *sys.argv[2:]])
+                os.execv(
+                    sys.executable,
+                    [
+                        sys.executable,
+                        "-m",
+                        "lepton_nb.train._child",
+                        "--child",
+                        str(fds[0]),
+                        *sys.argv[2:],
+                    ],
+                )
             child_main(fds[0])
         os.close(fds[0])
         ctl.sendall(struct.pack("i", pid))

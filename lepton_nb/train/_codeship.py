@@ -24,8 +24,10 @@ from lepton_nb.errors import ConfigError
 
 # the Payload fields that hold the user's objects (the rest is lepton_nb's own config)
 _USER_FIELDS = ("model", "train_data", "val_data", "loss", "optimizer")
-_FIX = ("install it on the workers (pip install, or a shared PYTHONPATH), or upload it once "
-        "with cluster.client.upload_file('{file}')")
+_FIX = (
+    "install it on the workers (pip install, or a shared PYTHONPATH), or upload it once "
+    "with cluster.client.upload_file('{file}')"
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -130,8 +132,11 @@ def ship_user_code(client: Any, strategy: Any, payload: Any) -> tuple[Any, Any]:
         return shipped_strategy, None
     if dataclasses.is_dataclass(payload) and not isinstance(payload, type):
         # Wrap the user's objects, not the Payload: strategies' prepare() reads its fields.
-        fields = {name: _by_value(getattr(payload, name), missing, workers)
-                  for name in _USER_FIELDS if hasattr(payload, name)}
+        fields = {
+            name: _by_value(getattr(payload, name), missing, workers)
+            for name in _USER_FIELDS
+            if hasattr(payload, name)
+        }
         return shipped_strategy, dataclasses.replace(payload, **fields)
     return shipped_strategy, _by_value(payload, missing, workers)
 

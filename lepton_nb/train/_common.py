@@ -65,8 +65,12 @@ def loader(dataset: Any, cfg: FitConfig, rank: int, world: int, device: Any) -> 
         dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=False
     )
     per_rank = max(1, cfg.batch_size // world)
-    return DataLoader(dataset, batch_size=per_rank, sampler=sampler,
-                      pin_memory=getattr(device, "type", "cpu") == "cuda")
+    return DataLoader(
+        dataset,
+        batch_size=per_rank,
+        sampler=sampler,
+        pin_memory=getattr(device, "type", "cpu") == "cuda",
+    )
 
 
 def autocast(cfg: FitConfig, device: Any) -> Any:
@@ -142,8 +146,11 @@ def evaluate(
                 n_tok += int(y.numel())
     model.train(was_training)
     if group:  # float64 sums: exact for counts, and the same loss sum a single rank gets
-        sums = torch.tensor([total, n, correct, n_tok, 0 if has_acc or n == 0 else 1],
-                            dtype=torch.float64, device=device)
+        sums = torch.tensor(
+            [total, n, correct, n_tok, 0 if has_acc or n == 0 else 1],
+            dtype=torch.float64,
+            device=device,
+        )
         dist.all_reduce(sums)
         total, n, correct, n_tok = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3])
         has_acc = int(sums[4]) == 0
@@ -179,8 +186,11 @@ class Meter:
     def flush(self, lr: float) -> dict[str, Any]:
         self.sync()
         dt = max(time.perf_counter() - self.t0, 1e-9)
-        out = {"loss": float(self.sum) / max(self.n, 1), "samples_per_s": self.samples / dt,
-               "lr": lr}
+        out = {
+            "loss": float(self.sum) / max(self.n, 1),
+            "samples_per_s": self.samples / dt,
+            "lr": lr,
+        }
         self.reset()
         return out
 

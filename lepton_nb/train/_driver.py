@@ -68,8 +68,14 @@ class Failure(Exception):
         self.what, self.rank, self.address, self.lost = what, rank, address, lost
 
 
-def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub,
-           monitor: Monitor | None = None, retiring: Any = None) -> None:
+def _watch(
+    client: Any,
+    futures: list[Any],
+    specs: list[RankSpec],
+    hub: EventHub,
+    monitor: Monitor | None = None,
+    retiring: Any = None,
+) -> None:
     last = 0.0
     while True:
         hub.drain()
@@ -77,12 +83,19 @@ def _watch(client: Any, futures: list[Any], specs: list[RankSpec], hub: EventHub
             raise SchedulerLost("scheduler gone")
         if any(f.status == "error" for f in futures):
             _name_lost_worker(client, specs)  # a peer's death surfaces as a gloo error
-            errors = [(s, f.exception()) for f, s in zip(futures, specs, strict=True)
-                      if f.status == "error"]
+            errors = [
+                (s, f.exception())
+                for f, s in zip(futures, specs, strict=True)
+                if f.status == "error"
+            ]
             # the root cause, not the peers' "connection reset" that it triggered
             s, exc = min(errors, key=lambda e: _is_peer_error(e[1]))
-            raise Failure(f"rank {s.rank} on worker {s.address} failed: "
-                          f"{type(exc).__name__}: {str(exc)[:300]}", s.rank, s.address)
+            raise Failure(
+                f"rank {s.rank} on worker {s.address} failed: "
+                f"{type(exc).__name__}: {str(exc)[:300]}",
+                s.rank,
+                s.address,
+            )
         if all(f.status == "finished" for f in futures):
             return
         now = time.monotonic()
@@ -108,8 +121,7 @@ def _check_alive(client: Any, specs: list[RankSpec]) -> dict[str, dict[str, Any]
     alive = workers_of(client)
     for s in specs:
         if s.address not in alive:
-            raise Failure(f"lost worker {s.address} (rank {s.rank})", s.rank, s.address,
-                          lost=True)
+            raise Failure(f"lost worker {s.address} (rank {s.rank})", s.rank, s.address, lost=True)
     return alive
 
 
@@ -188,15 +200,34 @@ def run_ranks(
                 workers = wait_for_world(client, elastic, retiring, why, workers_of)
                 n = elastic.world_for(len(workers))
                 if gen and (why != RESTART or n != size):  # a restart has its own row
-                    hub.world_marker(attempt=gen, old_size=size, new_size=n, reason=why,
-                                     step=resume_step(checkpoint_dir, storage_options))
-            specs = _specs(client, workers, n, run_id, gen, checkpoint_dir,
-                           collective_timeout_s, storage_options)
+                    hub.world_marker(
+                        attempt=gen,
+                        old_size=size,
+                        new_size=n,
+                        reason=why,
+                        step=resume_step(checkpoint_dir, storage_options),
+                    )
+            specs = _specs(
+                client,
+                workers,
+                n,
+                run_id,
+                gen,
+                checkpoint_dir,
+                collective_timeout_s,
+                storage_options,
+            )
             size = len(specs)
             monitor = None
             if elastic is not None:
-                monitor = Monitor(client, elastic, run_id, gen, [s.address for s in specs],
-                                  warm=strategy.rank_process)
+                monitor = Monitor(
+                    client,
+                    elastic,
+                    run_id,
+                    gen,
+                    [s.address for s in specs],
+                    warm=strategy.rank_process,
+                )
                 for s in specs:
                     s.elastic = monitor.name
             if guarded and elastic is not None:
@@ -206,29 +237,44 @@ def run_ranks(
             if monitor is not None:
                 monitor.on_stop = lambda p=run_payload: strategy.request_stop(p)
             # to this world's workers only: a worker just retired may vanish mid-broadcast
-            data = client.scatter(run_payload, workers=[s.address for s in specs],
-                                  broadcast=True, hash=False)
-            futures = [client.submit(rank_task, s, shipped_strategy, data, workers=[s.address],
-                                     allow_other_workers=False, pure=False, retries=0,
-                                     key=f"lepton-rank-{run_id}-{gen}-{s.rank}")
-                       for s in specs]
+            data = client.scatter(
+                run_payload, workers=[s.address for s in specs], broadcast=True, hash=False
+            )
+            futures = [
+                client.submit(
+                    rank_task,
+                    s,
+                    shipped_strategy,
+                    data,
+                    workers=[s.address],
+                    allow_other_workers=False,
+                    pure=False,
+                    retries=0,
+                    key=f"lepton-rank-{run_id}-{gen}-{s.rank}",
+                )
+                for s in specs
+            ]
             try:
                 _watch(client, futures, specs, hub, monitor, retiring)
             except SchedulerLost:
                 last = resume_step(checkpoint_dir, storage_options)
                 path = str(latest_path(checkpoint_dir)) if checkpoint_dir and last else None
-                raise SchedulerLost(lost_message(scheduler, path or checkpoint_dir, last)
-                                    ) from None
+                raise SchedulerLost(lost_message(scheduler, path or checkpoint_dir, last)) from None
             except Failure as fail:
                 elastic_loss = elastic is not None and fail.lost
                 if not elastic_loss and restarts < max_restarts:
                     step = strategy.resume_step(checkpoint_dir)
-                    hub.restart_marker(gen + 1, fail.what,
-                                       resume_step(checkpoint_dir, storage_options)
-                                       if step is None else step)
+                    hub.restart_marker(
+                        gen + 1,
+                        fail.what,
+                        resume_step(checkpoint_dir, storage_options) if step is None else step,
+                    )
                 strategy.abort(run_payload, fail.what)
-                restarted = _teardown(client, list(zip(futures, [s.address for s in specs],
-                                                       strict=True)), stuck_grace_s)
+                restarted = _teardown(
+                    client,
+                    list(zip(futures, [s.address for s in specs], strict=True)),
+                    stuck_grace_s,
+                )
                 if is_sticky_cuda_error(fail.what) and fail.address not in restarted:
                     # its CUDA context is poisoned for the life of the process: a new one
                     client.restart_workers([fail.address], raise_for_error=False)
@@ -239,8 +285,7 @@ def run_ranks(
                             "check that worker's logs, or raise max_restarts"
                         ) from None
                     restarts += 1
-                gen, why = gen + 1, (f"worker lost: {fail.address}" if elastic_loss
-                                     else RESTART)
+                gen, why = gen + 1, (f"worker lost: {fail.address}" if elastic_loss else RESTART)
                 del run_payload, data, futures  # release the generation's actor (if any)
                 continue
             finally:
@@ -263,33 +308,55 @@ def run_ranks(
                 _guard.release(client, run_id)
 
 
-def _specs(client: Any, workers: dict[str, dict[str, Any]], n: int, run_id: str, gen: int,
-           checkpoint_dir: str | None, timeout_s: float,
-           storage_options: dict[str, Any] | None) -> list[RankSpec]:
+def _specs(
+    client: Any,
+    workers: dict[str, dict[str, Any]],
+    n: int,
+    run_id: str,
+    gen: int,
+    checkpoint_dir: str | None,
+    timeout_s: float,
+    storage_options: dict[str, Any] | None,
+) -> list[RankSpec]:
     """One generation's ranks on ``workers``: placement, rendezvous port, devices."""
     placed = plan(workers, n)
     a0, h0 = placed[0][0], placed[0][1]
-    port = client.submit(free_port, h0, workers=[a0], allow_other_workers=False,
-                         pure=False).result(timeout=60)
+    port = client.submit(free_port, h0, workers=[a0], allow_other_workers=False, pure=False).result(
+        timeout=60
+    )
     threads = max(1, int(workers[a0].get("nthreads") or 1))
     own = _own_gpu_first(client, workers, placed)
-    return [RankSpec(rank=r, world_size=len(placed), local_rank=lr, local_world=lw,
-                     address=a, host=h, master_addr=h0, master_port=port, run_id=run_id,
-                     attempt=gen, checkpoint_dir=checkpoint_dir, timeout_s=timeout_s,
-                     threads=threads, own_gpu_first=own[a], storage_options=storage_options)
-            for r, (a, h, lr, lw) in enumerate(placed)]
+    return [
+        RankSpec(
+            rank=r,
+            world_size=len(placed),
+            local_rank=lr,
+            local_world=lw,
+            address=a,
+            host=h,
+            master_addr=h0,
+            master_port=port,
+            run_id=run_id,
+            attempt=gen,
+            checkpoint_dir=checkpoint_dir,
+            timeout_s=timeout_s,
+            threads=threads,
+            own_gpu_first=own[a],
+            storage_options=storage_options,
+        )
+        for r, (a, h, lr, lw) in enumerate(placed)
+    ]
 
 
-def _own_gpu_first(client: Any, workers: dict[str, dict[str, Any]],
-                   placed: list[tuple[str, str, int, int]]) -> dict[str, bool]:
+def _own_gpu_first(
+    client: Any, workers: dict[str, dict[str, Any]], placed: list[tuple[str, str, int, int]]
+) -> dict[str, bool]:
     chosen = {a: workers[a] for a, *_ in placed}
     info = worker_gpus(client, chosen)
-    return own_gpu_first({a: v["visible"] for a, v in info.items()},
-                         {a: h for a, h, *_ in placed})
+    return own_gpu_first({a: v["visible"] for a, v in info.items()}, {a: h for a, h, *_ in placed})
 
 
-def resume_step(checkpoint_dir: str | None,
-                storage_options: dict[str, Any] | None = None) -> int:
+def resume_step(checkpoint_dir: str | None, storage_options: dict[str, Any] | None = None) -> int:
     """The step a restart resumes at: the last checkpoint's, or 0 without one."""
     state = latest_state(checkpoint_dir, storage_options)
     return 0 if state is None else int(state.get("step", 0))

@@ -60,12 +60,16 @@ class Elastic:
 
 def usable(workers: dict[str, dict[str, Any]], retiring: set[str]) -> dict[str, dict[str, Any]]:
     """Workers a new world may use: alive, running, and not being retired."""
-    return {a: w for a, w in workers.items()
-            if a not in retiring and w.get("status", "running") == "running"}
+    return {
+        a: w
+        for a, w in workers.items()
+        if a not in retiring and w.get("status", "running") == "running"
+    }
 
 
-def wait_for_world(client: Any, elastic: Elastic, retiring: Any, why: str,
-                   workers_of: Any) -> dict[str, dict[str, Any]]:
+def wait_for_world(
+    client: Any, elastic: Elastic, retiring: Any, why: str, workers_of: Any
+) -> dict[str, dict[str, Any]]:
     """Usable workers enough for ``min_workers``, waiting up to ``wait_timeout_s``; else a
     :class:`TrainingError` that says what it waited for."""
     deadline = time.monotonic() + elastic.wait_timeout_s
@@ -79,7 +83,8 @@ def wait_for_world(client: Any, elastic: Elastic, retiring: Any, why: str,
                 f"min_workers={elastic.min_workers} usable worker(s) after {why}; the cluster "
                 f"has {len(ws)} ({', '.join(sorted(ws)) or 'none'}). Scale the cluster up "
                 f"(cluster.scale({elastic.min_workers})), lower min_workers, or raise "
-                "wait_timeout_s; the last checkpoint is kept for the next fit")
+                "wait_timeout_s; the last checkpoint is kept for the next fit"
+            )
         time.sleep(POLL_S)
 
 
@@ -99,8 +104,9 @@ class Monitor:
     """Driver side, during one generation: notices joins and retirements and asks the ranks
     to stop at their next boundary (once)."""
 
-    def __init__(self, client: Any, elastic: Elastic, run_id: str, gen: int,
-                 addresses: list[str], warm: bool) -> None:
+    def __init__(
+        self, client: Any, elastic: Elastic, run_id: str, gen: int, addresses: list[str], warm: bool
+    ) -> None:
         from distributed import Event
 
         self.client, self.elastic, self.addresses = client, elastic, set(addresses)
@@ -131,8 +137,9 @@ class Monitor:
         # first step is not delayed by their imports; the old world trains meanwhile
         for a in joined:
             if a not in self._warming:
-                self._warming[a] = self.client.submit(_warm, workers=[a], pure=False,
-                                                      allow_other_workers=False)
+                self._warming[a] = self.client.submit(
+                    _warm, workers=[a], pure=False, allow_other_workers=False
+                )
         ready = [a for a in joined if self._warming[a].status != "pending"]
         if self.elastic.world_for(len(self.addresses) + len(ready)) > len(self.addresses):
             self._stop(f"worker joined: {', '.join(ready)}")

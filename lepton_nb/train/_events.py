@@ -16,8 +16,20 @@ from typing import Any
 from lepton_nb.errors import ConfigError
 from lepton_nb.train.callbacks import Callback, Event
 
-_COLUMNS = ["kind", "attempt", "step", "epoch", "rank", "world_size", "time", "loss",
-            "samples_per_s", "lr", "val_loss", "val_accuracy"]
+_COLUMNS = [
+    "kind",
+    "attempt",
+    "step",
+    "epoch",
+    "rank",
+    "world_size",
+    "time",
+    "loss",
+    "samples_per_s",
+    "lr",
+    "val_loss",
+    "val_accuracy",
+]
 # Within one (attempt, step): a step's rows, its epoch row, then the markers of what happened
 # after it (a restart or a world change continues from that step).
 _ORDER = {"step": 0, "epoch": 1, "restart": 2, "world": 2, "log": 3}
@@ -30,8 +42,9 @@ def _key(e: Event) -> tuple[Any, ...]:
 def check_callbacks(callbacks: Sequence[Any]) -> list[Callback]:
     out = []
     for cb in callbacks:
-        if not all(callable(getattr(cb, m, None))
-                   for m in ("on_train_start", "on_events", "on_train_end")):
+        if not all(
+            callable(getattr(cb, m, None)) for m in ("on_train_start", "on_events", "on_train_end")
+        ):
             raise ConfigError(
                 f"callback {cb!r} lacks on_train_start/on_events/on_train_end; subclass "
                 "lepton_nb.train.callbacks.Callback"
@@ -47,8 +60,13 @@ def _is_widget(cb: Any) -> bool:
 class EventHub:
     """Queue + history + callback dispatch (at most every ``interval`` seconds)."""
 
-    def __init__(self, callbacks: Sequence[Callback], progress: bool | None,
-                 total_steps: int | None, interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        callbacks: Sequence[Callback],
+        progress: bool | None,
+        total_steps: int | None,
+        interval: float = 0.2,
+    ) -> None:
         self.callbacks = list(callbacks)
         self.interval = interval
         self._queue: collections.deque[Event] = collections.deque()
@@ -135,20 +153,41 @@ class EventHub:
             self._bar.set_postfix(postfix, refresh=False)
 
     def restart_marker(self, attempt: int, reason: str, step: int) -> None:
-        self.push({"kind": "restart", "rank": -1, "step": step, "epoch": None,
-                   "time": time.time(), "attempt": attempt, "reason": reason})
+        self.push(
+            {
+                "kind": "restart",
+                "rank": -1,
+                "step": step,
+                "epoch": None,
+                "time": time.time(),
+                "attempt": attempt,
+                "reason": reason,
+            }
+        )
         self._bar_step = min(self._bar_step, step)
         self.drain(force=True)
 
-    def world_marker(self, attempt: int, old_size: int, new_size: int, reason: str,
-                     step: int) -> None:
+    def world_marker(
+        self, attempt: int, old_size: int, new_size: int, reason: str, step: int
+    ) -> None:
         """Record a world change: the run continues from ``step`` as generation ``attempt``
         with ``new_size`` ranks (``reason``: "worker joined: tcp://...", "worker retired:
         ...", "worker lost: ...").  Not a restart: ``restart`` is False and restarts are
         counted by ``kind == "restart"`` rows only."""
-        self.push({"kind": "world", "rank": -1, "step": step, "epoch": None,
-                   "time": time.time(), "attempt": attempt, "old_size": old_size,
-                   "new_size": new_size, "reason": reason, "restart": False})
+        self.push(
+            {
+                "kind": "world",
+                "rank": -1,
+                "step": step,
+                "epoch": None,
+                "time": time.time(),
+                "attempt": attempt,
+                "old_size": old_size,
+                "new_size": new_size,
+                "reason": reason,
+                "restart": False,
+            }
+        )
         # Like a restart, steps after ``step`` are redone (a grow at a checkpoint boundary
         # redoes none); the bar counts forward from wherever rank 0 reports next.
         self._bar_step = min(self._bar_step, step)

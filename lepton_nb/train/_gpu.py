@@ -20,10 +20,19 @@ NCCL_MIN_TIMEOUT_S = 600.0
 # Errors after which the CUDA context of the process is unusable ("sticky"): a retry in the
 # same process fails again, so the rank's worker process must be replaced.
 _STICKY = (
-    "illegal memory access", "an illegal address", "device-side assert",
-    "unspecified launch failure", "misaligned address", "illegal instruction",
-    "uncorrectable ecc", "hardware stack error", "launch timed out", "cudaerrorillegaladdress",
-    "cudaerrorassert", "cudaerrorlaunchfailure", "cublas_status_execution_failed",
+    "illegal memory access",
+    "an illegal address",
+    "device-side assert",
+    "unspecified launch failure",
+    "misaligned address",
+    "illegal instruction",
+    "uncorrectable ecc",
+    "hardware stack error",
+    "launch timed out",
+    "cudaerrorillegaladdress",
+    "cudaerrorassert",
+    "cudaerrorlaunchfailure",
+    "cublas_status_execution_failed",
     "cudnn_status_execution_failed",
 )
 
@@ -123,13 +132,20 @@ def auto_precision(info: dict[str, dict[str, Any]]) -> str:
 
 
 def warn_slow_bf16(info: dict[str, dict[str, Any]]) -> None:
-    old = sorted({f"{n} ({cc[0]}.{cc[1]})" for n, cc in _capabilities(info)
-                  if cc is not None and cc < (8, 0)})
+    old = sorted(
+        {
+            f"{n} ({cc[0]}.{cc[1]})"
+            for n, cc in _capabilities(info)
+            if cc is not None and cc < (8, 0)
+        }
+    )
     if old:
         warnings.warn(
             f"precision='bf16' on GPUs older than Ampere ({', '.join(old)}): they have no bf16 "
             "tensor cores, so bf16 is emulated and slower than fp32; use precision='fp16' "
-            "(loss-scaled) or 'auto'", UserWarning, stacklevel=3,
+            "(loss-scaled) or 'auto'",
+            UserWarning,
+            stacklevel=3,
         )
 
 

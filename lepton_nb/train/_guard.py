@@ -49,16 +49,17 @@ class RankGuard(SchedulerPlugin):
     async def start(self, scheduler: Any) -> None:
         self.scheduler = scheduler
         self._retire = scheduler.retire_workers
-        scheduler.handlers.update({
-            "retire_workers": self.retire_workers,
-            "lepton_rank_hold": self.hold,
-            "lepton_rank_release": self.release,
-            "lepton_rank_retiring": self.retiring_of,
-        })
+        scheduler.handlers.update(
+            {
+                "retire_workers": self.retire_workers,
+                "lepton_rank_hold": self.hold,
+                "lepton_rank_release": self.release,
+                "lepton_rank_retiring": self.retiring_of,
+            }
+        )
 
     # --- what the driver calls (RPC handlers) --------------------------------------------
-    def hold(self, run_id: str, workers: list[str], client: str = "",
-             min_workers: int = 1) -> None:
+    def hold(self, run_id: str, workers: list[str], client: str = "", min_workers: int = 1) -> None:
         self.holds[run_id] = (client, list(workers), min_workers)
 
     def release(self, run_id: str) -> None:
@@ -77,7 +78,7 @@ class RankGuard(SchedulerPlugin):
         for _, held, minimum in self.holds.values():
             staying = [a for a in held if a not in self.retiring]
             spare = max(0, len(staying) - minimum)
-            barred.update(staying[:len(staying) - spare])  # rank 0 and the low ranks stay
+            barred.update(staying[: len(staying) - spare])  # rank 0 and the low ranks stay
         return [ws for ws in workers if ws.address not in barred]
 
     def remove_client(self, scheduler: Any, client: str) -> None:
@@ -93,14 +94,16 @@ class RankGuard(SchedulerPlugin):
         # SpecCluster.scale passes worker *names* as ``workers``
         return {w if w in ws else by_name.get(str(w), "") for w in workers or ()} - {""}
 
-    async def retire_workers(self, workers: list[Any] | None = None, *,
-                             names: list[Any] | None = None, **kwargs: Any) -> Any:
+    async def retire_workers(
+        self, workers: list[Any] | None = None, *, names: list[Any] | None = None, **kwargs: Any
+    ) -> Any:
         if workers is None and names is None:  # the scheduler picks: it skips rank holders
             return await self._retire(**kwargs)
         held = self._addresses(workers, names) & self.held()
         if held:
-            log.info("retirement of %s deferred to the ranks' next checkpoint boundary",
-                     sorted(held))
+            log.info(
+                "retirement of %s deferred to the ranks' next checkpoint boundary", sorted(held)
+            )
             self.retiring |= held
             deadline = time.monotonic() + HOLD_TIMEOUT_S
             try:
@@ -110,8 +113,8 @@ class RankGuard(SchedulerPlugin):
                 # from) is released by the driver right after
                 settle = time.monotonic() + 10
                 while time.monotonic() < settle and any(
-                        self.scheduler.workers[a].actors for a in held
-                        if a in self.scheduler.workers):
+                    self.scheduler.workers[a].actors for a in held if a in self.scheduler.workers
+                ):
                     await asyncio.sleep(0.1)
             finally:
                 self.retiring -= held
@@ -128,15 +131,24 @@ def install(client: Any) -> bool:
     try:
         client.register_plugin(RankGuard(), name=NAME)
     except Exception as e:  # noqa: BLE001 - any failure on the scheduler side means "no guard"
-        log.warning("could not install the rank guard on the scheduler (%s: %s); a retired "
-                    "worker will count as lost", type(e).__name__, e)
+        log.warning(
+            "could not install the rank guard on the scheduler (%s: %s); a retired "
+            "worker will count as lost",
+            type(e).__name__,
+            e,
+        )
         return False
     return True
 
 
 def hold(client: Any, run_id: str, workers: list[str], min_workers: int) -> None:
-    client.sync(client.scheduler.lepton_rank_hold, run_id=run_id, workers=workers,
-                client=client.id, min_workers=min_workers)
+    client.sync(
+        client.scheduler.lepton_rank_hold,
+        run_id=run_id,
+        workers=workers,
+        client=client.id,
+        min_workers=min_workers,
+    )
 
 
 def release(client: Any, run_id: str) -> None:

@@ -70,10 +70,12 @@ def stop_with_worker(enabled: bool = True) -> Iterator[None]:
                 with lock:
                     if done.is_set():
                         return
-                    log.warning("worker %s is closing (scheduler gone?): stopping its rank",
-                                worker.address)
+                    log.warning(
+                        "worker %s is closing (scheduler gone?): stopping its rank", worker.address
+                    )
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                        ctypes.c_ulong(target), ctypes.py_object(RankStopped))
+                        ctypes.c_ulong(target), ctypes.py_object(RankStopped)
+                    )
                 return
 
     thread = threading.Thread(target=watch, name="lepton-rank-lifeline", daemon=True)
@@ -87,8 +89,10 @@ def stop_with_worker(enabled: bool = True) -> Iterator[None]:
 
 def lost_message(address: str, checkpoint: str | None, step: int | None) -> str:
     where = (
-        f"the last checkpoint is {checkpoint} (step {step})" if checkpoint and step
-        else f"no checkpoint was written yet in {checkpoint}" if checkpoint
+        f"the last checkpoint is {checkpoint} (step {step})"
+        if checkpoint and step
+        else f"no checkpoint was written yet in {checkpoint}"
+        if checkpoint
         else "no checkpoint_dir was set"
     )
     return (

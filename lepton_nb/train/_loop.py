@@ -67,11 +67,18 @@ class DataParallelLoop(RankLoop):
     def checkpoint(self, epoch: int, samples: int) -> None:
         if self.ctx.checkpoint_dir is None or self.ctx.rank != 0:
             return
-        self.ctx.save_checkpoint({
-            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": rng_state(self.device), "epoch": epoch,
-            "samples": samples, "step": self.step, "config": self.cfg.to_dict(),
-        })
+        self.ctx.save_checkpoint(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": rng_state(self.device),
+                "epoch": epoch,
+                "samples": samples,
+                "step": self.step,
+                "config": self.cfg.to_dict(),
+            }
+        )
 
     def after_step(self, epoch: int, samples: int) -> None:
         if self.step % self.cfg.checkpoint_every == 0:

@@ -29,8 +29,11 @@ def publish(client: Any, run_id: str, ranks: dict[str, int]) -> None:
     """Record that ``run_id``'s rank ``ranks[address]`` runs on worker ``address``."""
     if not isinstance(run_id, str) or not run_id:
         raise ConfigError(f"run_id must be a non-empty string, got {run_id!r}")
-    bad = {a: r for a, r in ranks.items()
-           if not isinstance(a, str) or isinstance(r, bool) or not isinstance(r, int) or r < 0}
+    bad = {
+        a: r
+        for a, r in ranks.items()
+        if not isinstance(a, str) or isinstance(r, bool) or not isinstance(r, int) or r < 0
+    }
     if bad:
         raise ConfigError(
             f"placement must map worker addresses (str) to ranks (int >= 0); bad entries: {bad!r}"
@@ -45,8 +48,12 @@ def clear(client: Any, run_id: str) -> None:
     if getattr(client, "status", None) != "running":
         return
     try:  # bounded: a scheduler that just died would otherwise be retried for the connect timeout
-        client.sync(client.scheduler.set_metadata, keys=[ROOT, run_id], value={},
-                    callback_timeout=CLEAR_TIMEOUT_S)
+        client.sync(
+            client.scheduler.set_metadata,
+            keys=[ROOT, run_id],
+            value={},
+            callback_timeout=CLEAR_TIMEOUT_S,
+        )
     except (OSError, RuntimeError, TimeoutError):  # CommClosedError is an OSError
         pass
 

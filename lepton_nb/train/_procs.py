@@ -73,7 +73,10 @@ class Zygote:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lepton_nb.train._child", str(theirs.fileno()), *warm],
-            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         theirs.close()
         self.ctl = ours
         self.lock = threading.Lock()
@@ -117,9 +120,13 @@ class Child:
             os.kill(self.pid, signal.SIGKILL)
         self.conn.close()
 
-    def call(self, fn: Callable[..., Any], args: tuple[Any, ...],
-             on_event: Callable[[Any], None] | None = None,
-             relay: Sequence[Any] = ()) -> Any:
+    def call(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        on_event: Callable[[Any], None] | None = None,
+        relay: Sequence[Any] = (),
+    ) -> Any:
         """Run ``fn(*args)`` in the child; relay its events; return its result or raise."""
         objs = dict(enumerate(relay))
         try:
@@ -140,15 +147,19 @@ class Child:
         except (EOFError, ConnectionError):
             raise RankProcessError(
                 f"the rank's process (pid {self.pid}) ended before returning a result "
-                "(killed, out of memory or crashed; see the worker's log)") from None
+                "(killed, out of memory or crashed; see the worker's log)"
+            ) from None
         finally:
             self.kill()
 
     def _relay(self, objs: dict[int, Any], key: int, method: str, args: tuple[Any, ...]) -> None:
         try:
             out = getattr(objs[key], method)(*args)
-            reply: tuple[Any, ...] = ("reply", True, out.result() if hasattr(out, "result")
-                                      else out)
+            reply: tuple[Any, ...] = (
+                "reply",
+                True,
+                out.result() if hasattr(out, "result") else out,
+            )
         except Exception as e:  # noqa: BLE001 - handed to the child, which raises it
             reply = ("reply", False, e)
         self.conn.send_bytes(_dumps(reply, {}))
@@ -176,9 +187,13 @@ def prewarm(warm: Sequence[str] = RANK_WARM) -> Zygote:
         return z
 
 
-def run_in_process(fn: Callable[..., Any], *args: Any,
-                   on_event: Callable[[Any], None] | None = None,
-                   relay: Sequence[Any] = (), warm: Sequence[str] = RANK_WARM) -> Any:
+def run_in_process(
+    fn: Callable[..., Any],
+    *args: Any,
+    on_event: Callable[[Any], None] | None = None,
+    relay: Sequence[Any] = (),
+    warm: Sequence[str] = RANK_WARM,
+) -> Any:
     """Run ``fn(*args)`` in a new child process forked from this worker's fork server (which
     imported ``warm`` once), forwarding what the child :func:`emit`-s to ``on_event``; returns
     ``fn``'s result or raises its exception.  Objects in ``relay`` reach the child as proxies
@@ -235,5 +250,13 @@ class Done:
         return self.value
 
 
-__all__ = ["RANK_WARM", "Child", "RankProcessError", "Zygote", "emit", "in_child", "prewarm",
-           "run_in_process"]
+__all__ = [
+    "RANK_WARM",
+    "Child",
+    "RankProcessError",
+    "Zygote",
+    "emit",
+    "in_child",
+    "prewarm",
+    "run_in_process",
+]

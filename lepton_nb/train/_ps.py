@@ -38,9 +38,14 @@ SYNC_WAIT_S = 120.0
 class ParameterServer:
     """Holds the global parameters and optimizer; lives on one worker as a Dask Actor."""
 
-    def __init__(self, payload: Payload, world_size: int, mode: str,
-                 checkpoint_dir: str | None = None,
-                 storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        payload: Payload,
+        world_size: int,
+        mode: str,
+        checkpoint_dir: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
         import torch
 
         torch.set_num_threads(1)
@@ -86,8 +91,11 @@ class ParameterServer:
         """What a checkpoint holds of the server: parameters, optimizer state, version."""
         import copy
 
-        return {"model": copy.deepcopy(self.model.state_dict()),
-                "optimizer": copy.deepcopy(self.opt.state_dict()), "step": self.version}
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "optimizer": copy.deepcopy(self.opt.state_dict()),
+            "step": self.version,
+        }
 
     async def push_sync(self, rank: int, grads: list[Any]) -> tuple[int, list[Any] | None, bool]:
         """(version, parameters, stop): with ``stop`` the gradient was not applied and the
@@ -113,8 +121,9 @@ class ParameterServer:
                 return self.version, None, True
         return self.version, self._snapshot(), False
 
-    def push_async(self, rank: int, grads: list[Any],
-                   version: int) -> tuple[int, list[Any] | None, int, bool]:
+    def push_async(
+        self, rank: int, grads: list[Any], version: int
+    ) -> tuple[int, list[Any] | None, int, bool]:
         if self._stop:
             return self.version, None, 0, True
         stale = self.version - version
@@ -139,9 +148,12 @@ class ParameterServer:
 
     def stats(self) -> dict[str, Any]:
         s = self.staleness
-        return {"updates": self.version, "dropped": self.dropped,
-                "max_staleness": max(s) if s else 0,
-                "mean_staleness": sum(s) / len(s) if s else 0.0}
+        return {
+            "updates": self.version,
+            "dropped": self.dropped,
+            "max_staleness": max(s) if s else 0,
+            "mean_staleness": sum(s) / len(s) if s else 0.0,
+        }
 
     async def finish(self, rank: int) -> tuple[int, list[Any] | None]:
         """A barrier at the end: returns the final parameters once every rank has finished
@@ -196,7 +208,8 @@ class ParameterServerLoop(RankLoop):
             self.version, values, stop = self.server.push_sync(self.ctx.rank, grads).result()
         else:
             self.version, values, stale, stop = self.server.push_async(
-                self.ctx.rank, grads, self.version).result()
+                self.ctx.rank, grads, self.version
+            ).result()
             self.stale_max = max(self.stale_max, stale)
         if stop:
             self._leave(*self.place)
@@ -220,8 +233,14 @@ class ParameterServerLoop(RankLoop):
         # data (the server cannot step again before rank 0 pushes)
         if self.ctx.checkpoint_dir is None or self.ctx.rank != 0:
             return
-        self.ctx.save_checkpoint({**self.server.state().result(), "epoch": epoch,
-                                  "samples": samples, "config": self.cfg.to_dict()})
+        self.ctx.save_checkpoint(
+            {
+                **self.server.state().result(),
+                "epoch": epoch,
+                "samples": samples,
+                "config": self.cfg.to_dict(),
+            }
+        )
 
     def after_step(self, epoch: int, samples: int) -> None:
         every = self.cfg.checkpoint_every
@@ -245,8 +264,9 @@ class ParameterServerLoop(RankLoop):
         if self.ctx.rank == 0:
             _load(self.params, values)
             if not self.sync and self.val_ds is not None:  # metrics of the model fit returns
-                out["metrics"] = evaluate(self.model, self.val_ds, self.loss_fn, self.cfg,
-                                          self.device)
+                out["metrics"] = evaluate(
+                    self.model, self.val_ds, self.loss_fn, self.cfg, self.device
+                )
             out["state_dict"] = self.state_dict()
         return out
 
@@ -267,9 +287,11 @@ class ParameterServerStrategy(Strategy):
     # fp16 needs loss scaling, and the server would average raw, possibly underflowed or inf,
     # gradients into its weights; bf16 has fp32's range and needs none.
     precisions = ("fp32", "bf16")
-    precision_note = (": the parameter server has no loss scaling, so underflowed or inf fp16 "
-                      "gradients would be averaged into its weights; use 'bf16' (fp32's range, "
-                      "no scaling needed) or strategy='ddp'")
+    precision_note = (
+        ": the parameter server has no loss scaling, so underflowed or inf fp16 "
+        "gradients would be averaged into its weights; use 'bf16' (fp32's range, "
+        "no scaling needed) or strategy='ddp'"
+    )
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
@@ -277,10 +299,18 @@ class ParameterServerStrategy(Strategy):
 
     def prepare(self, client: Any, specs: list[Any], payload: Payload) -> Payload:
         data = client.scatter(payload, workers=[specs[0].address], hash=False)
-        server = client.submit(ParameterServer, data, len(specs), self.mode,
-                               specs[0].checkpoint_dir, specs[0].storage_options, actor=True,
-                               workers=[specs[0].address], allow_other_workers=False,
-                               pure=False).result(timeout=120)
+        server = client.submit(
+            ParameterServer,
+            data,
+            len(specs),
+            self.mode,
+            specs[0].checkpoint_dir,
+            specs[0].storage_options,
+            actor=True,
+            workers=[specs[0].address],
+            allow_other_workers=False,
+            pure=False,
+        ).result(timeout=120)
         return replace(payload, extra={**payload.extra, "server": server, "mode": self.mode})
 
     def body(self, ctx: TrainContext, payload: Payload) -> dict[str, Any]:

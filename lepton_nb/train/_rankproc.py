@@ -36,8 +36,7 @@ def current_context() -> TrainContext | None:
     return _current
 
 
-def _write(f: IO[bytes], obj: Any, lock: threading.Lock | None = None,
-           plain: bool = False) -> None:
+def _write(f: IO[bytes], obj: Any, lock: threading.Lock | None = None, plain: bool = False) -> None:
     import pickle
 
     import cloudpickle
@@ -67,16 +66,24 @@ class RankProcessError(TrainingError):
     child_traceback: str = ""
 
 
-def run_in_child(fn: Callable[[TrainContext], Any], ctx_fields: Mapping[str, Any],
-                 env: Mapping[str, str], sink: Callable[[Event], None]) -> Any:
+def run_in_child(
+    fn: Callable[[TrainContext], Any],
+    ctx_fields: Mapping[str, Any],
+    env: Mapping[str, str],
+    sink: Callable[[Event], None],
+) -> Any:
     """Run ``fn(ctx)`` in a fresh interpreter with ``env`` added to this process's environment;
     ``sink`` receives each reported event; returns what ``fn`` returned, or raises
     :class:`RankProcessError` (a :class:`LeptonError` raised in the child keeps its class)."""
     r, w = os.pipe()
     child_env = {**os.environ, **env}
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "lepton_nb.train._rankproc", str(w)],
-                                stdin=subprocess.PIPE, env=child_env, pass_fds=(w,))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lepton_nb.train._rankproc", str(w)],
+            stdin=subprocess.PIPE,
+            env=child_env,
+            pass_fds=(w,),
+        )
     finally:
         os.close(w)
     outcome: tuple[str, Any] | None = None
@@ -104,8 +111,10 @@ def run_in_child(fn: Callable[[TrainContext], Any], ctx_fields: Mapping[str, Any
         with contextlib.suppress(OSError):
             proc.stdin.close()
     if outcome is None:
-        raise RankProcessError(f"the rank process (pid {proc.pid}) exited with code "
-                               f"{proc.returncode} before returning; see the worker's log")
+        raise RankProcessError(
+            f"the rank process (pid {proc.pid}) exited with code "
+            f"{proc.returncode} before returning; see the worker's log"
+        )
     kind, value = outcome
     if kind == "result":
         return value
@@ -154,8 +163,10 @@ def _main(fd: int) -> None:
     try:
         _write(out, ("result", result), lock)
     except Exception as e:  # noqa: BLE001 - an unpicklable return value
-        why = (f"train_fn's return value could not be sent back ({e}); return plain values "
-               "(numbers, lists, dicts, numpy arrays), not models or tensors")
+        why = (
+            f"train_fn's return value could not be sent back ({e}); return plain values "
+            "(numbers, lists, dicts, numpy arrays), not models or tensors"
+        )
         _write(out, ("error", (type(e).__name__, why, "", "returning from train_fn", None)), lock)
     out.close()
     sys.stdout.flush()

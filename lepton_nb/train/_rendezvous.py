@@ -118,8 +118,9 @@ def _tune_malloc(on: bool) -> Callable[[], None]:
     return undo
 
 
-def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
-              sink: Sink | None = None) -> dict[str, Any]:
+def rank_task(
+    spec: RankSpec, strategy: Strategy, payload: Any, sink: Sink | None = None
+) -> dict[str, Any]:
     """The body of one rank's Dask task: the rank runs in a child process of the worker (see
     :mod:`lepton_nb.train._procs`) when ``strategy.rank_process``, else in the task's thread.
     With ``sink`` (the in-process ``single`` rank) it runs here, events going to ``sink``."""
@@ -138,20 +139,36 @@ def rank_task(spec: RankSpec, strategy: Strategy, payload: Any,
     flag = None if spec.elastic is None else StopFlag(spec.elastic)
     with stop_with_worker():
         if not strategy.rank_process:
-            return run_rank(spec, strategy, payload, log, threads=spec.threads, in_worker=True,
-                            flag=flag)
+            return run_rank(
+                spec, strategy, payload, log, threads=spec.threads, in_worker=True, flag=flag
+            )
         from lepton_nb.train import _procs
 
         relay = strategy.relay(payload) + ([] if flag is None else [flag])
         out: dict[str, Any] = _procs.run_in_process(
-            run_rank, spec, strategy, payload, _procs.emit, spec.threads, False, flag,
-            on_event=log, relay=relay)
+            run_rank,
+            spec,
+            strategy,
+            payload,
+            _procs.emit,
+            spec.threads,
+            False,
+            flag,
+            on_event=log,
+            relay=relay,
+        )
     return out
 
 
-def run_rank(spec: RankSpec, strategy: Strategy, payload: Any, sink: Sink,
-             threads: int | None = None, in_worker: bool = False,
-             flag: Any = None) -> dict[str, Any]:
+def run_rank(
+    spec: RankSpec,
+    strategy: Strategy,
+    payload: Any,
+    sink: Sink,
+    threads: int | None = None,
+    in_worker: bool = False,
+    flag: Any = None,
+) -> dict[str, Any]:
     """One rank, in the current thread: environment, process group (if
     ``strategy.init_group``), ``strategy.body``, teardown.  ``threads``: torch's intra-op
     threads (the worker's thread budget, not every core per rank); ``in_worker``: in a Dask
@@ -163,8 +180,9 @@ def run_rank(spec: RankSpec, strategy: Strategy, payload: Any, sink: Sink,
         torch.set_num_threads(threads)
     device = pick_device(spec.local_rank, spec.own_gpu_first)
     local_rank = env_local_rank(device, spec.local_rank)  # a valid device index on GPUs
-    env = torchrun_env(spec.rank, spec.world_size, local_rank, spec.local_world,
-                       spec.master_addr, spec.master_port)
+    env = torchrun_env(
+        spec.rank, spec.world_size, local_rank, spec.local_world, spec.master_addr, spec.master_port
+    )
     iface = _iface_for(spec.host)
     if iface and "GLOO_SOCKET_IFNAME" not in os.environ:
         env["GLOO_SOCKET_IFNAME"] = iface
@@ -175,17 +193,28 @@ def run_rank(spec: RankSpec, strategy: Strategy, payload: Any, sink: Sink,
     os.environ.update(env)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    ctx = TrainContext(rank=spec.rank, world_size=spec.world_size, local_rank=local_rank,
-                       device=device, run_id=spec.run_id, attempt=spec.attempt,
-                       checkpoint_dir=spec.checkpoint_dir, worker_address=spec.address,
-                       sink=sink, storage_options=spec.storage_options, elastic=flag,
-                       boundary_on_save=isinstance(strategy, FunctionStrategy))
+    ctx = TrainContext(
+        rank=spec.rank,
+        world_size=spec.world_size,
+        local_rank=local_rank,
+        device=device,
+        run_id=spec.run_id,
+        attempt=spec.attempt,
+        checkpoint_dir=spec.checkpoint_dir,
+        worker_address=spec.address,
+        sink=sink,
+        storage_options=spec.storage_options,
+        elastic=flag,
+        boundary_on_save=isinstance(strategy, FunctionStrategy),
+    )
     restore_malloc = _tune_malloc(in_worker)
     try:
         if strategy.init_group:
             dist.init_process_group(
-                backend, init_method=f"tcp://{spec.master_addr}:{spec.master_port}",
-                rank=spec.rank, world_size=spec.world_size,
+                backend,
+                init_method=f"tcp://{spec.master_addr}:{spec.master_port}",
+                rank=spec.rank,
+                world_size=spec.world_size,
                 timeout=timedelta(seconds=group_timeout_s(backend, spec.timeout_s)),
             )
         result = strategy.body(ctx, payload)

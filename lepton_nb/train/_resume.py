@@ -21,8 +21,11 @@ log = logging.getLogger("lepton_nb.train")
 _warned: set[str] = set()
 
 
-def checkpoint_location(checkpoint_dir: str | None, storage_options: dict[str, Any] | None,
-                        workers: dict[str, dict[str, Any]] | None) -> str | None:
+def checkpoint_location(
+    checkpoint_dir: str | None,
+    storage_options: dict[str, Any] | None,
+    workers: dict[str, dict[str, Any]] | None,
+) -> str | None:
     """The checked checkpoint URL/path (``checkpoint_dir``, else dask config
     ``lepton.storage.checkpoints``), or None when neither is set."""
     url = checkpoint_dir if checkpoint_dir is not None else default_checkpoints()
@@ -59,12 +62,14 @@ def _warn_local(path: str | None, workers: dict[str, dict[str, Any]]) -> None:
         "if rank 0's host is lost, training restarts from step 0. Give a URL every host can "
         "reach, e.g. checkpoint_dir='s3://bucket/run' (with storage_options= or AWS_* variables)"
         ", or set it once in dask config `lepton.storage.checkpoints`",
-        UserWarning, stacklevel=3,
+        UserWarning,
+        stacklevel=3,
     )
 
 
-def announce_resume(hub: Any, checkpoint_dir: str | None,
-                    storage_options: dict[str, Any] | None) -> int | None:
+def announce_resume(
+    hub: Any, checkpoint_dir: str | None, storage_options: dict[str, Any] | None
+) -> int | None:
     """If a checkpoint is waiting at ``checkpoint_dir``: log it, add a ``resume`` row to the
     history and return its step."""
     state = latest_state(checkpoint_dir, storage_options)
@@ -72,10 +77,24 @@ def announce_resume(hub: Any, checkpoint_dir: str | None,
         return None
     step, epoch = int(state.get("step", 0)), state.get("epoch")
     url = str(location(checkpoint_dir or ""))
-    log.warning("resuming from the checkpoint at %s (step %d, epoch %s); use another "
-                "checkpoint_dir to start from scratch", url, step, epoch)
-    hub.push({"kind": "resume", "rank": -1, "step": step, "epoch": epoch, "time": time.time(),
-              "attempt": 0, "checkpoint": url})
+    log.warning(
+        "resuming from the checkpoint at %s (step %d, epoch %s); use another "
+        "checkpoint_dir to start from scratch",
+        url,
+        step,
+        epoch,
+    )
+    hub.push(
+        {
+            "kind": "resume",
+            "rank": -1,
+            "step": step,
+            "epoch": epoch,
+            "time": time.time(),
+            "attempt": 0,
+            "checkpoint": url,
+        }
+    )
     return step
 
 

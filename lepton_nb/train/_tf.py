@@ -31,8 +31,12 @@ from lepton_nb.train.strategy import FunctionStrategy
 INSTALL = 'pip install "lepton-nb[tf]"'
 RESUME_FILE = "lepton-keras.json"  # last finished epoch, written by LeptonCallback on rank 0
 _MODULES = ("tensorflow", "tf_keras")
-_SCOPE_MARKS = ("strategy scope", "distribution strategy scope", "strategy.scope()",
-                "was not created in the distribution strategy")
+_SCOPE_MARKS = (
+    "strategy scope",
+    "distribution strategy scope",
+    "strategy.scope()",
+    "was not created in the distribution strategy",
+)
 
 
 def _installed(name: str) -> bool:
@@ -48,7 +52,8 @@ def require() -> None:
     if missing:
         raise ConfigError(
             f"framework='tensorflow' needs {' and '.join(missing)}, not installed here; "
-            f"install the tf extra: {INSTALL} (on NVIDIA GPUs add tensorflow[and-cuda])")
+            f"install the tf extra: {INSTALL} (on NVIDIA GPUs add tensorflow[and-cuda])"
+        )
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,9 @@ class TFCluster:
     workers: tuple[str, ...]
 
     def tf_config(self, index: int) -> str:
-        return json.dumps({"cluster": {"worker": list(self.workers)},
-                           "task": {"type": "worker", "index": index}})
+        return json.dumps(
+            {"cluster": {"worker": list(self.workers)}, "task": {"type": "worker", "index": index}}
+        )
 
 
 def _hostport(host: str, port: int) -> str:
@@ -77,7 +83,8 @@ def checkpoint_location(checkpoint_dir: str | None) -> Iterator[str]:
             raise ConfigError(
                 f"checkpoint_dir={where!r}: Keras BackupAndRestore writes through tf.io.gfile, "
                 "which reads local paths and gs:// (s3:// needs tensorflow-io); use a shared "
-                "local or gs:// directory for framework='tensorflow'")
+                "local or gs:// directory for framework='tensorflow'"
+            )
         yield where
         return
     tmp = tempfile.mkdtemp(prefix="lepton-keras-")
@@ -139,8 +146,12 @@ class KerasStrategy(FunctionStrategy):
 
     def prepare(self, client: Any, specs: list[Any], payload: Any) -> TFCluster:
         """Client side, once per attempt: a free port on each rank's own worker."""
-        futures = [client.submit(free_port, s.host, workers=[s.address],
-                                 allow_other_workers=False, pure=False) for s in specs]
+        futures = [
+            client.submit(
+                free_port, s.host, workers=[s.address], allow_other_workers=False, pure=False
+            )
+            for s in specs
+        ]
         ports = client.gather(futures)
         return TFCluster(tuple(_hostport(s.host, p) for s, p in zip(specs, ports, strict=True)))
 
@@ -148,17 +159,25 @@ class KerasStrategy(FunctionStrategy):
         """Runs in the worker's task: start this rank's process and relay its events."""
         from lepton_nb.train._rankproc import run_in_child
 
-        env = {"TF_USE_LEGACY_KERAS": "1",
-               "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        env = {
+            "TF_USE_LEGACY_KERAS": "1",
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        }
         if isinstance(payload, TFCluster):  # None for the in-process rank (no cluster)
             env["TF_CONFIG"] = payload.tf_config(ctx.rank)
-        fields = {"rank": ctx.rank, "world_size": ctx.world_size, "local_rank": ctx.local_rank,
-                  "device": str(ctx.device), "run_id": ctx.run_id, "attempt": ctx.attempt,
-                  "checkpoint_dir": ctx.checkpoint_dir, "worker_address": ctx.worker_address}
+        fields = {
+            "rank": ctx.rank,
+            "world_size": ctx.world_size,
+            "local_rank": ctx.local_rank,
+            "device": str(ctx.device),
+            "run_id": ctx.run_id,
+            "attempt": ctx.attempt,
+            "checkpoint_dir": ctx.checkpoint_dir,
+            "worker_address": ctx.worker_address,
+        }
         relay = _Relay(ctx)
         try:
-            return run_in_child(partial(_call_checked, train_fn=self.train_fn), fields, env,
-                                relay)
+            return run_in_child(partial(_call_checked, train_fn=self.train_fn), fields, env, relay)
         finally:
             relay.flush()
 
@@ -174,8 +193,10 @@ def _call_checked(ctx: TrainContext, train_fn: Callable[[TrainContext], Any]) ->
         return train_fn(ctx)
     except ImportError as e:
         if (e.name or "").split(".")[0] in _MODULES:
-            raise ConfigError(f"{e.name} is not installed on worker {ctx.worker_address}; "
-                              f"install the tf extra there: {INSTALL}") from None
+            raise ConfigError(
+                f"{e.name} is not installed on worker {ctx.worker_address}; "
+                f"install the tf extra there: {INSTALL}"
+            ) from None
         raise
     except (ValueError, RuntimeError) as e:
         text = str(e)
@@ -183,14 +204,23 @@ def _call_checked(ctx: TrainContext, train_fn: Callable[[TrainContext], Any]) ->
             raise ConfigError(
                 "train_fn must create tf.distribute.MultiWorkerMirroredStrategy() first, before "
                 "any TensorFlow op or Keras model, then build and compile the model inside "
-                f"`with strategy.scope():`.  TensorFlow said: {text[:300]}") from None
+                f"`with strategy.scope():`.  TensorFlow said: {text[:300]}"
+            ) from None
         if any(m in text for m in _SCOPE_MARKS):
             raise ConfigError(
                 "train_fn must build and compile its Keras model inside the strategy's scope: "
                 "strategy = tf.distribute.MultiWorkerMirroredStrategy(); with strategy.scope(): "
-                f"model = ...; model.compile(...).  TensorFlow said: {text[:400]}") from None
+                f"model = ...; model.compile(...).  TensorFlow said: {text[:400]}"
+            ) from None
         raise
 
 
-__all__ = ["INSTALL", "RESUME_FILE", "KerasStrategy", "TFCluster", "checkpoint_location",
-           "require", "resume_step"]
+__all__ = [
+    "INSTALL",
+    "RESUME_FILE",
+    "KerasStrategy",
+    "TFCluster",
+    "checkpoint_location",
+    "require",
+    "resume_step",
+]

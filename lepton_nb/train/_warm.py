@@ -21,8 +21,9 @@ import lepton_nb.train.strategies  # noqa: F401
 
 def _warm_kernels() -> None:
     torch.set_num_threads(1)
-    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                        nn.Linear(4 * 3 * 3, 10))
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 3 * 3, 10)
+    )
     opt = torch.optim.Adam(net.parameters())
     x, y = torch.randn(2, 1, 8, 8), torch.tensor([1, 2])
     F.cross_entropy(net(x), y).backward()

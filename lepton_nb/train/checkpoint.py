@@ -22,8 +22,11 @@ from lepton_nb.errors import CheckpointError
 LATEST = "latest.pt"
 
 
-def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str],
-                    storage_options: dict[str, Any] | None = None) -> Path | str:
+def save_checkpoint(
+    state: dict[str, Any],
+    path: str | os.PathLike[str],
+    storage_options: dict[str, Any] | None = None,
+) -> Path | str:
     """Write ``state`` atomically to ``path``, a local path or an fsspec URL (see
     :mod:`lepton_nb._storage`): serialized in memory first, so a failure writes nothing."""
     import torch
@@ -35,8 +38,9 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str],
     return loc.local_path if loc.is_local and not is_url(loc.url) else loc.url
 
 
-def load_checkpoint(path: str | os.PathLike[str] | Location,
-                    storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike[str] | Location, storage_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; errors name the file and the fix."""
     import torch
 
@@ -76,8 +80,9 @@ def latest_path(checkpoint_dir: str | os.PathLike[str]) -> Path | str:
     return loc.local_path if loc.is_local and not is_url(loc.url) else loc.url
 
 
-def latest_state(checkpoint_dir: str | os.PathLike[str] | None,
-                 storage_options: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def latest_state(
+    checkpoint_dir: str | os.PathLike[str] | None, storage_options: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """The latest checkpoint under ``checkpoint_dir``, or None when there is none."""
     if checkpoint_dir is None:
         return None
@@ -126,5 +131,11 @@ def set_rng_state(state: dict[str, Any], device: Any = None) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-__all__ = ["LATEST", "latest_path", "latest_state", "load_checkpoint", "rng_state",
-           "save_checkpoint"]
+__all__ = [
+    "LATEST",
+    "latest_path",
+    "latest_state",
+    "load_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+]

@@ -130,9 +130,11 @@ class FitConfig:
         check_elastic(self.min_workers, self.max_workers, self.wait_timeout_s)
         if self.elastic:
             if self.strategy == "single":
-                raise ConfigError("min_workers/max_workers need a cluster strategy ('ddp', "
-                                  "'ps-sync', 'ps-async'); strategy='single' trains in this "
-                                  "process and cannot grow or shrink")
+                raise ConfigError(
+                    "min_workers/max_workers need a cluster strategy ('ddp', "
+                    "'ps-sync', 'ps-async'); strategy='single' trains in this "
+                    "process and cannot grow or shrink"
+                )
             check_divides(self.batch_size, self.min_workers or 1, self.max_workers)
         if self.precision not in PRECISIONS:
             raise ConfigError(
@@ -145,20 +147,25 @@ def _whole(v: Any) -> bool:
     return v is None or (isinstance(v, int) and not isinstance(v, bool))
 
 
-def check_elastic(min_workers: int | None, max_workers: int | None,
-                  wait_timeout_s: float) -> None:
+def check_elastic(min_workers: int | None, max_workers: int | None, wait_timeout_s: float) -> None:
     """The elastic bounds of ``fit``/``run``: each a :class:`ConfigError` before anything
     starts."""
     for name, v in (("min_workers", min_workers), ("max_workers", max_workers)):
         if not _whole(v) or (v is not None and v < 1):
             raise ConfigError(f"{name} must be a whole number >= 1 or None, got {v!r}")
     if min_workers is not None and max_workers is not None and max_workers < min_workers:
-        raise ConfigError(f"max_workers={max_workers} is below min_workers={min_workers}; "
-                          "the world may grow up to max_workers, so it must be >= min_workers")
-    if (not isinstance(wait_timeout_s, (int, float)) or isinstance(wait_timeout_s, bool)
-            or not wait_timeout_s > 0):
-        raise ConfigError(f"wait_timeout_s must be a positive number of seconds, "
-                          f"got {wait_timeout_s!r}")
+        raise ConfigError(
+            f"max_workers={max_workers} is below min_workers={min_workers}; "
+            "the world may grow up to max_workers, so it must be >= min_workers"
+        )
+    if (
+        not isinstance(wait_timeout_s, (int, float))
+        or isinstance(wait_timeout_s, bool)
+        or not wait_timeout_s > 0
+    ):
+        raise ConfigError(
+            f"wait_timeout_s must be a positive number of seconds, got {wait_timeout_s!r}"
+        )
 
 
 def check_divides(batch_size: int, low: int, high: int | None) -> None:
@@ -174,7 +181,8 @@ def check_divides(batch_size: int, low: int, high: int | None) -> None:
             f"batch_size={batch_size} is the global batch and an elastic fit keeps it, so "
             f"each rank takes batch_size / world samples; world sizes {bad} (between "
             f"min_workers and max_workers) do not divide it. Use a multiple of {lcm} "
-            f"(e.g. batch_size={lcm * max(1, round(batch_size / lcm))}) or narrow the range")
+            f"(e.g. batch_size={lcm * max(1, round(batch_size / lcm))}) or narrow the range"
+        )
 
 
 def validate_names(loss: Any, optimizer: Any) -> None:

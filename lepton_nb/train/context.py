@@ -94,8 +94,9 @@ class TrainContext:
             get_worker().log_event(self.topic, event)
         return event
 
-    def report(self, step: int | None = None, epoch: int | None = None, kind: str = "step",
-               **metrics: Any) -> None:
+    def report(
+        self, step: int | None = None, epoch: int | None = None, kind: str = "step", **metrics: Any
+    ) -> None:
         """Send metrics (``loss=..., lr=...``) to the client's callbacks and the history."""
         if step is None:
             self._step += 1
@@ -142,8 +143,14 @@ class TrainContext:
         return latest_state(self.checkpoint_dir, self.storage_options)
 
 
-def torchrun_env(rank: int, world_size: int, local_rank: int, local_world: int,
-                 master_addr: str, master_port: int) -> dict[str, str]:
+def torchrun_env(
+    rank: int,
+    world_size: int,
+    local_rank: int,
+    local_world: int,
+    master_addr: str,
+    master_port: int,
+) -> dict[str, str]:
     return {
         "RANK": str(rank),
         "WORLD_SIZE": str(world_size),

@@ -41,7 +41,11 @@ class Framework:
 FRAMEWORKS: Registry[Framework] = Registry("framework")
 FRAMEWORKS.add("torch", Framework("torch", FunctionStrategy))
 FRAMEWORKS.add("pytorch", FRAMEWORKS.get("torch"))
-FRAMEWORKS.add("tensorflow", Framework("tensorflow", _tf.KerasStrategy, require=_tf.require,
-                                       location=_tf.checkpoint_location))
+FRAMEWORKS.add(
+    "tensorflow",
+    Framework(
+        "tensorflow", _tf.KerasStrategy, require=_tf.require, location=_tf.checkpoint_location
+    ),
+)
 
 __all__ = ["FRAMEWORKS", "Framework"]

@@ -116,8 +116,9 @@ class RankLoop:
             return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
 
     def report(self, meter: Meter, epoch: int) -> None:
-        self.ctx.report(step=self.report_step(), epoch=epoch, **self.step_metrics(),
-                        **meter.flush(self.lr()))
+        self.ctx.report(
+            step=self.report_step(), epoch=epoch, **self.step_metrics(), **meter.flush(self.lr())
+        )
 
     def run(self) -> dict[str, Any]:
         ctx, cfg, device = self.ctx, self.cfg, self.device
@@ -157,8 +158,11 @@ class RankLoop:
             self.end_epoch(epoch)
             if epoch + 1 < cfg.epochs:
                 self._world_boundary(meter, epoch)
-        out = {"step": self.report_step(), "metrics": self.last_val,
-               "steps_per_epoch": self.steps_per_epoch}
+        out = {
+            "step": self.report_step(),
+            "metrics": self.last_val,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
         return self.finish(out)
 
 

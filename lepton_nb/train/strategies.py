@@ -18,8 +18,12 @@ from lepton_nb.train.strategy import Strategy
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 
-for _s in (SingleStrategy(), DDPStrategy(), ParameterServerStrategy("sync"),
-           ParameterServerStrategy("async")):
+for _s in (
+    SingleStrategy(),
+    DDPStrategy(),
+    ParameterServerStrategy("sync"),
+    ParameterServerStrategy("async"),
+):
     STRATEGIES.add(_s.name, _s)
 
 
@@ -27,12 +31,15 @@ def resolve_strategy(strategy: str | Strategy) -> Strategy:
     """A registered name or a :class:`Strategy` instance; anything else is a ConfigError."""
     if isinstance(strategy, Strategy):
         if not strategy.name:
-            raise ConfigError(f"{type(strategy).__name__} has no name; set the class "
-                              "attribute name = '...'")
+            raise ConfigError(
+                f"{type(strategy).__name__} has no name; set the class attribute name = '...'"
+            )
         return strategy
     if not isinstance(strategy, str):
-        raise ConfigError(f"strategy must be a name ({', '.join(STRATEGIES.names())}) or a "
-                          f"lepton_nb.train.Strategy, got {type(strategy).__name__}")
+        raise ConfigError(
+            f"strategy must be a name ({', '.join(STRATEGIES.names())}) or a "
+            f"lepton_nb.train.Strategy, got {type(strategy).__name__}"
+        )
     try:
         return STRATEGIES.get(strategy)
     except NotFoundError as e:

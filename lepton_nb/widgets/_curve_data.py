@@ -18,8 +18,9 @@ from lepton_nb.widgets._curve_series import EmaCache, Series, StepAgg, downsampl
 # Keys that describe an event rather than measure something; DESCRIPTIVE ones are kept in
 # the history.  ``worker`` is the sender's address, which the scheduler adds to every event a
 # worker relays one at a time (``Scheduler.log_worker_event``): not a metric, not a bad value.
-DESCRIPTIVE = frozenset({"attempt", "reason", "message", "worker", "world_size", "old_size",
-                         "new_size", "restart"})
+DESCRIPTIVE = frozenset(
+    {"attempt", "reason", "message", "worker", "world_size", "old_size", "new_size", "restart"}
+)
 RESERVED = frozenset({"kind", "rank", "step", "epoch", "time"}) | DESCRIPTIVE
 # metric -> (panel, secondary y axis); anything else goes on the second panel's primary axis.
 PLACEMENT: dict[str, tuple[int, bool]] = {
@@ -243,7 +244,7 @@ class CurveData:
     def traces(self) -> list[TraceInfo]:
         """The traces to draw, in a stable order (new metrics append at the end)."""
         out: list[TraceInfo] = []
-        for (key, rank) in sorted(self._rank, key=lambda kr: (kr[0] != "loss", kr)):
+        for key, rank in sorted(self._rank, key=lambda kr: (kr[0] != "loss", kr)):
             if key == "loss":
                 out.append(TraceInfo(f"rank{rank}:loss", f"rank {rank}", "rank", 1, False, rank))
         for key in sorted(self._agg, key=lambda k: k != "loss"):

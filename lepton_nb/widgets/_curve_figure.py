@@ -12,8 +12,12 @@ if TYPE_CHECKING:
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 # (panel, secondary) -> plotly axis ids, matching make_subplots(rows=2, secondary_y=True)
-AXES = {(1, False): ("x", "y"), (1, True): ("x", "y2"), (2, False): ("x2", "y3"),
-        (2, True): ("x2", "y4")}
+AXES = {
+    (1, False): ("x", "y"),
+    (1, True): ("x", "y2"),
+    (2, False): ("x2", "y3"),
+    (2, True): ("x2", "y4"),
+}
 PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692"]
 
 
@@ -21,12 +25,19 @@ def base_figure(title: str, height: int) -> go.Figure:
     from plotly.subplots import make_subplots
 
     fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.07, row_heights=[0.68, 0.32],
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.07,
+        row_heights=[0.68, 0.32],
         specs=[[{"secondary_y": True}], [{"secondary_y": True}]],
     )
     fig.update_layout(
-        title={"text": title, "x": 0.01}, height=height, hovermode="x unified",
-        margin={"l": 60, "r": 60, "t": 50, "b": 40}, template="plotly_white",
+        title={"text": title, "x": 0.01},
+        height=height,
+        hovermode="x unified",
+        margin={"l": 60, "r": 60, "t": 50, "b": 40},
+        template="plotly_white",
         legend={"orientation": "h", "y": -0.12},
     )
     fig.update_yaxes(title_text="loss", row=1, col=1, secondary_y=False)
@@ -34,8 +45,15 @@ def base_figure(title: str, height: int) -> go.Figure:
     fig.update_yaxes(title_text="samples/s", row=2, col=1, secondary_y=False)
     # From zero: plotly pads a constant series by +-1 (1e-3 drawn on -0.98..0.80), and an lr
     # axis that starts at 0 also shows a schedule's shape truthfully.
-    fig.update_yaxes(title_text="lr", row=2, col=1, secondary_y=True, showgrid=False,
-                     exponentformat="e", rangemode="tozero")
+    fig.update_yaxes(
+        title_text="lr",
+        row=2,
+        col=1,
+        secondary_y=True,
+        showgrid=False,
+        exponentformat="e",
+        rangemode="tozero",
+    )
     fig.update_xaxes(title_text="step", row=2, col=1)
     return fig
 
@@ -45,8 +63,14 @@ def trace_dict(info: TraceInfo) -> dict[str, Any]:
     xaxis, yaxis = AXES[(info.panel, info.secondary)]
     trace: dict[str, Any] = {
         "type": "scattergl" if info.role in ("rank", "mean", "smoothed") else "scatter",
-        "name": info.name, "xaxis": xaxis, "yaxis": yaxis, "x": [], "y": [],
-        "mode": "lines", "meta": {"key": info.key}, "connectgaps": False,
+        "name": info.name,
+        "xaxis": xaxis,
+        "yaxis": yaxis,
+        "x": [],
+        "y": [],
+        "mode": "lines",
+        "meta": {"key": info.key},
+        "connectgaps": False,
     }
     if info.role == "rank":
         color = PALETTE[(info.rank or 0) % len(PALETTE)]
@@ -86,23 +110,44 @@ def mark_shapes(marks: list[Mark]) -> tuple[list[dict[str, Any]], list[dict[str,
     for mark in marks:
         color, width, dash, y, anchor = MARK_STYLE.get(mark.kind, MARK_STYLE["epoch"])
         inside = anchor == "top"
-        shapes.append({
-            "type": "line", "xref": "x", "yref": "paper", "x0": mark.step, "x1": mark.step,
-            "y0": 0, "y1": 1, "layer": "below",
-            "line": {"color": color, "width": width, "dash": dash},
-        })
-        notes.append({
-            "x": mark.step, "xref": "x", "y": y, "yref": "paper", "text": mark.label,
-            "showarrow": False, "yanchor": anchor,
-            "bgcolor": "rgba(255,255,255,0.8)" if inside else None,
-            "font": {"size": 10, "color": color if inside else "#888"},
-        })
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": mark.step,
+                "x1": mark.step,
+                "y0": 0,
+                "y1": 1,
+                "layer": "below",
+                "line": {"color": color, "width": width, "dash": dash},
+            }
+        )
+        notes.append(
+            {
+                "x": mark.step,
+                "xref": "x",
+                "y": y,
+                "yref": "paper",
+                "text": mark.label,
+                "showarrow": False,
+                "yanchor": anchor,
+                "bgcolor": "rgba(255,255,255,0.8)" if inside else None,
+                "font": {"size": 10, "color": color if inside else "#888"},
+            }
+        )
     return shapes, notes
 
 
 def static_figure(
-    data: CurveData, *, title: str, height: int, smoothing: float, log_y: bool,
-    show_ranks: bool, max_points: int | None,
+    data: CurveData,
+    *,
+    title: str,
+    height: int,
+    smoothing: float,
+    log_y: bool,
+    show_ranks: bool,
+    max_points: int | None,
 ) -> go.Figure:
     """A plain Figure of the whole history (full resolution unless max_points is given)."""
     import plotly.graph_objects as go

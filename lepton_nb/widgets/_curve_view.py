@@ -12,7 +12,11 @@ from lepton_nb.widgets._curve_figure import mark_shapes, mean_style, trace_dict
 
 class CurveView:
     def __init__(
-        self, figure: Any, smoothing: float, log_y: bool, show_ranks: bool,
+        self,
+        figure: Any,
+        smoothing: float,
+        log_y: bool,
+        show_ranks: bool,
         on_change: Callable[[], None],
     ) -> None:
         import ipywidgets as w
@@ -20,13 +24,18 @@ class CurveView:
 
         self.fig = go.FigureWidget(figure)
         self.title = str(figure.layout.title.text)
-        self._slider = w.FloatSlider(value=smoothing, min=0.0, max=0.99, step=0.01,
-                                     description="smoothing", continuous_update=False)
+        self._slider = w.FloatSlider(
+            value=smoothing,
+            min=0.0,
+            max=0.99,
+            step=0.01,
+            description="smoothing",
+            continuous_update=False,
+        )
         self._log = w.ToggleButton(value=log_y, description="log y", icon="line-chart")
         self._ranks = w.ToggleButton(value=show_ranks, description="ranks", icon="users")
         self._status = w.HTML(value="waiting for events")
-        self.box = w.VBox([w.HBox([self._slider, self._log, self._ranks, self._status]),
-                           self.fig])
+        self.box = w.VBox([w.HBox([self._slider, self._log, self._ranks, self._status]), self.fig])
         self._index: dict[str, int] = {}
         self._drawn: dict[str, tuple[int, float]] = {}
         self._visible: dict[str, bool] = {}
@@ -80,8 +89,10 @@ class CurveView:
             # One unvalidated restyle for all new arrays: plotly's per-property validators
             # cost more than the rest of a redraw, and these arrays are ours, already clean.
             order = sorted(restyle)
-            self.fig.plotly_restyle({"x": [restyle[i][0] for i in order],
-                                     "y": [restyle[i][1] for i in order]}, trace_indexes=order)
+            self.fig.plotly_restyle(
+                {"x": [restyle[i][0] for i in order], "y": [restyle[i][1] for i in order]},
+                trace_indexes=order,
+            )
             changed = True
         with self.fig.batch_update():
             if data.marks_version != self._marks_drawn:
@@ -111,11 +122,17 @@ class CurveView:
         return trace
 
     def _draw_trace(
-        self, data: CurveData, info: TraceInfo, smoothing: float, max_points: int,
+        self,
+        data: CurveData,
+        info: TraceInfo,
+        smoothing: float,
+        max_points: int,
         restyle: dict[int, tuple[Any, Any]],
     ) -> bool:
-        visible = not ((info.role == "smoothed" and smoothing <= 0)
-                       or (info.role == "rank" and not self.show_ranks))
+        visible = not (
+            (info.role == "smoothed" and smoothing <= 0)
+            or (info.role == "rank" and not self.show_ranks)
+        )
         changed = False
         if self._visible.get(info.key) != visible:
             self.fig.data[self._index[info.key]].visible = visible

@@ -46,8 +46,6 @@ def update_figure(fig: Any, table: pd.DataFrame) -> None:
             line.y = front["accuracy"].tolist()
 
 
-
-
 def add_search_traces(fig: Any) -> None:
     """Per panel: the accuracy budget line and the chosen point of a search (traces 4-7)."""
     import plotly.graph_objects as go

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 _COLUMNS = ["method", "strength", "params", "bytes", "latency_ms", "accuracy"]
 
+
 class CompressionExplorer(W.VBox):
     """Interactive trade-off explorer for one trained ``model`` on labelled ``eval_data``.
 
@@ -154,9 +155,14 @@ class CompressionExplorer(W.VBox):
         self.run_button.disabled = True
         try:
             failed = []
-            outcomes = run_variants(self.model, todo, context=self.context,
-                                    eval_data=self.eval_data, settings=self.settings,
-                                    cluster=self.cluster)
+            outcomes = run_variants(
+                self.model,
+                todo,
+                context=self.context,
+                eval_data=self.eval_data,
+                settings=self.settings,
+                cluster=self.cluster,
+            )
             for label, row, model in outcomes:
                 if isinstance(row, BaseException):
                     failed.append(f"{label}: {row}")

@@ -48,10 +48,18 @@ class LossCurve(Callback):
     """
 
     def __init__(
-        self, *, smoothing: float = 0.6, log_y: bool = False, show_ranks: bool = True,
-        redraw_interval: float = 0.2, max_points: int = 2000,
-        static_max_points: int | None = None, title: str = "Training", height: int = 520,
-        include_plotlyjs: str | bool = "cdn", cluster: Any = None,
+        self,
+        *,
+        smoothing: float = 0.6,
+        log_y: bool = False,
+        show_ranks: bool = True,
+        redraw_interval: float = 0.2,
+        max_points: int = 2000,
+        static_max_points: int | None = None,
+        title: str = "Training",
+        height: int = 520,
+        include_plotlyjs: str | bool = "cdn",
+        cluster: Any = None,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise ConfigError(f"smoothing={smoothing!r} must be in [0, 1): 0 is raw, 0.9 heavy")
@@ -75,8 +83,9 @@ class LossCurve(Callback):
         self._static_version = -1
         self._handles: list[Any] = []
         self._hooked = False
-        self._view = CurveView(base_figure(title, height), smoothing, log_y, show_ranks,
-                               on_change=self._draw_now)
+        self._view = CurveView(
+            base_figure(title, height), smoothing, log_y, show_ranks, on_change=self._draw_now
+        )
         self.cluster_widget: Any = None
         self._strategy = ""
         self._title_world: Any = None
@@ -119,12 +128,24 @@ class LossCurve(Callback):
 
     # ---- standalone ---------------------------------------------------------------------
     def update(
-        self, step: int, loss: float | None = None, *, rank: int = 0, epoch: int | None = None,
-        kind: str = "step", **metrics: Any,
+        self,
+        step: int,
+        loss: float | None = None,
+        *,
+        rank: int = 0,
+        epoch: int | None = None,
+        kind: str = "step",
+        **metrics: Any,
     ) -> None:
         """Record one point from any loop; unknown metric names become new traces."""
-        event: Event = {"kind": kind, "rank": rank, "step": step, "epoch": epoch,
-                        "time": time.time(), **metrics}
+        event: Event = {
+            "kind": kind,
+            "rank": rank,
+            "step": step,
+            "epoch": epoch,
+            "time": time.time(),
+            **metrics,
+        }
         if loss is not None:
             event["loss"] = loss
         self._hook()
@@ -173,10 +194,16 @@ class LossCurve(Callback):
 
     @property
     def stats(self) -> dict[str, Any]:
-        return {"events": self._data.n_rows, "redraws": self.redraw_count,
-                "bad_values": dict(self._data.bad_values), "restarts": self._data.restarts,
-                "world_changes": self._data.world_changes, "world_size": self._data.world_size,
-                "ranks": self._data.ranks, "last_step": self._data.last_step}
+        return {
+            "events": self._data.n_rows,
+            "redraws": self.redraw_count,
+            "bad_values": dict(self._data.bad_values),
+            "restarts": self._data.restarts,
+            "world_changes": self._data.world_changes,
+            "world_size": self._data.world_size,
+            "ranks": self._data.ranks,
+            "last_step": self._data.last_step,
+        }
 
     @property
     def frontend_attached(self) -> bool:
@@ -188,9 +215,13 @@ class LossCurve(Callback):
         """The whole history as a plain plotly Figure (full resolution by default)."""
         with self._lock:  # the redraw timer thread shares the smoothing caches
             return static_figure(
-                self._data, title=self._view.title, height=self.height,
-                smoothing=self._view.smoothing, log_y=self._view.log_y,
-                show_ranks=self._view.show_ranks, max_points=self.static_max_points,
+                self._data,
+                title=self._view.title,
+                height=self.height,
+                smoothing=self._view.smoothing,
+                log_y=self._view.log_y,
+                show_ranks=self._view.show_ranks,
+                max_points=self.static_max_points,
             )
 
     def to_html(self, path: str | Path | None = None) -> str:
@@ -279,8 +310,10 @@ class LossCurve(Callback):
         d = self._data
         # the current world's ranks when events say so (ranks that left are not counted)
         n = d.world_size if d.world_size is not None else len(d.ranks)
-        parts = [f"step {d.last_step}" if d.last_step is not None else "waiting for events",
-                 f"{n} rank{'s' if n != 1 else ''}"]
+        parts = [
+            f"step {d.last_step}" if d.last_step is not None else "waiting for events",
+            f"{n} rank{'s' if n != 1 else ''}",
+        ]
         if d.bad_values:
             parts.append(f"{sum(d.bad_values.values())} bad values")
         if d.restarts:

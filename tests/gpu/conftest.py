@@ -17,8 +17,9 @@ def gpu_cluster() -> Iterator[Any]:
     import lepton_nb as ln
 
     n = len(ln.cluster.detect_gpus())
-    cluster = ln.launch_cluster(n_workers=n, threads_per_worker=1, gpu=True,
-                                dashboard_address="127.0.0.1:0")
+    cluster = ln.launch_cluster(
+        n_workers=n, threads_per_worker=1, gpu=True, dashboard_address="127.0.0.1:0"
+    )
     cluster.wait_for_workers(n)
     try:
         yield cluster

@@ -35,9 +35,13 @@ def _torchrun_device(ctx: Any) -> dict[str, Any]:
     t = torch.ones(1, device="cuda")
     dist.all_reduce(t)
     dist.destroy_process_group()
-    return {"local": local, "uuid": str(torch.cuda.get_device_properties(local).uuid),
-            "ctx_device": str(ctx.device), "sum": t.item(),
-            "async": os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING")}
+    return {
+        "local": local,
+        "uuid": str(torch.cuda.get_device_properties(local).uuid),
+        "ctx_device": str(ctx.device),
+        "sum": t.item(),
+        "async": os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING"),
+    }
 
 
 def test_local_rank_is_the_workers_own_gpu(gpu_cluster: Any) -> None:  # item 2
@@ -52,8 +56,9 @@ def test_shared_visible_devices_spread_ranks() -> None:  # item 3
     if n < 2:
         pytest.skip("needs 2 GPUs")
     # plain worker processes that all see every GPU (dask worker --nworkers N in SLURM)
-    with ln.launch_cluster(n_workers=2, threads_per_worker=1, gpu=False,
-                           dashboard_address="127.0.0.1:0") as c:
+    with ln.launch_cluster(
+        n_workers=2, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
+    ) as c:
         c.wait_for_workers(2)
         out = run(_torchrun_device, cluster=c)
     assert sorted(o["local"] for o in out) == [0, 1]
@@ -61,14 +66,14 @@ def test_shared_visible_devices_spread_ranks() -> None:  # item 3
 
 
 def _nccl_settings(ctx: Any) -> dict[str, Any]:
-    return {k: os.environ.get(k) for k in ("TORCH_NCCL_ASYNC_ERROR_HANDLING",
-                                             "NCCL_SOCKET_IFNAME")}
+    return {k: os.environ.get(k) for k in ("TORCH_NCCL_ASYNC_ERROR_HANDLING", "NCCL_SOCKET_IFNAME")}
 
 
 def test_nccl_fit_validates_on_every_rank(gpu_cluster: Any) -> None:  # item 4
     split = datasets.mnist()
-    res = fit(LeNet5, split.train, split.test, cluster=gpu_cluster, epochs=1, lr=2e-3,
-              progress=False)
+    res = fit(
+        LeNet5, split.train, split.test, cluster=gpu_cluster, epochs=1, lr=2e-3, progress=False
+    )
     assert res.metrics["val_accuracy"] > 0.8
     epochs = res.history[res.history["kind"] == "epoch"]
     assert list(epochs["rank"]) == [0]  # one epoch event, though every rank validated
@@ -89,16 +94,28 @@ def _device_assert_once(folder: str, ctx: Any) -> int:
 
 
 def test_sticky_cuda_error_gets_a_fresh_worker(gpu_cluster: Any, tmp_path: Path) -> None:
-    out = run(partial(_device_assert_once, str(tmp_path)), cluster=gpu_cluster, n_workers=1,
-              max_restarts=1)  # item 7
+    out = run(
+        partial(_device_assert_once, str(tmp_path)),
+        cluster=gpu_cluster,
+        n_workers=1,
+        max_restarts=1,
+    )  # item 7
     assert out[0] == 3
     assert (tmp_path / "pid-0").read_text() != (tmp_path / "pid-1").read_text()
 
 
 def test_samples_per_s_matches_the_wall_clock(gpu_cluster: Any) -> None:  # item 8
     split = datasets.mnist()
-    res = fit(LeNet5, split.train, cluster=gpu_cluster, n_workers=1, epochs=2, batch_size=64,
-              log_every=10, progress=False)
+    res = fit(
+        LeNet5,
+        split.train,
+        cluster=gpu_cluster,
+        n_workers=1,
+        epochs=2,
+        batch_size=64,
+        log_every=10,
+        progress=False,
+    )
     steps = res.history[res.history["kind"] == "step"].iloc[1:]  # after the first (warm-up)
     # samples between the first and last report over the time between them: the real rate
     dt = steps["time"].iloc[-1] - steps["time"].iloc[0]

@@ -22,8 +22,12 @@ def _device_info(ctx: Any) -> dict[str, Any]:
     t = torch.ones(1, device=ctx.device)
     dist.all_reduce(t)
     dist.destroy_process_group()
-    return {"device": str(ctx.device), "uuid": str(torch.cuda.get_device_properties(
-        ctx.device).uuid), "backend": backend, "sum": t.item()}
+    return {
+        "device": str(ctx.device),
+        "uuid": str(torch.cuda.get_device_properties(ctx.device).uuid),
+        "backend": backend,
+        "sum": t.item(),
+    }
 
 
 def test_one_gpu_per_worker_with_nccl(gpu_cluster: Any) -> None:
@@ -36,6 +40,14 @@ def test_one_gpu_per_worker_with_nccl(gpu_cluster: Any) -> None:
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_ddp_amp_on_gpus(gpu_cluster: Any, precision: str) -> None:
     split = datasets.mnist()
-    res = fit(LeNet5, split.train, split.test, cluster=gpu_cluster, epochs=3, lr=2e-3,
-              precision=precision, progress=False)
+    res = fit(
+        LeNet5,
+        split.train,
+        split.test,
+        cluster=gpu_cluster,
+        epochs=3,
+        lr=2e-3,
+        precision=precision,
+        progress=False,
+    )
     assert res.metrics["val_accuracy"] >= 0.95

@@ -21,8 +21,11 @@ from typing import Any
 
 import pytest
 
-ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-       "AWS_DEFAULT_REGION": "us-east-1"}
+ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @dataclass
@@ -47,8 +50,9 @@ def start_moto(host: str = "127.0.0.1") -> tuple[subprocess.Popen[str], str]:
     """Start ``moto_server`` on a free port of ``host``; returns (process, endpoint URL)."""
     exe = Path(sys.executable).with_name("moto_server")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
-    proc = subprocess.Popen([*cmd, "-H", host, "-p", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*cmd, "-H", host, "-p", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -97,8 +101,11 @@ def _kept_under_tmp() -> list[str]:
     import lepton_nb
 
     needed = {Path(sys.prefix), Path(sys.base_prefix), Path(lepton_nb.__file__).parents[1]}
-    tops = {Path("/tmp", p.relative_to("/tmp").parts[0]) for p in needed
-            if p.is_relative_to("/tmp") and p != Path("/tmp")}
+    tops = {
+        Path("/tmp", p.relative_to("/tmp").parts[0])
+        for p in needed
+        if p.is_relative_to("/tmp") and p != Path("/tmp")
+    }
     return sorted(str(t) for t in tops)
 
 
@@ -127,10 +134,23 @@ def can_make_hosts() -> str | None:
     if r.returncode != 0:
         return f"cannot create a network namespace: {r.stderr.strip()}"
     try:
-        r = subprocess.run(["ip", "netns", "exec", probe, "unshare", "--mount",
-                            "--propagation", "private", "sh", "-c",
-                            "mount -t tmpfs tmpfs /tmp && test ! -e /tmp/.X11-unix-lnprobe"],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                probe,
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "mount -t tmpfs tmpfs /tmp && test ! -e /tmp/.X11-unix-lnprobe",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             return f"cannot make a private mount namespace with a tmpfs: {r.stderr.strip()}"
     finally:
@@ -189,33 +209,67 @@ def fake_hosts(n_workers: int = 2) -> Any:
                 _sh("ip", "-n", ns, "link", "set", "lo", "up")
             moto, endpoint = start_moto(f"{subnet}.1")
             sched = f"tcp://{subnet}.2:8786"
-            procs.append(subprocess.Popen(
-                ["ip", "netns", "exec", names[0], sys.executable, "-m",
-                 "distributed.cli.dask_scheduler", "--host", f"{subnet}.2", "--port", "8786",
-                 "--dashboard-address", ":0"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        names[0],
+                        sys.executable,
+                        "-m",
+                        "distributed.cli.dask_scheduler",
+                        "--host",
+                        f"{subnet}.2",
+                        "--port",
+                        "8786",
+                        "--dashboard-address",
+                        ":0",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
             env["TMPDIR"] = "/tmp"
             ips, groups = [], {}
             for i in range(1, n_workers + 1):
                 ip = f"{subnet}.{i + 2}"
                 keep = f"/var/tmp/lepton-keep-{tag}-{i}"
-                worker = (f"{_private_tmp_script(keep)} && cd /tmp && exec {sys.executable} -m "
-                          f"distributed.cli.dask_worker {sched} --host {ip} --nthreads 1 "
-                          "--nworkers 1 --no-dashboard --local-directory /tmp/dask")
+                worker = (
+                    f"{_private_tmp_script(keep)} && cd /tmp && exec {sys.executable} -m "
+                    f"distributed.cli.dask_worker {sched} --host {ip} --nthreads 1 "
+                    "--nworkers 1 --no-dashboard --local-directory /tmp/dask"
+                )
                 p = subprocess.Popen(
-                    ["ip", "netns", "exec", names[i], "unshare", "--mount", "--propagation",
-                     "private", "sh", "-c", worker],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                    start_new_session=True)
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        names[i],
+                        "unshare",
+                        "--mount",
+                        "--propagation",
+                        "private",
+                        "sh",
+                        "-c",
+                        worker,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                )
                 procs.append(p)
                 ips.append(ip)
                 groups[ip] = p.pid
             bucket = f"lepton-{tag}"
             import s3fs
 
-            s3fs.S3FileSystem(endpoint_url=endpoint, key="testing", secret="testing",
-                              skip_instance_cache=True).mkdir(bucket)
+            s3fs.S3FileSystem(
+                endpoint_url=endpoint, key="testing", secret="testing", skip_instance_cache=True
+            ).mkdir(bucket)
             yield Hosts(sched, ips, endpoint, bucket, groups)
         finally:
             import signal

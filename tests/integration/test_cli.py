@@ -152,7 +152,10 @@ def test_scheduler_process_fires_a_due_schedule(make_nb: MakeNB, tmp_path: Path)
     env = {**os.environ, "LEPTON_HOME": str(home)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "lepton_nb.cli", "scheduler", "--tick", "0.5", "--idle-exit", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 180
@@ -181,13 +184,28 @@ def test_run_with_a_profile_runs_on_that_cluster(
         "import os\nimport lepton_nb as ln\n"
         "ln.record('where', [os.getppid(), os.environ.get('LEPTON_PROFILE')])",
     )
-    env = {**os.environ, "LEPTON_HOME": str(home),
-           "DASK_LEPTON__PROFILES__NEAR__KIND": "remote",
-           "DASK_LEPTON__PROFILES__NEAR__ADDRESS": cluster2.scheduler_address}
+    env = {
+        **os.environ,
+        "LEPTON_HOME": str(home),
+        "DASK_LEPTON__PROFILES__NEAR__KIND": "remote",
+        "DASK_LEPTON__PROFILES__NEAR__ADDRESS": cluster2.scheduler_address,
+    }
     r = subprocess.run(
-        [sys.executable, "-m", "lepton_nb.cli", "run", str(nb), "--profile", "near",
-         "-o", str(tmp_path / "out.ipynb")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "lepton_nb.cli",
+            "run",
+            str(nb),
+            "--profile",
+            "near",
+            "-o",
+            str(tmp_path / "out.ipynb"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     records = json.loads(r.stdout.split("records: ", 1)[1].splitlines()[0])

@@ -124,8 +124,9 @@ def test_tutorials_command_refuses_unknown_names(capsys: pytest.CaptureFixture[s
     assert "lepton-nb: error:" in err and "99" in err
 
 
-def test_schedule_commands(tmp_path: Path, make_nb: Any,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_schedule_commands(
+    tmp_path: Path, make_nb: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     nb = str(make_nb("a.ipynb", params="n = 1"))
     store = str(tmp_path / "s.sqlite")
     assert main(["--store", store, "schedule", "add", nb, "0 3 * * *", "-p", "n", "4"]) == 0

@@ -65,12 +65,17 @@ def test_failed_save_leaves_previous_checkpoint_and_no_temp_files(tmp_path: Path
         ("memory://x/run", "key=1", "storage_options must be a dict"),
     ],
 )
-def test_bad_storage_is_a_lepton_error_before_training(url: str, options: Any,
-                                                       match: str) -> None:
+def test_bad_storage_is_a_lepton_error_before_training(url: str, options: Any, match: str) -> None:
     split = datasets.digits()
     with pytest.raises(StorageError, match=match) as info:
-        fit(MLP(in_features=64), split.train, epochs=1, checkpoint_dir=url,
-            storage_options=options, progress=False)
+        fit(
+            MLP(in_features=64),
+            split.train,
+            epochs=1,
+            checkpoint_dir=url,
+            storage_options=options,
+            progress=False,
+        )
     assert isinstance(info.value, LeptonError)
 
 
@@ -82,17 +87,24 @@ def test_local_checkpoint_dir_that_is_a_file(tmp_path: Path) -> None:
 
 def test_compress_save_load_by_url() -> None:
     model = MLP(in_features=64, hidden=16)
-    assert compress.save(model, "memory://lepton-test/m.pt",
-                         init_kwargs={"in_features": 64, "hidden": 16}) == "memory://lepton-test/m.pt"
+    assert (
+        compress.save(
+            model, "memory://lepton-test/m.pt", init_kwargs={"in_features": 64, "hidden": 16}
+        )
+        == "memory://lepton-test/m.pt"
+    )
     back = compress.load("memory://lepton-test/m.pt")
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
-                                                 back.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), back.state_dict().values(), strict=True)
+    )
     with pytest.raises(CheckpointError, match="no compressed model at memory://"):
         compress.load("memory://lepton-test/missing.pt")
 
 
 def test_second_fit_resumes_from_default_checkpoint_location(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     split = datasets.digits()
     kw: dict[str, Any] = dict(batch_size=64, lr=3e-3, progress=False)
     with dask.config.set({"lepton.storage.checkpoints": str(tmp_path / "ck")}):

@@ -40,11 +40,20 @@ def _record(
     status: Literal["succeeded", "failed"], records: dict[str, object], tmp: Path
 ) -> JobRecord:
     out = tmp / "00_first_distributed_training.ipynb"
-    return JobRecord(id="20260101-000000-abcdef", notebook=str(out), notebook_sha256="0" * 64,
-                     status=status, duration_s=12.34, records=records, output=str(out),
-                     html=str(out.with_suffix(".html")), parameters={"epochs": 1},
-                     error=None if status == "succeeded"
-                     else ErrorInfo(cell_index=3, ename="ValueError", evalue="<bad & worse>"))
+    return JobRecord(
+        id="20260101-000000-abcdef",
+        notebook=str(out),
+        notebook_sha256="0" * 64,
+        status=status,
+        duration_s=12.34,
+        records=records,
+        output=str(out),
+        html=str(out.with_suffix(".html")),
+        parameters={"epochs": 1},
+        error=None
+        if status == "succeeded"
+        else ErrorInfo(cell_index=3, ename="ValueError", evalue="<bad & worse>"),
+    )
 
 
 def test_checks_compare_with_numbers_and_other_records() -> None:
@@ -83,8 +92,9 @@ def test_select_by_name_file_or_stem_and_unknown_names_list_the_known() -> None:
 
 def test_parameters_shared_only_where_declared_and_per_tutorial_wins() -> None:
     tut = TUTORIALS.get("05")
-    got = parameters_for(tut, ["epochs", "seed"], {"seed": 3, "lr": 1.0, "05": {"epochs": 2}},
-                         quick=True)
+    got = parameters_for(
+        tut, ["epochs", "seed"], {"seed": 3, "lr": 1.0, "05": {"epochs": 2}}, quick=True
+    )
     assert got == {"seed": 3, "epochs": 2}  # lr is not declared: not passed
     assert parameters_for(tut, ["epochs"], None, quick=True) == tut.quick
     with pytest.raises(ConfigError, match="dict"):

@@ -22,6 +22,7 @@ result = ln.fit(models.MLP(), train, cluster=cluster, epochs=15, batch_size=64, 
 print('fit done', len(result.history))
 """
 
+
 def _points_js() -> str:
     # Points across all traces of the live plotly figures in the current notebook.
     return (

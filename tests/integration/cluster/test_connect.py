@@ -16,8 +16,6 @@ from lepton_nb.errors import ClusterError, ConfigError
 pytestmark = pytest.mark.integration
 
 
-
-
 @pytest.fixture(scope="module")
 def scheduler(free_port: Any, dask_cli: list[str]) -> Iterator[str]:
     port = free_port()

@@ -16,9 +16,16 @@ pytestmark = pytest.mark.integration
 
 def test_factory_profile_scale_adapt_dashboard_widget_close() -> None:
     profile = {
-        "kind": "factory", "module": "distributed", "class": "LocalCluster",
-        "kwargs": {"n_workers": 1, "threads_per_worker": 1, "processes": True,
-                   "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+        "kind": "factory",
+        "module": "distributed",
+        "class": "LocalCluster",
+        "kwargs": {
+            "n_workers": 1,
+            "threads_per_worker": 1,
+            "processes": True,
+            "host": "127.0.0.1",
+            "dashboard_address": "127.0.0.1:0",
+        },
     }
     with dask.config.set({"lepton.profiles.lc": profile}):
         cluster = ln.launch_cluster(profile="lc")

@@ -83,14 +83,14 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config.write_text(
         f'c.DaskGateway.address = "127.0.0.1:{api}"\n'
         f'c.Proxy.address = "127.0.0.1:{proxy}"\n'
-        'c.DaskGateway.backend_class = '
+        "c.DaskGateway.backend_class = "
         '"dask_gateway_server.backends.local.UnsafeLocalBackend"\n'
         'c.DaskGateway.authenticator_class = "dask_gateway_server.auth.SimpleAuthenticator"\n'
         f'c.SimpleAuthenticator.password = "{PASSWORD}"\n'
         'c.LocalClusterConfig.scheduler_cmd = ["dask", "scheduler"]\n'
         'c.LocalClusterConfig.worker_cmd = ["dask", "worker"]\n'
         'c.LocalClusterConfig.worker_memory = "1 G"\n'
-        'c.LocalClusterConfig.worker_threads = 1\n'
+        "c.LocalClusterConfig.worker_threads = 1\n"
         "c.LocalBackend.sigint_timeout = 3\n"
         "c.LocalBackend.sigterm_timeout = 2\n"
         f'c.LocalBackend.clusters_directory = "{root / "clusters"}"\n'
@@ -98,21 +98,36 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = root / "gateway.log"
     with open(log, "wb") as out:
         # its own session: the proxy binary it starts is killed with it if it will not stop
-        proc = subprocess.Popen([sys.executable, "-m", "dask_gateway_server", "-f", str(config)],
-                                cwd=root, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dask_gateway_server", "-f", str(config)],
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         _wait_port(proxy, proc, log)
         _wait_port(api, proc, log)
         address = f"http://127.0.0.1:{proxy}"
         _wait_routed(address, proc, log)
         profiles = {
-            "gw": {"kind": "gateway", "address": address, "description": "test gateway",
-                   "auth": {"type": "basic", "username": "alice", "password": PASSWORD}},
-            "gw-wrong": {"kind": "gateway", "address": address,
-                         "auth": {"type": "basic", "username": "alice", "password": "nope"}},
-            "gw-down": {"kind": "gateway", "address": f"http://127.0.0.1:{unused}",
-                        "timeout": 3, "auth": {"type": "basic", "password": PASSWORD}},
+            "gw": {
+                "kind": "gateway",
+                "address": address,
+                "description": "test gateway",
+                "auth": {"type": "basic", "username": "alice", "password": PASSWORD},
+            },
+            "gw-wrong": {
+                "kind": "gateway",
+                "address": address,
+                "auth": {"type": "basic", "username": "alice", "password": "nope"},
+            },
+            "gw-down": {
+                "kind": "gateway",
+                "address": f"http://127.0.0.1:{unused}",
+                "timeout": 3,
+                "auth": {"type": "basic", "password": PASSWORD},
+            },
         }
         with dask.config.set({"lepton.profiles": profiles}):
             yield address
@@ -144,8 +159,16 @@ def test_gateway_launch_scale_fit_list_reattach_shutdown(gateway: str) -> None:
         assert len(cluster.workers) == 2
 
         train, val = _small_mnist()
-        res = ln.fit(LeNet5, train, val, cluster=cluster, epochs=1, batch_size=64,
-                     strategy="ddp", progress=False)
+        res = ln.fit(
+            LeNet5,
+            train,
+            val,
+            cluster=cluster,
+            epochs=1,
+            batch_size=64,
+            strategy="ddp",
+            progress=False,
+        )
         assert res.metrics["world_size"] == 2 and res.metrics["steps"] > 0
         assert set(res.history[res.history.kind == "step"]["rank"]) == {0, 1}
         print(f"fit done: {time.perf_counter() - t0:.1f} s")

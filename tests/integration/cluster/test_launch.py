@@ -105,9 +105,7 @@ def test_profile_launch() -> None:
             assert len(c.workers) == 1 and c.workers[0]["nthreads"] == 1
 
 
-def test_secure_cluster_refuses_plain_tcp(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_secure_cluster_refuses_plain_tcp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from distributed import Client
 
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
@@ -157,4 +155,3 @@ def test_gpu_cluster_one_gpu_per_worker() -> None:
         workers = c.workers
         assert len(workers) == len(gpus)
         assert all(w["gpu_name"] and w["gpu_memory"] for w in workers)
-

@@ -22,8 +22,9 @@ def one_worker(launch_cluster2: Any) -> Iterator[Any]:
     _worker_gpus._CACHE.clear()
 
 
-def test_worker_table_asks_the_workers(one_worker: Any, fake_nvml: ModuleType,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_table_asks_the_workers(
+    one_worker: Any, fake_nvml: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = one_worker.client
     client.run(exec, fake_nvml.INSTALL, {"SOURCE": fake_nvml.SOURCE})
     client.run(exec, "import os; os.environ['CUDA_VISIBLE_DEVICES'] = '2,0'", {})

@@ -26,24 +26,64 @@ def test_a_worker_dying_under_a_profile_job_fails_it(
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [subprocess.Popen([*dask_cli, "scheduler", "--host", "127.0.0.1", "--port",
-                               str(port), "--dashboard-address", "127.0.0.1:0"], **quiet)]
-    procs.append(subprocess.Popen([*dask_cli, "worker", address, "--nthreads", "1", "--no-nanny",
-                                   "--host", "127.0.0.1", "--no-dashboard"], **quiet))
+    procs = [
+        subprocess.Popen(
+            [
+                *dask_cli,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                "127.0.0.1:0",
+            ],
+            **quiet,
+        )
+    ]
+    procs.append(
+        subprocess.Popen(
+            [
+                *dask_cli,
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+            ],
+            **quiet,
+        )
+    )
     pid_file = tmp_path / "kernel.pid"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "time.sleep(300)")])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+                "time.sleep(300)"
+            )
+        ]
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
     nbformat.write(nb, tmp_path / "long.ipynb")
     store = JobStore(tmp_path / "jobs.sqlite")
     done: list[JobRecord] = []
     try:
-        with dask.config.set({"lepton.profiles.one": {"kind": "remote", "address": address,
-                                                      "timeout": 60}}):
-            job = threading.Thread(target=lambda: done.append(jobs.run(
-                tmp_path / "long.ipynb", profile="one", store=store,
-                output=tmp_path / "out.ipynb")))
+        with dask.config.set(
+            {"lepton.profiles.one": {"kind": "remote", "address": address, "timeout": 60}}
+        ):
+            job = threading.Thread(
+                target=lambda: done.append(
+                    jobs.run(
+                        tmp_path / "long.ipynb",
+                        profile="one",
+                        store=store,
+                        output=tmp_path / "out.ipynb",
+                    )
+                )
+            )
             job.start()
             deadline = time.monotonic() + 120
             while not (pid_file.is_file() and pid_file.read_text()):

@@ -37,23 +37,36 @@ def keras_mlp(ctx: Any, epochs: int = 5) -> dict[str, Any]:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     (x, y), (x_test, y_test) = datasets.mnist_numpy()
     with strategy.scope():
-        model = tf.keras.Sequential([
-            tf.keras.layers.Input((784,)),
-            tf.keras.layers.Dense(128, activation="relu"),
-            tf.keras.layers.Dense(10, activation="softmax"),
-        ])
-        model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model = tf.keras.Sequential(
+            [
+                tf.keras.layers.Input((784,)),
+                tf.keras.layers.Dense(128, activation="relu"),
+                tf.keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
+        model.compile(
+            optimizer=tf.keras.optimizers.Adam(1e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0)
     test = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(256)
-    model.fit(train.batch(32 * ctx.world_size), validation_data=test, epochs=epochs, verbose=0,
-              callbacks=[tf.keras.callbacks.BackupAndRestore(ctx.checkpoint_dir),
-                         LeptonCallback()])
+    model.fit(
+        train.batch(32 * ctx.world_size),
+        validation_data=test,
+        epochs=epochs,
+        verbose=0,
+        callbacks=[tf.keras.callbacks.BackupAndRestore(ctx.checkpoint_dir), LeptonCallback()],
+    )
     _, accuracy = model.evaluate(test, verbose=0)
-    return {"rank": ctx.rank, "test_accuracy": float(accuracy), "pid": os.getpid(),
-            "tf_config": json.loads(os.environ["TF_CONFIG"]),
-            "legacy_keras": os.environ.get("TF_USE_LEGACY_KERAS"),
-            "keras": tf_keras.__version__}
+    return {
+        "rank": ctx.rank,
+        "test_accuracy": float(accuracy),
+        "pid": os.getpid(),
+        "tf_config": json.loads(os.environ["TF_CONFIG"]),
+        "legacy_keras": os.environ.get("TF_USE_LEGACY_KERAS"),
+        "keras": tf_keras.__version__,
+    }
 
 
 def outside_scope(ctx: Any) -> None:
@@ -75,8 +88,12 @@ def cluster(launch_cluster2: Any) -> Iterator[Any]:
 def mlp(cluster: Any) -> dict[str, Any]:
     curve = ln.LossCurve()
     out = run(keras_mlp, cluster=cluster, framework="tensorflow", callbacks=[curve])
-    return {"out": out, "curve": curve, "workers": workers_of(cluster.client),
-            "worker_pids": set(cluster.client.run(os.getpid).values())}
+    return {
+        "out": out,
+        "curve": curve,
+        "workers": workers_of(cluster.client),
+        "worker_pids": set(cluster.client.run(os.getpid).values()),
+    }
 
 
 def test_keras_mlp_reaches_90_percent_on_both_ranks(mlp: dict[str, Any]) -> None:
@@ -127,11 +144,18 @@ def test_model_outside_strategy_scope_is_named(cluster: Any) -> None:
         run(outside_scope, cluster=cluster, framework="tensorflow")
 
 
-def test_killed_worker_resumes_from_backup(cluster: Any, kill_worker_at: Any,
-                                           tmp_path: Path) -> None:
+def test_killed_worker_resumes_from_backup(
+    cluster: Any, kill_worker_at: Any, tmp_path: Path
+) -> None:
     killer = kill_worker_at(cluster.client, step=2 * 63 + 10, rank=1)  # during the third epoch
-    out = run(keras_mlp, cluster=cluster, framework="tensorflow", max_restarts=1,
-              checkpoint_dir=str(tmp_path), callbacks=[killer])
+    out = run(
+        keras_mlp,
+        cluster=cluster,
+        framework="tensorflow",
+        max_restarts=1,
+        checkpoint_dir=str(tmp_path),
+        callbacks=[killer],
+    )
     assert killer.killed_at is not None and killer.restart_seen_at is not None
     print(f"restart marked {killer.restart_seen_at - killer.killed_at:.2f} s after SIGKILL")
     h = out.history

@@ -51,8 +51,9 @@ async def test_a_kernels_cluster_is_listed_and_stoppable(
         (c,) = clusters
         assert c["scheduler_address"] == address and c["owner"] == "work/train.ipynb"
         assert c["origin"] == "kernel" and c["pid"] == proc.pid and c["status"] == "running"
-        code, err = await api("clusters", c["id"], method="PATCH",
-                                body=json.dumps({"n_workers": 2}))
+        code, err = await api(
+            "clusters", c["id"], method="PATCH", body=json.dumps({"n_workers": 2})
+        )
         assert code == 409 and "scale it from there" in err["message"]
 
         code, stopped = await api("clusters", c["id"], method="DELETE")
@@ -75,8 +76,12 @@ async def test_a_kernels_tls_cluster_is_stopped_with_its_recorded_credentials(
     script = tmp_path / "kernel.py"
     script.write_text(KERNEL.replace("gpu=False,", "gpu=False, secure=True,"))
     runtime = tmp_path / "runtime"
-    env = {**os.environ, "LEPTON_HOME": str(tmp_home), "JPY_SESSION_NAME": "tls.ipynb",
-           "JUPYTER_RUNTIME_DIR": str(runtime)}
+    env = {
+        **os.environ,
+        "LEPTON_HOME": str(tmp_home),
+        "JPY_SESSION_NAME": "tls.ipynb",
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+    }
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None
@@ -116,13 +121,20 @@ async def test_dead_entries_are_pruned(api: Any, tmp_home: Path, tmp_path: Path)
     # a kernel killed with its cluster: nothing listens at its address any more
     dead = LedgerEntry(scheduler_address="tcp://127.0.0.1:9", origin="kernel", owner="x.ipynb")
     # a sidebar cluster whose process ended (pid gone or reused: the start time differs)
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     creds = tmp_path / "lepton-clusters" / "c1"
     creds.mkdir(parents=True)
-    ended = LedgerEntry(scheduler_address="tls://127.0.0.1:9", origin="server",
-                        processes=[ProcessRef(pid=int(gone.stdout), started=1.0)],
-                        credentials=str(creds))
+    ended = LedgerEntry(
+        scheduler_address="tls://127.0.0.1:9",
+        origin="server",
+        processes=[ProcessRef(pid=int(gone.stdout), started=1.0)],
+        credentials=str(creds),
+    )
     for e in (dead, ended):
         (folder / f"{e.id}.json").write_text(e.model_dump_json())
     (folder / "garbage.json").write_text("{not json")
@@ -165,8 +177,9 @@ async def test_dashboard_is_proxied_behind_the_servers_auth(
         assert r.headers["Content-Type"].startswith("text/html")
         assert "default-src 'none'" not in r.headers.get("Content-Security-Policy", "")
         status_page = r.body.decode()
-        r = await jp_fetch("lepton", "dashboard", c["id"], "info", "main", "workers.html",
-                           request_timeout=60)
+        r = await jp_fetch(
+            "lepton", "dashboard", c["id"], "info", "main", "workers.html", request_timeout=60
+        )
         assert r.code == 200 and b"Worker" in r.body
         with pytest.raises(HTTPClientError) as e:  # no token, no dashboard
             await jp_fetch(*c["dashboard_proxy"].split("/"), headers={"Authorization": ""})

@@ -43,15 +43,15 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _launch(server: Any) -> dict[str, Any]:
-    r = server.request("POST", "clusters", json={"n_workers": 1, "threads_per_worker": 1,
-                                                 "gpu": "off"})
+    r = server.request(
+        "POST", "clusters", json={"n_workers": 1, "threads_per_worker": 1, "gpu": "off"}
+    )
     assert r.status_code == 201, r.text
     return dict(r.json())
 
 
 def _gone(pids: list[int]) -> bool:
-    return not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
-                   for p in pids)
+    return not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
 
 
 def test_sidebar_clusters_survive_a_server_sigkill(base: Path, server_starter: Any) -> None:

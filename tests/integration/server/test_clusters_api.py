@@ -41,8 +41,7 @@ async def test_cluster_lifecycle(api: Any, jp_serverapp: Any) -> None:
         code, listed = await api("clusters")
         assert code == 200 and [c["id"] for c in listed] == [cid]
 
-        code, scaled = await api("clusters", cid, method="PATCH", body=json.dumps({"n_workers": 2})
-        )
+        code, scaled = await api("clusters", cid, method="PATCH", body=json.dumps({"n_workers": 2}))
         assert code == 200 and scaled["options"]["n_workers"] == 2
         manager = jp_serverapp.web_app.settings["lepton_clusters"]
         manager._entry(cid).cluster.wait_for_workers(2, timeout=60)

@@ -120,8 +120,16 @@ def test_late_failures_are_4xx_at_submit(server: Any) -> None:
         ({"notebook": 7}, "notebook"),
     ],
     ids=[
-        "long-name", "long-output", "long-component", "5000-digits", "huge-int", "deep-json",
-        "deep-parameter", "surrogate", "strict-bool", "strict-str",
+        "long-name",
+        "long-output",
+        "long-component",
+        "5000-digits",
+        "huge-int",
+        "deep-json",
+        "deep-parameter",
+        "surrogate",
+        "strict-bool",
+        "strict-str",
     ],
 )
 def test_bodies_that_answered_500_answer_400(server: Any, body: Any, words: str) -> None:
@@ -219,7 +227,6 @@ def _digest(root: Path) -> dict[str, str]:
         for p in root.rglob("*")
         if p.is_file()
     }
-
 
 
 def _digest(root: Path) -> dict[str, str]:

@@ -20,10 +20,13 @@ def jp_server_config(tmp_home: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def notebook(jp_root_dir: Path, make_nb: Any) -> str:
-    make_nb("square.ipynb",
-            "import lepton_nb as ln\nif fail:\n    raise RuntimeError('asked to fail')\n"
-            "ln.record('square', n * n)\nprint('square', n * n)",
-            params="n = 2\nfail = False", where=jp_root_dir / "work")
+    make_nb(
+        "square.ipynb",
+        "import lepton_nb as ln\nif fail:\n    raise RuntimeError('asked to fail')\n"
+        "ln.record('square', n * n)\nprint('square', n * n)",
+        params="n = 2\nfail = False",
+        where=jp_root_dir / "work",
+    )
     return "work/square.ipynb"
 
 
@@ -107,10 +110,10 @@ async def test_sibling_prefix_path_is_refused(api: Any, jp_root_dir: Path) -> No
     target = sibling / "x.ipynb"
     nbformat.write(nbformat.v4.new_notebook(), target)
     assert str(target).startswith(str(jp_root_dir))
-    code, err = await api("jobs", method="POST", body=json.dumps({"notebook": str(target)})
-    )
+    code, err = await api("jobs", method="POST", body=json.dumps({"notebook": str(target)}))
     assert code == 403 and "outside" in err["message"]
-    code, err = await api("jobs",
+    code, err = await api(
+        "jobs",
         method="POST",
         body=json.dumps({"notebook": f"../{sibling.name}/x.ipynb"}),
     )

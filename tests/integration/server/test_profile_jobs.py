@@ -25,8 +25,6 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
 
 
-
-
 @dataclass
 class Farm:
     address: str
@@ -40,24 +38,56 @@ def farm(free_port: Any, dask_cli: list[str]) -> Iterator[Farm]:
     profiles `farm` (remote, at that scheduler) and `gone` (remote, nothing listening)."""
     port, mark = free_port(), secrets.token_hex(4)
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "LEPTON_TEST_WORKER": mark,
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen(
-        [*dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-         "--dashboard-address", "127.0.0.1:0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    env = {
+        **os.environ,
+        "LEPTON_TEST_WORKER": mark,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    procs = [
+        subprocess.Popen(
+            [
+                *dask_cli,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                "127.0.0.1:0",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     profiles = {
         "farm": {"kind": "remote", "address": address, "timeout": 20},
         "gone": {"kind": "remote", "address": f"tcp://127.0.0.1:{free_port()}", "timeout": 2},
     }
     # the detached runner reads them from its environment (inherited from this server)
-    names = {f"DASK_LEPTON__PROFILES__{p.upper()}__{k.upper()}": str(v)
-             for p, keys in profiles.items() for k, v in keys.items()}
+    names = {
+        f"DASK_LEPTON__PROFILES__{p.upper()}__{k.upper()}": str(v)
+        for p, keys in profiles.items()
+        for k, v in keys.items()
+    }
     try:
-        procs.append(subprocess.Popen(
-            [*dask_cli, "worker", address, "--nthreads", "2", "--no-nanny", "--host",
-             "127.0.0.1", "--no-dashboard"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    *dask_cli,
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "2",
+                    "--no-nanny",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         from distributed import Client
 
         with Client(address, timeout=60) as c:
@@ -83,23 +113,29 @@ def jp_server_config(tmp_home: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def notebook(jp_root_dir: Path, make_nb: Any) -> str:
-    make_nb("where.ipynb", (
-        "import os, socket, time\nimport lepton_nb as ln\n"
-        "open(f'kernel-{tag}.pid', 'w').write(str(os.getpid()))\n"
-        "ln.record('where', {'ppid': os.getppid(), 'host': socket.gethostname(),\n"
-        "    'mark': os.environ.get('LEPTON_TEST_WORKER'),\n"
-        "    'profile': os.environ.get('LEPTON_PROFILE')})\n"
-        "if attach:  # the notebook's own launch_cluster() finds the job's cluster\n"
-        "    c = ln.launch_cluster()\n"
-        "    ln.record('cluster', c.scheduler_address)\n"
-        "    c.close()\n"
-        "time.sleep(sleep)"
-    ), params="sleep = 0.0\ntag = 'a'\nattach = False", where=jp_root_dir)
+    make_nb(
+        "where.ipynb",
+        (
+            "import os, socket, time\nimport lepton_nb as ln\n"
+            "open(f'kernel-{tag}.pid', 'w').write(str(os.getpid()))\n"
+            "ln.record('where', {'ppid': os.getppid(), 'host': socket.gethostname(),\n"
+            "    'mark': os.environ.get('LEPTON_TEST_WORKER'),\n"
+            "    'profile': os.environ.get('LEPTON_PROFILE')})\n"
+            "if attach:  # the notebook's own launch_cluster() finds the job's cluster\n"
+            "    c = ln.launch_cluster()\n"
+            "    ln.record('cluster', c.scheduler_address)\n"
+            "    c.close()\n"
+            "time.sleep(sleep)"
+        ),
+        params="sleep = 0.0\ntag = 'a'\nattach = False",
+        where=jp_root_dir,
+    )
     return "where.ipynb"
 
 
-async def _wait(api: Any, job_id: str, until: tuple[str, ...] = ("queued", "running"),
-                timeout: float = 120) -> dict[str, Any]:
+async def _wait(
+    api: Any, job_id: str, until: tuple[str, ...] = ("queued", "running"), timeout: float = 120
+) -> dict[str, Any]:
     """The job once its status is no longer one of ``until``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -114,12 +150,15 @@ async def _wait(api: Any, job_id: str, until: tuple[str, ...] = ("queued", "runn
 async def test_profile_jobs_run_on_a_worker_of_the_profile_cluster(
     api: Any, jp_root_dir: Path, notebook: str, farm: Farm
 ) -> None:
-    body = {"notebook": notebook, "parameters": {"tag": "rest", "attach": True},
-            "profile": "farm"}
+    body = {"notebook": notebook, "parameters": {"tag": "rest", "attach": True}, "profile": "farm"}
     code, job = await api("jobs", method="POST", body=json.dumps(body))
     assert code == 202 and job["status"] == "queued" and job["profile"] == "farm", job
-    sched = {"notebook": notebook, "parameters": {"tag": "cron"}, "cron": "@daily",
-             "profile": "farm"}
+    sched = {
+        "notebook": notebook,
+        "parameters": {"tag": "cron"},
+        "cron": "@daily",
+        "profile": "farm",
+    }
     code, s = await api("schedules", method="POST", body=json.dumps(sched))
     assert code == 201, s
     code, fired = await api("schedules", s["id"], "run", method="POST", body="{}")
@@ -141,8 +180,7 @@ async def test_profile_jobs_run_on_a_worker_of_the_profile_cluster(
 async def test_cancel_kills_the_kernel_on_the_worker_and_drops_the_task(
     api: Any, jp_root_dir: Path, notebook: str, farm: Farm
 ) -> None:
-    body = {"notebook": notebook, "parameters": {"tag": "cancel", "sleep": 120},
-            "profile": "farm"}
+    body = {"notebook": notebook, "parameters": {"tag": "cancel", "sleep": 120}, "profile": "farm"}
     _, job = await api("jobs", method="POST", body=json.dumps(body))
     pid_file = jp_root_dir / "kernel-cancel.pid"
     deadline = time.monotonic() + 120

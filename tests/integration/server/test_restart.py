@@ -37,13 +37,24 @@ class Server:
         log = (self.home / "server.log").open("ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}",
-                "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", "--allow-root",
-                f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                "--no-browser",
+                f"--port={port}",
+                "--ServerApp.port_retries=0",
+                "--ServerApp.ip=127.0.0.1",
+                "--allow-root",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={self.root}",
                 "--ServerApp.jpserver_extensions={'lepton_nb': True}",
-                "--LeptonSettings.max_parallel_jobs=2", "--LeptonSettings.runner_idle_exit=2",
+                "--LeptonSettings.max_parallel_jobs=2",
+                "--LeptonSettings.runner_idle_exit=2",
             ],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 90
         while True:
@@ -52,8 +63,8 @@ class Server:
                 return
             except OSError:
                 assert self.proc.poll() is None and time.monotonic() < deadline, (
-                    (self.home / "server.log").read_text()[-3000:]
-                )
+                    self.home / "server.log"
+                ).read_text()[-3000:]
                 time.sleep(0.3)
 
     def api(self, path: str, body: Any = None) -> Any:

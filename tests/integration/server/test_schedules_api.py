@@ -30,9 +30,12 @@ def jp_server_config(tmp_home: Path, request: pytest.FixtureRequest) -> dict[str
 
 @pytest.fixture
 def notebook(jp_root_dir: Path, make_nb: Any) -> str:
-    make_nb("sq.ipynb",
-            "import time\nimport lepton_nb as ln\ntime.sleep(sleep)\nln.record('square', n * n)",
-            params="n = 2\nsleep = 0.0", where=jp_root_dir / "work")
+    make_nb(
+        "sq.ipynb",
+        "import time\nimport lepton_nb as ln\ntime.sleep(sleep)\nln.record('square', n * n)",
+        params="n = 2\nsleep = 0.0",
+        where=jp_root_dir / "work",
+    )
     return "work/sq.ipynb"
 
 
@@ -49,8 +52,12 @@ async def _wait_all(api: Any, n: int, timeout: float = 240) -> list[dict[str, An
 
 
 async def test_schedule_crud_and_run_now(api: Any, notebook: str) -> None:
-    body = {"notebook": notebook, "parameters": {"n": 3}, "cron": "0 3 * * *",
-            "timezone": "Europe/Paris"}
+    body = {
+        "notebook": notebook,
+        "parameters": {"n": 3},
+        "cron": "0 3 * * *",
+        "timezone": "Europe/Paris",
+    }
     code, s = await api("schedules", method="POST", body=json.dumps(body))
     assert code == 201 and s["notebook"] == notebook and s["next_fire"] > 0, s
     assert s["last_job"] is None and s["name"] == "sq"
@@ -103,8 +110,7 @@ async def test_patch_rejects_unknown_fields_and_ids(api: Any, notebook: str) -> 
     body = json.dumps({"notebook": notebook, "cron": "@daily"})
     _, s = await api("schedules", method="POST", body=body)
     for patch, needle in (({"notebook": "other.ipynb"}, "notebook"), ({"cron": "x"}, "5 fields")):
-        code, err = await api("schedules", s["id"], method="PATCH", body=json.dumps(patch)
-        )
+        code, err = await api("schedules", s["id"], method="PATCH", body=json.dumps(patch))
         assert code == 400 and needle in err["message"], err
     for method, parts in (("GET", ()), ("DELETE", ()), ("POST", ("run",))):
         body = "{}" if method == "POST" else None
@@ -142,9 +148,21 @@ async def test_twelve_jobs_bounded_by_a_limit_raised_while_they_queue(
     runner = runner_pid(store)
     changed = time.time()  # jobs started before this ran under the limit of 1
     cli = subprocess.Popen(
-        [sys.executable, "-m", "lepton_nb.cli", "--store", str(store.path), "scheduler",
-         "--max-parallel", "2", "--tick", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "lepton_nb.cli",
+            "--store",
+            str(store.path),
+            "scheduler",
+            "--max-parallel",
+            "2",
+            "--tick",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert cli.stdout is not None

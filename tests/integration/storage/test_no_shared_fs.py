@@ -42,30 +42,44 @@ class LoseHostAt(Callback):
 
     def on_events(self, events: list[dict[str, Any]]) -> None:
         for e in events:
-            if (self.killed_at is None and e["kind"] == "step" and e["rank"] == 0
-                    and e["step"] >= self.step):
+            if (
+                self.killed_at is None
+                and e["kind"] == "step"
+                and e["rank"] == 0
+                and e["step"] >= self.step
+            ):
                 ip = e["worker"].split("://")[1].rsplit(":", 1)[0]
                 self.hosts.kill_host(ip)
                 self.killed_at = time.monotonic()
-            if (self.first_after is None and e["kind"] == "step" and e.get("attempt", 0) > 0):
+            if self.first_after is None and e["kind"] == "step" and e.get("attempt", 0) > 0:
                 self.first_after = time.monotonic()
 
 
-def test_remote_sweep_is_watched_and_cancelled_through_dask(hosts: Any, tmp_home: Path,
-                                                            tmp_path: Path, make_nb: Any) -> None:
+def test_remote_sweep_is_watched_and_cancelled_through_dask(
+    hosts: Any, tmp_home: Path, tmp_path: Path, make_nb: Any
+) -> None:
     import os
     import threading
 
     from lepton_nb import jobs
 
-    nb = make_nb("slow.ipynb", "import lepton_nb as ln\nln.record('y', x * 2)",
-                 "import time\nif x == 2:\n    time.sleep(300)", params="x = 1")
+    nb = make_nb(
+        "slow.ipynb",
+        "import lepton_nb as ln\nln.record('y', x * 2)",
+        "import time\nif x == 2:\n    time.sleep(300)",
+        params="x = 1",
+    )
     cluster = ln.connect(hosts.scheduler)
     out: dict[str, Any] = {}
     try:
         cluster.wait_for_workers(2, timeout=90)
-        t = threading.Thread(target=lambda: out.update(df=jobs.sweep(
-            nb, {"x": [1, 2]}, cluster=cluster, output_dir=tmp_path / "outs", progress=False)))
+        t = threading.Thread(
+            target=lambda: out.update(
+                df=jobs.sweep(
+                    nb, {"x": [1, 2]}, cluster=cluster, output_dir=tmp_path / "outs", progress=False
+                )
+            )
+        )
         t.start()
         deadline = time.monotonic() + 120
         slow = None
@@ -106,12 +120,23 @@ def test_lost_rank0_host_resumes_from_s3_checkpoint(hosts: Any, tmp_path: Path) 
         url = f"s3://{hosts.bucket}/{uuid.uuid4().hex[:8]}"
         lose = LoseHostAt(hosts, step=25)
         # 90 small steps per epoch: the kill lands mid-run even when events arrive late
-        res = fit(partial(MLP, in_features=64, hidden=32), split.train, split.test,
-                  cluster=cluster, epochs=2, batch_size=16, lr=2e-3, log_every=1,
-                  loss=paced_loss,
-                  checkpoint_every=every, checkpoint_dir=url,
-                  storage_options=hosts.storage_options, replace_timeout_s=2,
-                  progress=False, callbacks=[lose])
+        res = fit(
+            partial(MLP, in_features=64, hidden=32),
+            split.train,
+            split.test,
+            cluster=cluster,
+            epochs=2,
+            batch_size=16,
+            lr=2e-3,
+            log_every=1,
+            loss=paced_loss,
+            checkpoint_every=every,
+            checkpoint_dir=url,
+            storage_options=hosts.storage_options,
+            replace_timeout_s=2,
+            progress=False,
+            callbacks=[lose],
+        )
         h = res.history
         restart = h[h.kind == "restart"]
         assert lose.killed_at is not None and len(restart) == 1
@@ -126,7 +151,9 @@ def test_lost_rank0_host_resumes_from_s3_checkpoint(hosts: Any, tmp_path: Path) 
         assert res.metrics["world_size"] == 1 and len(cluster.client.nthreads()) == 1
         assert set(after.world_size.dropna()) == {1}
         assert lose.first_after is not None
-        print(f"host lost -> first step after resume: {lose.first_after - lose.killed_at:.2f} s;"
-              f" resumed at {resumed}, lost {reached - resumed} steps")
+        print(
+            f"host lost -> first step after resume: {lose.first_after - lose.killed_at:.2f} s;"
+            f" resumed at {resumed}, lost {reached - resumed} steps"
+        )
     finally:
         cluster.close()

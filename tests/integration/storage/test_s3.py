@@ -35,8 +35,9 @@ def _prefix() -> str:
         ("bad options", "rejected by the 's3' filesystem"),
     ],
 )
-def test_bad_s3_location_fails_before_training_and_writes_nothing(s3_server: Any, case: str,
-                                                                  match: str) -> None:
+def test_bad_s3_location_fails_before_training_and_writes_nothing(
+    s3_server: Any, case: str, match: str
+) -> None:
     prefix = _prefix()
     url = s3_server.url(prefix)
     options: dict[str, Any] | None = None
@@ -59,8 +60,15 @@ def test_bad_s3_location_fails_before_training_and_writes_nothing(s3_server: Any
             events.extend(batch)
 
     with pytest.raises(StorageError, match=match):
-        fit(MLP(in_features=64), split.train, epochs=1, checkpoint_dir=url,
-            storage_options=options, callbacks=[Seen()], progress=False)
+        fit(
+            MLP(in_features=64),
+            split.train,
+            epochs=1,
+            checkpoint_dir=url,
+            storage_options=options,
+            callbacks=[Seen()],
+            progress=False,
+        )
     assert events == []  # not one training step ran
     assert s3_server.keys(prefix) == []  # and nothing was left behind, not even the probe
 
@@ -114,8 +122,12 @@ class KillRank0At(Callback):
             self.top = max(self.top, e["step"])
             if e["rank"] == 0:
                 self.rank0, self.rank0_step = e["worker"], e["step"]
-            if (not self.done and self.rank0 and self.top >= self.step
-                    and self.rank0_step >= self.step // 2):
+            if (
+                not self.done
+                and self.rank0
+                and self.top >= self.step
+                and self.rank0_step >= self.step // 2
+            ):
                 pid = self.client.run(os.getpid, workers=[self.rank0])[self.rank0]
                 os.kill(pid, signal.SIGKILL)
                 self.done = True
@@ -135,9 +147,17 @@ def paced_loss(outputs: Any, targets: Any) -> Any:
 def _ps_kwargs(s3_server: Any, cluster: Any, strategy: str) -> dict[str, Any]:
     # options passed explicitly: the shared cluster's workers may predate the S3 environment
     opts = {"endpoint_url": s3_server.endpoint, "key": "testing", "secret": "testing"}
-    return dict(cluster=cluster, strategy=strategy, batch_size=64, lr=5e-3, log_every=2,
-                checkpoint_every=5, checkpoint_dir=s3_server.url(_prefix(), "run"),
-                storage_options=opts, progress=False)
+    return dict(
+        cluster=cluster,
+        strategy=strategy,
+        batch_size=64,
+        lr=5e-3,
+        log_every=2,
+        checkpoint_every=5,
+        checkpoint_dir=s3_server.url(_prefix(), "run"),
+        storage_options=opts,
+        progress=False,
+    )
 
 
 def _small_digits() -> tuple[Any, Any]:
@@ -158,11 +178,11 @@ def test_ps_sync_second_fit_resumes_from_s3(s3_server: Any, cluster2: Any) -> No
     assert second.metrics["val_accuracy"] > 0.7
 
 
-def test_ps_async_resumes_from_s3_after_losing_the_server_worker(s3_server: Any,
-                                                                 s3_cluster: Any) -> None:
+def test_ps_async_resumes_from_s3_after_losing_the_server_worker(
+    s3_server: Any, s3_cluster: Any
+) -> None:
     train, test = _small_digits()
-    kw = {**_ps_kwargs(s3_server, s3_cluster, "ps-async"), "batch_size": 32,
-          "loss": paced_loss}
+    kw = {**_ps_kwargs(s3_server, s3_cluster, "ps-async"), "batch_size": 32, "loss": paced_loss}
     model = partial(MLP, in_features=64, hidden=32)
     # rank 0's worker holds the parameter server too; versions count both ranks' pushes:
     # 48 per epoch, 144 in all, so the kill lands early even if events arrive late
@@ -183,8 +203,9 @@ def test_ps_async_resumes_from_s3_after_losing_the_server_worker(s3_server: Any,
         fit(model, train, epochs=1, **{**kw, "checkpoint_dir": "s3://nope-" + _prefix()})
 
 
-def test_job_and_sweep_outputs_at_an_s3_url(s3_server: Any, cluster2: Any, tmp_home: Any,
-                                            make_nb: Any) -> None:
+def test_job_and_sweep_outputs_at_an_s3_url(
+    s3_server: Any, cluster2: Any, tmp_home: Any, make_nb: Any
+) -> None:
     import nbformat
 
     from lepton_nb import jobs
@@ -202,8 +223,9 @@ def test_job_and_sweep_outputs_at_an_s3_url(s3_server: Any, cluster2: Any, tmp_h
     nbformat.validate(nbformat.reads(fs.cat_file(url).decode(), as_version=4))
     assert fs.exists(rec.html)
 
-    df = jobs.sweep(nb, {"x": [2]}, cluster=cluster2, output_dir=s3_server.url(prefix, "sw"),
-                    progress=False)
+    df = jobs.sweep(
+        nb, {"x": [2]}, cluster=cluster2, output_dir=s3_server.url(prefix, "sw"), progress=False
+    )
     assert list(df.status) == ["succeeded"] and list(df.y) == [4]
     for out in df.output:
         assert out.startswith(s3_server.url(prefix, "sw") + "/") and fs.exists(out)

@@ -27,8 +27,15 @@ from lepton_nb.train import Callback, fit, run
 
 pytestmark = pytest.mark.integration
 
-KW: dict[str, Any] = dict(epochs=2, batch_size=64, lr=3e-3, log_every=1, checkpoint_every=5,
-                          progress=False, strategy="ddp")
+KW: dict[str, Any] = dict(
+    epochs=2,
+    batch_size=64,
+    lr=3e-3,
+    log_every=1,
+    checkpoint_every=5,
+    progress=False,
+    strategy="ddp",
+)
 
 
 def _mlp() -> Any:
@@ -51,8 +58,9 @@ def _slow_while(world: int) -> Any:
 
 
 def _launch(n: int) -> Any:
-    cluster = ln.launch_cluster(n_workers=n, threads_per_worker=1, gpu=False,
-                                dashboard_address="127.0.0.1:0")
+    cluster = ln.launch_cluster(
+        n_workers=n, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
+    )
     cluster.wait_for_workers(n)
     return cluster
 
@@ -71,8 +79,10 @@ class AtStep(Callback):
     def on_events(self, events: list[dict[str, Any]]) -> None:
         if self.done:
             return
-        if any(e["kind"] == "step" and e["rank"] == 0 and e["attempt"] == 0
-               and e["step"] >= self.step for e in events):
+        if any(
+            e["kind"] == "step" and e["rank"] == 0 and e["attempt"] == 0 and e["step"] >= self.step
+            for e in events
+        ):
             self.done = True
             self.action(events)
 
@@ -85,9 +95,18 @@ def test_grow_from_one_to_two_workers(digits: Any, tmp_path: Path) -> None:
     cluster = _launch(1)
     try:
         grow = AtStep(3, lambda _: cluster.scale(2))
-        res = fit(_mlp, digits.train, digits.test, cluster=cluster, min_workers=1,
-                  max_workers=2, checkpoint_dir=str(tmp_path), callbacks=[grow],
-                  loss=_slow_while(1), **{**KW, "epochs": 4})
+        res = fit(
+            _mlp,
+            digits.train,
+            digits.test,
+            cluster=cluster,
+            min_workers=1,
+            max_workers=2,
+            checkpoint_dir=str(tmp_path),
+            callbacks=[grow],
+            loss=_slow_while(1),
+            **{**KW, "epochs": 4},
+        )
         h = res.history
         world = h[h.kind == "world"]
         assert len(world) == 1, world
@@ -103,8 +122,14 @@ def test_grow_from_one_to_two_workers(digits: Any, tmp_path: Path) -> None:
         assert steps == list(range(1, res.metrics["steps"] + 1))
         assert int(row.step) % KW["checkpoint_every"] == 0 or int(row.step) % 23 == 0
 
-        fixed = fit(_mlp, digits.train, digits.test, cluster=cluster, loss=_slow_while(1),
-                    **{**KW, "epochs": 4})
+        fixed = fit(
+            _mlp,
+            digits.train,
+            digits.test,
+            cluster=cluster,
+            loss=_slow_while(1),
+            **{**KW, "epochs": 4},
+        )
         assert fixed.metrics["world_size"] == 2
         assert abs(res.metrics["val_accuracy"] - fixed.metrics["val_accuracy"]) <= 0.01
         assert res.metrics["steps"] == fixed.metrics["steps"]
@@ -113,14 +138,24 @@ def test_grow_from_one_to_two_workers(digits: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["ps-sync", "ps-async"])
-def test_parameter_server_grows_at_the_next_step(digits: Any, tmp_path: Path,
-                                                 strategy: str) -> None:
+def test_parameter_server_grows_at_the_next_step(
+    digits: Any, tmp_path: Path, strategy: str
+) -> None:
     cluster = _launch(1)
     try:
         grow = AtStep(3, lambda _: cluster.scale(2))
-        res = fit(_mlp, digits.train, digits.test, cluster=cluster, min_workers=1,
-                  max_workers=2, checkpoint_dir=str(tmp_path), callbacks=[grow],
-                  loss=_slow_while(1), **{**KW, "strategy": strategy})
+        res = fit(
+            _mlp,
+            digits.train,
+            digits.test,
+            cluster=cluster,
+            min_workers=1,
+            max_workers=2,
+            checkpoint_dir=str(tmp_path),
+            callbacks=[grow],
+            loss=_slow_while(1),
+            **{**KW, "strategy": strategy},
+        )
         h = res.history
         world = h[h.kind == "world"]
         assert len(world) == 1 and (world.iloc[0].old_size, world.iloc[0].new_size) == (1, 2)
@@ -149,9 +184,18 @@ def test_graceful_retirement_continues_on_survivors(digits: Any, tmp_path: Path)
         # retire_workers blocks until the ranks have left the worker: call it off the
         # thread that runs fit (which must keep watching the ranks)
         go = AtStep(4, lambda ev: threading.Thread(target=retire, args=(ev,)).start())
-        res = fit(_mlp, digits.train, digits.test, cluster=cluster, min_workers=2,
-                  max_workers=3, checkpoint_dir=str(tmp_path), callbacks=[go],
-                  loss=_slow_while(3), **{**KW, "batch_size": 60})
+        res = fit(
+            _mlp,
+            digits.train,
+            digits.test,
+            cluster=cluster,
+            min_workers=2,
+            max_workers=3,
+            checkpoint_dir=str(tmp_path),
+            callbacks=[go],
+            loss=_slow_while(3),
+            **{**KW, "batch_size": 60},
+        )
         h = res.history
         world = h[h.kind == "world"]
         assert len(world) == 1, world
@@ -169,8 +213,13 @@ def test_graceful_retirement_continues_on_survivors(digits: Any, tmp_path: Path)
 
         # ln.run: each ctx.save_checkpoint is a boundary; train_fn runs again in the new world
         go = AtStep(3, lambda ev: threading.Thread(target=retire, args=(ev,)).start())
-        out = run(_torch_loop, cluster, min_workers=1, checkpoint_dir=str(tmp_path / "run"),
-                  callbacks=[go])
+        out = run(
+            _torch_loop,
+            cluster,
+            min_workers=1,
+            checkpoint_dir=str(tmp_path / "run"),
+            callbacks=[go],
+        )
         assert out == [{"world": 1, "step": 30, "resumed": True}]
         h = out.history
         world = h[h.kind == "world"]
@@ -212,9 +261,20 @@ def bare_workers(dask_cli: list[str]) -> Iterator[Any]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start_worker() -> subprocess.Popen[bytes]:
-        p = subprocess.Popen([*dask_cli, "worker", cluster.scheduler_address, "--no-nanny",
-                              "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
-                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        p = subprocess.Popen(
+            [
+                *dask_cli,
+                "worker",
+                cluster.scheduler_address,
+                "--no-nanny",
+                "--nthreads",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+            ],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
         procs.append(p)
         return p
 
@@ -228,8 +288,9 @@ def bare_workers(dask_cli: list[str]) -> Iterator[Any]:
         cluster.close()
 
 
-def test_below_min_workers_waits_then_fails_or_continues(digits: Any, tmp_path: Path,
-                                                         bare_workers: Any) -> None:
+def test_below_min_workers_waits_then_fails_or_continues(
+    digits: Any, tmp_path: Path, bare_workers: Any
+) -> None:
     client, start_worker = bare_workers
     workers = [start_worker(), start_worker()]
     client.wait_for_workers(2)
@@ -238,10 +299,21 @@ def test_below_min_workers_waits_then_fails_or_continues(digits: Any, tmp_path: 
         os.kill(workers.pop().pid, signal.SIGKILL)
 
     t0 = time.monotonic()
-    with pytest.raises(TrainingError, match=r"waited 2 s for at least min_workers=2 usable "
-                                            r"worker\(s\) after worker lost: tcp://"):
-        fit(_mlp, digits.train, cluster=client, min_workers=2, wait_timeout_s=2,
-            checkpoint_dir=str(tmp_path / "a"), callbacks=[AtStep(3, kill_one)], **KW)
+    with pytest.raises(
+        TrainingError,
+        match=r"waited 2 s for at least min_workers=2 usable "
+        r"worker\(s\) after worker lost: tcp://",
+    ):
+        fit(
+            _mlp,
+            digits.train,
+            cluster=client,
+            min_workers=2,
+            wait_timeout_s=2,
+            checkpoint_dir=str(tmp_path / "a"),
+            callbacks=[AtStep(3, kill_one)],
+            **KW,
+        )
     assert time.monotonic() - t0 < 120
 
     # the same, but a worker joins while the run waits: it continues on 2 workers
@@ -253,8 +325,16 @@ def test_below_min_workers_waits_then_fails_or_continues(digits: Any, tmp_path: 
         kill_one(_)
         joiner.append(start_worker())
 
-    res = fit(_mlp, digits.train, cluster=client, min_workers=2, wait_timeout_s=120,
-              checkpoint_dir=str(tmp_path / "b"), callbacks=[AtStep(3, kill_and_add)], **KW)
+    res = fit(
+        _mlp,
+        digits.train,
+        cluster=client,
+        min_workers=2,
+        wait_timeout_s=120,
+        checkpoint_dir=str(tmp_path / "b"),
+        callbacks=[AtStep(3, kill_and_add)],
+        **KW,
+    )
     h = res.history
     world = h[h.kind == "world"]
     assert len(world) == 1 and world.iloc[0].reason.startswith("worker lost: tcp://")
@@ -273,11 +353,21 @@ def test_adaptive_scaler_never_kills_a_rank(digits: Any, tmp_path: Path) -> None
     client = cluster.client
     try:
         # adaptive from the moment both ranks train (an idle cluster would shrink at once)
-        adapt = AtStep(1, lambda _: cluster.adapt(minimum=1, maximum=2, interval="100ms",
-                                                  wait_count=1))
-        res = fit(_mlp, digits.train, digits.test, cluster=cluster, min_workers=2,
-                  max_workers=2, checkpoint_dir=str(tmp_path), callbacks=[adapt],
-                  loss=_slow_while(2), **KW)
+        adapt = AtStep(
+            1, lambda _: cluster.adapt(minimum=1, maximum=2, interval="100ms", wait_count=1)
+        )
+        res = fit(
+            _mlp,
+            digits.train,
+            digits.test,
+            cluster=cluster,
+            min_workers=2,
+            max_workers=2,
+            checkpoint_dir=str(tmp_path),
+            callbacks=[adapt],
+            loss=_slow_while(2),
+            **KW,
+        )
         h = res.history
         assert res.metrics["restarts"] == 0 and not (h.kind == "world").any()
         assert set(h[h.kind == "step"].world_size) == {2}

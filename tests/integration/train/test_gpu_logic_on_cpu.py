@@ -78,10 +78,19 @@ def test_dask_cuda_rotation_read_from_the_workers(cluster2: Any) -> None:
 
 def test_parameter_server_refuses_fp16(cluster2: Any) -> None:
     data = TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,)))
-    with pytest.raises(ConfigError, match=r"'ps-sync' does not support precision='fp16'.*no "
-                                          r"loss scaling"):
-        fit(torch.nn.Linear(4, 2), data, cluster=cluster2, strategy="ps-sync",
-            precision="fp16", progress=False)
+    with pytest.raises(
+        ConfigError,
+        match=r"'ps-sync' does not support precision='fp16'.*no "
+        r"loss scaling",
+    ):
+        fit(
+            torch.nn.Linear(4, 2),
+            data,
+            cluster=cluster2,
+            strategy="ps-sync",
+            precision="fp16",
+            progress=False,
+        )
 
 
 @pytest.fixture
@@ -100,8 +109,12 @@ def _poisoned_once(folder: str, ctx: Any) -> int:
 
 def test_sticky_cuda_error_retries_in_a_fresh_worker(one_worker: Any, tmp_path: Path) -> None:
     # in the worker's own thread (a rank process would be fresh per attempt anyway)
-    out = run(partial(_poisoned_once, str(tmp_path)), cluster=one_worker, max_restarts=1,
-              rank_process=False)
+    out = run(
+        partial(_poisoned_once, str(tmp_path)),
+        cluster=one_worker,
+        max_restarts=1,
+        rank_process=False,
+    )
     first = int((tmp_path / "pid-0").read_text())
     assert out[0] != first  # the worker process that held the poisoned context was replaced
     assert (out.history["kind"] == "restart").sum() == 1

@@ -18,13 +18,17 @@ pytestmark = pytest.mark.integration
 
 def _offered(client: Any) -> set[str]:
     """The workers the scheduler would let ``adapt`` close if it wanted to close them all."""
-    return set(client.run_on_scheduler(
-        lambda dask_scheduler: dask_scheduler.workers_to_close(n=len(dask_scheduler.workers))))
+    return set(
+        client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.workers_to_close(n=len(dask_scheduler.workers))
+        )
+    )
 
 
 def test_guard_limits_adapt_and_defers_retirement_to_the_new_world() -> None:
-    cluster = ln.launch_cluster(n_workers=3, threads_per_worker=1, gpu=False,
-                                dashboard_address="127.0.0.1:0")
+    cluster = ln.launch_cluster(
+        n_workers=3, threads_per_worker=1, gpu=False, dashboard_address="127.0.0.1:0"
+    )
     cluster.wait_for_workers(3)
     client = cluster.client
     try:
@@ -37,8 +41,9 @@ def test_guard_limits_adapt_and_defers_retirement_to_the_new_world() -> None:
         assert _offered(client) == {c}
 
         done: list[Any] = []
-        t = threading.Thread(target=lambda: done.append(
-            client.retire_workers([b], close_workers=True)))
+        t = threading.Thread(
+            target=lambda: done.append(client.retire_workers([b], close_workers=True))
+        )
         t.start()
         deadline = time.monotonic() + 30
         while _guard.retiring(client, "run1") != {b}:

@@ -29,8 +29,16 @@ def test_ddp_across_network_namespaces(hosts: Any) -> None:
         seen = sorted(w["host"] for w in cluster.workers)
         assert seen == sorted(worker_ips)  # distinct addresses, one per "host"
         split = datasets.mnist()
-        res = fit(LeNet5, split.train, split.test, cluster=cluster, epochs=2, batch_size=64,
-                  lr=2e-3, progress=False)
+        res = fit(
+            LeNet5,
+            split.train,
+            split.test,
+            cluster=cluster,
+            epochs=2,
+            batch_size=64,
+            lr=2e-3,
+            progress=False,
+        )
         assert res.metrics["world_size"] == 2
         assert res.metrics["val_accuracy"] >= 0.9
         envs: Any = cluster.client.run(lambda: os.environ.get("GLOO_SOCKET_IFNAME"))

@@ -52,9 +52,21 @@ def test_clear_never_raises_once_the_scheduler_or_client_is_gone(tmp_path: Path)
     # its own scheduler process, killed under the client (a failed run's finally)
     file = tmp_path / "scheduler.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ},
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
     )
     try:
         deadline = time.monotonic() + 60
@@ -103,5 +115,8 @@ def test_a_run_publishes_its_ranks_while_it_runs_and_clears_them(cluster2: Any) 
     assert sorted(out) == [0, 1]
     held = {rank: a for a, pairs in see.seen.items() for r, rank in pairs if r == see.run_id}
     assert sorted(held) == [0, 1] and held[0] != held[1], see.seen
-    assert not any(r == see.run_id for pairs in _placement.ranks_by_worker(cluster2.client).values()
-                   for r, _ in pairs)
+    assert not any(
+        r == see.run_id
+        for pairs in _placement.ranks_by_worker(cluster2.client).values()
+        for r, _ in pairs
+    )

@@ -31,11 +31,20 @@ def own_cluster(launch_cluster2: Any) -> Iterator[Any]:
 
 def test_killed_worker_recovers(own_cluster: Any, kill_worker_at: Any, tmp_path: Path) -> None:
     split = datasets.mnist()
-    kw: dict[str, Any] = dict(epochs=3, batch_size=64, lr=2e-3, log_every=5,
-                              checkpoint_every=20, progress=False)
+    kw: dict[str, Any] = dict(
+        epochs=3, batch_size=64, lr=2e-3, log_every=5, checkpoint_every=20, progress=False
+    )
     killer = kill_worker_at(own_cluster.client, step=80)  # rank 1's worker
-    res = fit(LeNet5, split.train, split.test, cluster=own_cluster, strategy="ddp",
-              checkpoint_dir=tmp_path, callbacks=[killer], **kw)
+    res = fit(
+        LeNet5,
+        split.train,
+        split.test,
+        cluster=own_cluster,
+        strategy="ddp",
+        checkpoint_dir=tmp_path,
+        callbacks=[killer],
+        **kw,
+    )
     assert killer.killed_at is not None and killer.restart_seen_at is not None
     latency = killer.restart_seen_at - killer.killed_at
     print(f"loss detected and restart marked {latency:.2f} s after SIGKILL")
@@ -77,8 +86,14 @@ def test_rank_that_always_fails_raises_after_max_restarts(own_cluster: Any) -> N
     before, _ = _ranks_and_workers(psutil.Process())
     t0 = time.monotonic()
     with pytest.raises(TrainingError, match=r"after 1 restart.*rank 1 on worker tcp://.*broken"):
-        fit(lambda: __import__("lepton_nb.models").models.MLP(in_features=64), split.train,
-            cluster=own_cluster, loss=_always_fails, max_restarts=1, progress=False)
+        fit(
+            lambda: __import__("lepton_nb.models").models.MLP(in_features=64),
+            split.train,
+            cluster=own_cluster,
+            loss=_always_fails,
+            max_restarts=1,
+            progress=False,
+        )
     # the failed rank's process exits, so its healthy peer's collective fails at once (as
     # under torchrun), not at the 60 s collective timeout: two attempts would take >= 120 s
     assert time.monotonic() - t0 < 100
@@ -101,8 +116,13 @@ def _torchrun_style(ctx: Any) -> dict[str, Any]:
     dist.all_reduce(t)
     ctx.report(step=1, loss=float(rank))
     dist.destroy_process_group()
-    return {"rank": rank, "world": world, "sum": t.item(),
-            "local_rank": int(os.environ["LOCAL_RANK"]), "master": os.environ["MASTER_ADDR"]}
+    return {
+        "rank": rank,
+        "world": world,
+        "sum": t.item(),
+        "local_rank": int(os.environ["LOCAL_RANK"]),
+        "master": os.environ["MASTER_ADDR"],
+    }
 
 
 def test_run_torchrun_style(own_cluster: Any) -> None:

@@ -28,8 +28,6 @@ from lepton_nb.train.checkpoint import latest_path, load_checkpoint
 pytestmark = pytest.mark.integration
 
 
-
-
 class DaskProcesses:
     """A `dask scheduler` and n `dask worker` processes, all started with ``cwd=where``."""
 
@@ -38,17 +36,43 @@ class DaskProcesses:
         self.where = where
         self.address = f"tcp://127.0.0.1:{port}"
         self.scheduler = subprocess.Popen(
-            [*dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--dashboard-address", "127.0.0.1:0"],
-            cwd=where, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                *dask_cli,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                "127.0.0.1:0",
+            ],
+            cwd=where,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.logs = [where / f"worker-{i}.log" for i in range(n_workers)]
         self.workers = []
         for log in self.logs:
             with open(log, "wb") as out:
-                self.workers.append(subprocess.Popen(
-                    [*dask_cli, "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1",
-                     "--no-dashboard", "--memory-limit", "2GiB"],
-                    cwd=where, stdout=out, stderr=subprocess.STDOUT))
+                self.workers.append(
+                    subprocess.Popen(
+                        [
+                            *dask_cli,
+                            "worker",
+                            self.address,
+                            "--nthreads",
+                            "1",
+                            "--host",
+                            "127.0.0.1",
+                            "--no-dashboard",
+                            "--memory-limit",
+                            "2GiB",
+                        ],
+                        cwd=where,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
 
     def stop(self) -> None:
         for p in [*self.workers, self.scheduler]:
@@ -63,8 +87,9 @@ class DaskProcesses:
 
 
 @pytest.fixture(scope="module")
-def procs(tmp_path_factory: pytest.TempPathFactory, free_port: Any,
-          dask_cli: list[str]) -> Iterator[DaskProcesses]:
+def procs(
+    tmp_path_factory: pytest.TempPathFactory, free_port: Any, dask_cli: list[str]
+) -> Iterator[DaskProcesses]:
     """Shared by this module's tests; the last one kills its scheduler."""
     procs = DaskProcesses(tmp_path_factory.mktemp("workers-dir"), 2, free_port(), dask_cli)
     try:
@@ -134,8 +159,16 @@ def _has(name: str) -> bool:
 def test_user_module_travels_to_workers_without_it(remote: Any, user_module: Any) -> None:
     name = user_module.__name__
     assert set(remote.client.run(_has, name).values()) == {False}  # really not on the workers
-    res = ln.fit(user_module.TinyNet, user_module.TwoBlobs(256), cluster=remote, epochs=1,
-                 batch_size=64, loss=user_module.smooth_ce, strategy="ddp", progress=False)
+    res = ln.fit(
+        user_module.TinyNet,
+        user_module.TwoBlobs(256),
+        cluster=remote,
+        epochs=1,
+        batch_size=64,
+        loss=user_module.smooth_ce,
+        strategy="ddp",
+        progress=False,
+    )
     assert res.metrics["world_size"] == 2 and res.metrics["steps"] > 0
     assert isinstance(res.model, user_module.TinyNet)
     # ln.run: a train_fn that uses the module's classes travels too
@@ -152,7 +185,7 @@ def _count_with(module: Any) -> Any:
     return train_fn
 
 
-BAD_MODULE = '''
+BAD_MODULE = """
 import threading
 
 _LOCK = threading.Lock()
@@ -163,19 +196,23 @@ class LockedNet:
         with _LOCK:
             import torch
             return torch.nn.Linear(8, 2)
-'''
+"""
 
 
-def test_module_that_cannot_travel_is_a_config_error(remote: Any, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_module_that_cannot_travel_is_a_config_error(
+    remote: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     name = f"lepton_bad_models_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(BAD_MODULE))
     monkeypatch.syspath_prepend(str(tmp_path))
     module = importlib.import_module(name)
     try:
         data = TensorDataset(torch.randn(64, 8), torch.randint(0, 2, (64,)))
-        with pytest.raises(ConfigError, match=rf"'{name}' are not installed on the workers.*"
-                                              r"upload_file"):
+        with pytest.raises(
+            ConfigError,
+            match=rf"'{name}' are not installed on the workers.*"
+            r"upload_file",
+        ):
             ln.fit(module.LockedNet(), data, cluster=remote, epochs=1, progress=False)
     finally:
         sys.modules.pop(name, None)
@@ -199,8 +236,17 @@ def test_losing_the_scheduler_ends_the_fit_and_stops_the_ranks(
     killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
     killer.start()
     with pytest.raises(ClusterError) as err:
-        ln.fit(MLP, train, cluster=remote, epochs=100, batch_size=64, strategy="ddp",
-               checkpoint_dir=str(ckpt), checkpoint_every=5, progress=False)
+        ln.fit(
+            MLP,
+            train,
+            cluster=remote,
+            epochs=100,
+            batch_size=64,
+            strategy="ddp",
+            checkpoint_dir=str(ckpt),
+            checkpoint_every=5,
+            progress=False,
+        )
     detected = time.perf_counter() - killed["at"]
     print(f"scheduler loss -> ClusterError: {detected:.2f} s")
     msg = str(err.value)

@@ -38,11 +38,22 @@ class Collect(Callback):
     ("strategy", "epochs", "threshold"),
     [("ddp", 4, 0.95), ("ps-sync", 4, 0.95), ("ps-async", 3, 0.93)],
 )
-def test_lenet_mnist_accuracy(cluster2: Any, mnist: datasets.Split, strategy: str,
-                              epochs: int, threshold: float) -> None:
+def test_lenet_mnist_accuracy(
+    cluster2: Any, mnist: datasets.Split, strategy: str, epochs: int, threshold: float
+) -> None:
     cb = Collect()
-    res = fit(LeNet5, mnist.train, mnist.test, cluster=cluster2, epochs=epochs, batch_size=64,
-              lr=2e-3, strategy=strategy, callbacks=[cb], progress=False)
+    res = fit(
+        LeNet5,
+        mnist.train,
+        mnist.test,
+        cluster=cluster2,
+        epochs=epochs,
+        batch_size=64,
+        lr=2e-3,
+        strategy=strategy,
+        callbacks=[cb],
+        progress=False,
+    )
     assert res.metrics["val_accuracy"] >= threshold, res.metrics
     assert res.metrics["world_size"] == 2 and res.metrics["restarts"] == 0
     h = res.history

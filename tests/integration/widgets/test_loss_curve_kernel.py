@@ -45,23 +45,35 @@ def stdout(msgs: list[dict[str, Any]]) -> str:
 
 
 def test_live_widget_streams_and_is_kept_when_a_frontend_shows_it(kernel: Any) -> None:
-    msgs = execute(kernel, "import lepton_nb as ln\ncurve = ln.LossCurve(redraw_interval=0)\n"
-                           "display(curve)\nprint(curve._view.fig.model_id)")
+    msgs = execute(
+        kernel,
+        "import lepton_nb as ln\ncurve = ln.LossCurve(redraw_interval=0)\n"
+        "display(curve)\nprint(curve._view.fig.model_id)",
+    )
     fig_id = stdout(msgs).strip()
     shown = [m for m in msgs if m["msg_type"] == "display_data"]
     assert len(shown) == 1 and WIDGET_MIME in shown[0]["content"]["data"]
     display_id = shown[0]["content"]["transient"]["display_id"]
 
     # what JupyterLab's widget manager sends when it renders a view of the figure
-    view = kernel.session.msg("comm_msg", {"comm_id": fig_id, "data": {
-        "method": "update", "state": {"_view_count": 1}, "buffer_paths": []}})
+    view = kernel.session.msg(
+        "comm_msg",
+        {
+            "comm_id": fig_id,
+            "data": {"method": "update", "state": {"_view_count": 1}, "buffer_paths": []},
+        },
+    )
     kernel.shell_channel.send(view)
-    msgs = execute(kernel, "for s in range(10):\n    curve.update(step=s, loss=1.0 / (s + 1))\n"
-                           "print(curve.frontend_attached)\ncurve.close()")
+    msgs = execute(
+        kernel,
+        "for s in range(10):\n    curve.update(step=s, loss=1.0 / (s + 1))\n"
+        "print(curve.frontend_attached)\ncurve.close()",
+    )
     assert stdout(msgs).strip() == "True"
     # the figure's data went to the frontend over its comm while the loop ran
-    fig_msgs = [m for m in msgs if m["msg_type"] == "comm_msg"
-                and m["content"]["comm_id"] == fig_id]
+    fig_msgs = [
+        m for m in msgs if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == fig_id
+    ]
     assert len(fig_msgs) >= 10
     updates = [m for m in msgs if m["msg_type"] == "update_display_data"]
     assert len(updates) == 1 and updates[0]["content"]["transient"]["display_id"] == display_id
@@ -80,7 +92,8 @@ def test_without_a_view_the_widget_is_replaced_by_the_static_figure(kernel: Any)
     data = updates[0]["content"]["data"]
     assert WIDGET_MIME not in data and PLOTLY_MIME in data
     assert execute(kernel, "curve.stats") and not [
-        m for m in execute(kernel, "1") if m["msg_type"] == "update_display_data"]
+        m for m in execute(kernel, "1") if m["msg_type"] == "update_display_data"
+    ]
 
 
 def test_cluster_panel_sits_under_the_curves(cluster2: Any) -> None:

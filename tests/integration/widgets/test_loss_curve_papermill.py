@@ -53,16 +53,20 @@ def outputs(nb: Any) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("close", [True, False], ids=["close", "no-close"])
-def test_executed_notebook_keeps_static_curves(tmp_path: Path, make_nb: Any,
-                                               close: bool) -> None:
+def test_executed_notebook_keeps_static_curves(tmp_path: Path, make_nb: Any, close: bool) -> None:
     import papermill
 
     src = make_nb("train.ipynb", TRAIN, LOOP, "print(curve.stats)", params=PARAMS)
     out = tmp_path / "train.out.ipynb"
     csv = tmp_path / "history.csv"
     papermill.execute_notebook(
-        str(src), str(out), parameters={"csv_path": str(csv), "steps": 25, "close": close},
-        kernel_name="python3", cwd=str(tmp_path), progress_bar=False, execution_timeout=300,
+        str(src),
+        str(out),
+        parameters={"csv_path": str(csv), "steps": 25, "close": close},
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+        execution_timeout=300,
     )
     nb = nbformat.read(out, as_version=4)
     figures = [o for o in outputs(nb) if PLOTLY_MIME in o.get("data", {})]
@@ -105,15 +109,22 @@ result.history.to_csv(csv_path, index=False)
 """
 
 
-def test_fit_on_a_cluster_in_papermill_leaves_every_steps_mean_loss(tmp_path: Path,
-                                                                  make_nb: Any) -> None:
+def test_fit_on_a_cluster_in_papermill_leaves_every_steps_mean_loss(
+    tmp_path: Path, make_nb: Any
+) -> None:
     import papermill
 
     src = make_nb("fit.ipynb", FIT, params='csv_path = "history.csv"')
     out, csv = tmp_path / "fit.out.ipynb", tmp_path / "h.csv"
-    papermill.execute_notebook(str(src), str(out), parameters={"csv_path": str(csv)},
-                               kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
-                               execution_timeout=600)
+    papermill.execute_notebook(
+        str(src),
+        str(out),
+        parameters={"csv_path": str(csv)},
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+        execution_timeout=600,
+    )
     done = nbformat.read(out, as_version=4)
     figures = [o for o in outputs(done) if PLOTLY_MIME in o.get("data", {})]
     assert len(figures) == 1

@@ -63,12 +63,18 @@ def test_factory_errors_come_from_launch_cluster_too(profile: Any) -> None:
 
 
 def test_factory_arguments_it_refuses_are_a_config_error(profile: Any) -> None:
-    name = profile("typo", kind="factory", module="distributed", kwargs={"shutdown_on_clos": 1},
-                   **{"class": "SpecCluster"})
+    name = profile(
+        "typo",
+        kind="factory",
+        module="distributed",
+        kwargs={"shutdown_on_clos": 1},
+        **{"class": "SpecCluster"},
+    )
     with pytest.raises(ConfigError, match=r"SpecCluster refused its arguments.*shutdown_on_clos"):
         ln.launch_cluster(profile=name)
-    name = profile("notalist", kind="factory", module="distributed", args="x",
-                   **{"class": "SpecCluster"})
+    name = profile(
+        "notalist", kind="factory", module="distributed", args="x", **{"class": "SpecCluster"}
+    )
     with pytest.raises(ConfigError, match="'args' must be a list"):
         ln.launch_cluster(profile=name)
 
@@ -79,8 +85,10 @@ def test_factory_arguments_it_refuses_are_a_config_error(profile: Any) -> None:
         ({}, "needs 'address'"),
         ({"address": "tcp://127.0.0.1:8786"}, "must be an http:// or https:// URL"),
         ({"address": "http://127.0.0.1:1", "auth": "password"}, "auth must be one of basic"),
-        ({"address": "http://127.0.0.1:1", "auth": {"type": "basic", "token": "x"}},
-         "auth 'basic' does not take"),
+        (
+            {"address": "http://127.0.0.1:1", "auth": {"type": "basic", "token": "x"}},
+            "auth 'basic' does not take",
+        ),
     ],
 )
 def test_bad_gateway_profiles(profile: Any, settings: dict[str, Any], says: str) -> None:

@@ -67,8 +67,14 @@ def test_distilled_student_beats_the_same_student_trained_alone(
 def test_kd_loss_is_the_hinton_mix() -> None:
     s, t, y = torch.randn(8, 10), torch.randn(8, 10), torch.randint(0, 10, (8,))
     loss = compress.kd_loss(temperature=2.0, alpha=0.25)
-    soft = nn.functional.kl_div(nn.functional.log_softmax(s / 2, -1),
-                                nn.functional.softmax(t / 2, -1), reduction="batchmean") * 4
+    soft = (
+        nn.functional.kl_div(
+            nn.functional.log_softmax(s / 2, -1),
+            nn.functional.softmax(t / 2, -1),
+            reduction="batchmean",
+        )
+        * 4
+    )
     expected = 0.25 * soft + 0.75 * nn.functional.cross_entropy(s, y)
     assert torch.allclose(loss((s, t), y), expected, atol=1e-6)
     assert torch.allclose(loss(s, y), nn.functional.cross_entropy(s, y))

@@ -57,7 +57,8 @@ def test_lenet_search_picks_the_fastest_within_budget(
     t = result.table
     assert set(t["family"]) >= {"quantize", "prune"}
     assert any(Recipe.from_dict(d).guided for d in [result.recipe.to_dict()]) or any(
-        "/guided" in label for label in t.index)  # sensitivity-guided amounts were tried
+        "/guided" in label for label in t.index
+    )  # sensitivity-guided amounts were tried
     assert (t["evaluated_on"] == "subset").any()  # not everything was evaluated in full
     assert seen[0]["recipe"] == "baseline" and len(seen) >= len(t)  # every row as it landed
     assert t.loc["baseline", "worker"] == "local"
@@ -126,9 +127,7 @@ class _Scaled(nn.Module):
         return x * self.gain
 
 
-def test_unprunable_model_falls_back_and_says_which(
-    trained_mlp: nn.Module, split: Split
-) -> None:
+def test_unprunable_model_falls_back_and_says_which(trained_mlp: nn.Module, split: Split) -> None:
     model = nn.Sequential(trained_mlp, _Scaled()).eval()
     cfg = SearchConfig(subset_size=128, max_skip=0, settings={"runs": 3, "warmup": 1})
     with pytest.warns(UserWarning, match="prune-structured does not apply.*searching dynamic"):

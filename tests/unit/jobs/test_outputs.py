@@ -107,7 +107,9 @@ def test_jobs_run_and_the_cli_refuse_before_running(
     assert main(["run", str(nb), "-o", str(tmp_path / "x.html")]) == 1
     assert ".ipynb" in capsys.readouterr().err
     assert other.read_text() == "precious" and jobs.list() == []  # nothing ran, nothing stored
-    args = __import__("lepton_nb.cli", fromlist=["build_parser"]).build_parser().parse_args(
-        ["run", str(nb), "-o", str(other), "--overwrite"]
+    args = (
+        __import__("lepton_nb.cli", fromlist=["build_parser"])
+        .build_parser()
+        .parse_args(["run", str(nb), "-o", str(other), "--overwrite"])
     )
     assert args.overwrite is True

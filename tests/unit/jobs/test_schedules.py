@@ -90,8 +90,7 @@ def test_missed_firings_give_one_catch_up_run(store: ScheduleStore, nb: Path) ->
 def test_two_schedulers_on_one_store_never_double_fire(tmp_path: Path, nb: Path) -> None:
     path = tmp_path / "jobs.sqlite"
     ids = [
-        ScheduleStore(path).add(Schedule(notebook=str(nb), cron="* * * * *")).id
-        for _ in range(5)
+        ScheduleStore(path).add(Schedule(notebook=str(nb), cron="* * * * *")).id for _ in range(5)
     ]
 
     def rewind() -> None:

@@ -31,20 +31,26 @@ class FixedWorld(Strategy):
 DATA = TensorDataset(torch.randn(16, 784), torch.randint(0, 10, (16,)))
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    (dict(min_workers=0), r"min_workers must be a whole number >= 1 or None, got 0"),
-    (dict(max_workers=-1), r"max_workers must be a whole number >= 1"),
-    (dict(min_workers=1.5), r"min_workers must be a whole number"),
-    (dict(min_workers=3, max_workers=2), r"max_workers=2 is below min_workers=3"),
-    (dict(min_workers=1, wait_timeout_s=0), r"wait_timeout_s must be a positive number"),
-    (dict(min_workers=1, strategy="single"), r"strategy='single' trains in this process"),
-    (dict(min_workers=1, n_workers=2), r"leave n_workers=None"),
-    (dict(min_workers=1, strategy=FixedWorld()), r"strategy 'fixed' is not elastic yet"),
-    (dict(min_workers=2, max_workers=3, batch_size=64),
-     r"world sizes \[3\].*do not divide it\. Use a multiple of 6 \(e\.g\. batch_size=66\)"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(min_workers=0), r"min_workers must be a whole number >= 1 or None, got 0"),
+        (dict(max_workers=-1), r"max_workers must be a whole number >= 1"),
+        (dict(min_workers=1.5), r"min_workers must be a whole number"),
+        (dict(min_workers=3, max_workers=2), r"max_workers=2 is below min_workers=3"),
+        (dict(min_workers=1, wait_timeout_s=0), r"wait_timeout_s must be a positive number"),
+        (dict(min_workers=1, strategy="single"), r"strategy='single' trains in this process"),
+        (dict(min_workers=1, n_workers=2), r"leave n_workers=None"),
+        (dict(min_workers=1, strategy=FixedWorld()), r"strategy 'fixed' is not elastic yet"),
+        (
+            dict(min_workers=2, max_workers=3, batch_size=64),
+            r"world sizes \[3\].*do not divide it\. Use a multiple of 6 \(e\.g\. batch_size=66\)",
+        ),
+    ],
+)
 def test_bad_elastic_input_is_refused_before_anything_runs(
-        cluster2: Any, tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
+    cluster2: Any, tmp_path: Path, kwargs: dict[str, Any], match: str
+) -> None:
     kw = dict(checkpoint_dir=str(tmp_path), epochs=1, progress=False, **kwargs)
     before = set(cluster2.client.who_has())
     with pytest.raises(ConfigError, match=match):
@@ -53,8 +59,11 @@ def test_bad_elastic_input_is_refused_before_anything_runs(
 
 
 def test_elastic_needs_a_place_to_checkpoint_and_a_cluster(cluster2: Any) -> None:
-    with pytest.raises(ConfigError, match=r"re-forms the world from checkpoints.*"
-                                          r"pass checkpoint_dir=\.\.\."):
+    with pytest.raises(
+        ConfigError,
+        match=r"re-forms the world from checkpoints.*"
+        r"pass checkpoint_dir=\.\.\.",
+    ):
         fit(MLP(), DATA, cluster=cluster2, max_workers=2, progress=False)
     with pytest.raises(ConfigError, match=r"need a cluster: pass cluster="):
         fit(MLP(), DATA, min_workers=1, checkpoint_dir="/tmp", progress=False)

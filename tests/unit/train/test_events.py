@@ -29,8 +29,15 @@ class Rec(Callback):
 
 
 def ev(step: int, rank: int = 0, kind: str = "step", attempt: int = 0, **kw: Any) -> dict:
-    return {"kind": kind, "rank": rank, "step": step, "epoch": 0, "time": 1.0 + step,
-            "attempt": attempt, **kw}
+    return {
+        "kind": kind,
+        "rank": rank,
+        "step": step,
+        "epoch": 0,
+        "time": 1.0 + step,
+        "attempt": attempt,
+        **kw,
+    }
 
 
 def test_events_are_deduplicated_and_batched() -> None:
@@ -59,8 +66,13 @@ def test_history_orders_attempts_steps_and_kinds() -> None:
     h = hub.history()
     assert list(h.columns[:5]) == ["kind", "attempt", "step", "epoch", "rank"]
     rows = list(zip(h.attempt, h.kind, h.step, h["rank"], strict=True))
-    assert rows == [(0, "step", 20, 0), (0, "step", 20, 1), (0, "epoch", 20, 0),
-                    (1, "step", 5, 0), (1, "restart", 10, -1)]
+    assert rows == [
+        (0, "step", 20, 0),
+        (0, "step", 20, 1),
+        (0, "epoch", 20, 0),
+        (1, "step", 5, 0),
+        (1, "restart", 10, -1),
+    ]
     assert h.loc[h.kind == "restart", "reason"].item() == "lost worker"
     assert h.val_accuracy.isna().all()  # every standard column exists
 
@@ -91,8 +103,14 @@ def test_world_rows_and_the_world_size_column() -> None:
     sizes = [None if pd.isna(w) else int(w) for w in h.world_size]
     rows = list(zip(h.attempt, h.kind, h.step, h["rank"], sizes, strict=True))
     # the world row sorts where a restart row would: before the new generation's steps
-    assert rows == [(0, "step", 10, 0, 1), (1, "world", 10, -1, 2), (1, "step", 12, 0, 2),
-                    (1, "step", 12, 1, 2), (2, "restart", 10, -1, None), (2, "step", 12, 0, 2)]
+    assert rows == [
+        (0, "step", 10, 0, 1),
+        (1, "world", 10, -1, 2),
+        (1, "step", 12, 0, 2),
+        (1, "step", 12, 1, 2),
+        (2, "restart", 10, -1, None),
+        (2, "step", 12, 0, 2),
+    ]
     world = h[h.kind == "world"].iloc[0]
     assert (world.old_size, world.new_size, world.restart) == (1, 2, False)
     assert str(h.old_size.dtype) == "Int64"  # shown as 1 -> 2, not 1.0 -> 2.0

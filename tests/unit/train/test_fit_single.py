@@ -37,8 +37,16 @@ def test_single_fit_learns_digits() -> None:
     model = MLP(in_features=64, hidden=64)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rec = Recorder()
-    res = fit(model, split.train, split.test, epochs=4, batch_size=32, lr=3e-3,
-              callbacks=[rec], log_every=5)
+    res = fit(
+        model,
+        split.train,
+        split.test,
+        epochs=4,
+        batch_size=32,
+        lr=3e-3,
+        callbacks=[rec],
+        log_every=5,
+    )
     assert res.metrics["val_accuracy"] >= 0.9
     assert res.metrics["strategy"] == "single" and res.metrics["restarts"] == 0
     # the caller's model is not trained in place; the result is on the CPU
@@ -73,26 +81,35 @@ def kd(outputs: Any, y: torch.Tensor) -> torch.Tensor:
     if not isinstance(outputs, tuple):
         return F.cross_entropy(outputs, y)
     s, t = outputs
-    return F.kl_div(F.log_softmax(s, -1), F.softmax(t, -1), reduction="batchmean") + \
-        F.cross_entropy(s, y)
+    return F.kl_div(
+        F.log_softmax(s, -1), F.softmax(t, -1), reduction="batchmean"
+    ) + F.cross_entropy(s, y)
 
 
 def test_callable_loss_tuple_outputs_and_frozen_params() -> None:
     split = datasets.digits()
     m = TwoHeads()
-    res = fit(m, split.train, split.test, epochs=1, loss=kd, optimizer="sgd", lr=0.05,
-              progress=False)
+    res = fit(
+        m, split.train, split.test, epochs=1, loss=kd, optimizer="sgd", lr=0.05, progress=False
+    )
     key = "1.weight"
     assert torch.equal(res.model.teacher.state_dict()[key], m.teacher.state_dict()[key])
-    assert not torch.equal(res.model.student.state_dict()["1.weight"],
-                           m.student.state_dict()["1.weight"])
+    assert not torch.equal(
+        res.model.student.state_dict()["1.weight"], m.student.state_dict()["1.weight"]
+    )
     assert "val_accuracy" in res.metrics
 
 
 def test_tinygpt_cross_entropy_flattens_time() -> None:
     corpus = datasets.text(block_size=16, max_chars=4000)
-    res = fit(lambda: TinyGPT(corpus.vocab_size, block_size=16, n_layer=1, n_embd=32),
-              corpus.train, corpus.val, epochs=1, batch_size=16, progress=False)
+    res = fit(
+        lambda: TinyGPT(corpus.vocab_size, block_size=16, n_layer=1, n_embd=32),
+        corpus.train,
+        corpus.val,
+        epochs=1,
+        batch_size=16,
+        progress=False,
+    )
     assert res.metrics["val_loss"] < torch.log(torch.tensor(float(corpus.vocab_size))).item()
     assert 0 <= res.metrics["val_accuracy"] <= 1
 

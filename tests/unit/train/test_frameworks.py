@@ -19,8 +19,10 @@ from lepton_nb.train._rankproc import RankProcessError, current_context, run_in_
 
 
 def test_unknown_framework_lists_the_known_ones() -> None:
-    with pytest.raises(NotFoundError, match="unknown framework 'jax'; choose one of: "
-                                            "'pytorch', 'tensorflow', 'torch'"):
+    with pytest.raises(
+        NotFoundError,
+        match="unknown framework 'jax'; choose one of: 'pytorch', 'tensorflow', 'torch'",
+    ):
         run(lambda ctx: None, framework="jax")
     assert isinstance(NotFoundError("x"), LeptonError)
 
@@ -38,8 +40,9 @@ def test_missing_tensorflow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
     for name in ("tensorflow", "tf_keras"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.setattr(sys, "meta_path", [_Hide(), *sys.meta_path])
-    with pytest.raises(ConfigError,
-                       match=r'tensorflow and tf-keras.*pip install "lepton-nb\[tf\]"'):
+    with pytest.raises(
+        ConfigError, match=r'tensorflow and tf-keras.*pip install "lepton-nb\[tf\]"'
+    ):
         run(lambda ctx: None, framework="tensorflow")
 
 
@@ -62,8 +65,10 @@ def test_checkpoint_location_and_resume_step(tmp_path: Path) -> None:
     with _tf.checkpoint_location(str(tmp_path)) as mine:
         assert mine == str(tmp_path)
     assert tmp_path.is_dir() and _tf.resume_step(None) == 0
-    with pytest.raises(ConfigError, match=r"tf.io.gfile.*s3:// needs tensorflow-io"), \
-            _tf.checkpoint_location("s3://bucket/run"):
+    with (
+        pytest.raises(ConfigError, match=r"tf.io.gfile.*s3:// needs tensorflow-io"),
+        _tf.checkpoint_location("s3://bucket/run"),
+    ):
         pass
 
 
@@ -101,8 +106,11 @@ def test_child_relays_events_and_returns_the_result() -> None:
 def test_child_errors_keep_lepton_classes_and_name_others() -> None:
     with pytest.raises(ConfigError, match="bad setting"):
         run_in_child(_raises_config, _fields(), {}, lambda e: None)
-    with pytest.raises(RankProcessError, match=r"KeyError: 'missing' \(in _raises_plain at "
-                                               r"test_frameworks.py:[0-9]+; full traceback"):
+    with pytest.raises(
+        RankProcessError,
+        match=r"KeyError: 'missing' \(in _raises_plain at "
+        r"test_frameworks.py:[0-9]+; full traceback",
+    ):
         run_in_child(_raises_plain, _fields(), {}, lambda e: None)
     with pytest.raises(RankProcessError, match="exited with code 3 before returning"):
         run_in_child(_dies, _fields(), {}, lambda e: None)
@@ -141,8 +149,12 @@ def test_child_exits_when_its_worker_is_killed(tmp_path: Path) -> None:
         "from tests.unit.train.test_frameworks import _sleeps, _fields\n"
         "run_in_child(_sleeps, _fields(), {}, lambda e: print(e['pid'], flush=True))\n"
     )
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).parents[3])
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[3],
+    )
     assert parent.stdout is not None
     child = psutil.Process(int(parent.stdout.readline()))
     assert child.is_running()
@@ -156,9 +168,13 @@ def test_child_exits_when_its_worker_is_killed(tmp_path: Path) -> None:
 
 def _env_of_rank(ctx: Any) -> dict[str, Any]:
     ctx.report(step=1, loss=0.5)
-    return {"legacy": os.environ.get("TF_USE_LEGACY_KERAS"), "pid": os.getpid(),
-            "tf_config": os.environ.get("TF_CONFIG"), "ckpt": ctx.checkpoint_dir,
-            "tf_imported": "tensorflow" in sys.modules}
+    return {
+        "legacy": os.environ.get("TF_USE_LEGACY_KERAS"),
+        "pid": os.getpid(),
+        "tf_config": os.environ.get("TF_CONFIG"),
+        "ckpt": ctx.checkpoint_dir,
+        "tf_imported": "tensorflow" in sys.modules,
+    }
 
 
 def test_tensorflow_without_a_cluster_runs_one_rank_process(tmp_path: Path) -> None:

@@ -34,11 +34,15 @@ def test_own_gpu_first_tells_dask_cuda_rotation_from_a_shared_list() -> None:
     same = {"a": "h", "b": "h"}
     assert _gpu.own_gpu_first({"a": "0,1", "b": "1,0"}, same) == {"a": True, "b": True}
     assert _gpu.own_gpu_first({"a": "GPU-x,GPU-y", "b": "GPU-y,GPU-x"}, same) == {
-        "a": True, "b": True}
+        "a": True,
+        "b": True,
+    }
     assert _gpu.own_gpu_first({"a": "0,1", "b": "0,1"}, same) == {"a": False, "b": False}
     assert _gpu.own_gpu_first({"a": None, "b": None}, same) == {"a": False, "b": False}
     assert _gpu.own_gpu_first({"a": "0,1", "b": "0,1"}, {"a": "h1", "b": "h2"}) == {
-        "a": True, "b": True}
+        "a": True,
+        "b": True,
+    }
 
 
 def test_device_choice(four_gpus: list[Any]) -> None:
@@ -56,19 +60,37 @@ def test_one_visible_device_is_always_cuda0(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _env_of_rank(ctx: Any) -> dict[str, Any]:
-    return {"LOCAL_RANK": os.environ["LOCAL_RANK"], "device": ctx.device,
-            "local_rank": ctx.local_rank}
+    return {
+        "LOCAL_RANK": os.environ["LOCAL_RANK"],
+        "device": ctx.device,
+        "local_rank": ctx.local_rank,
+    }
 
 
 @pytest.mark.parametrize(("own", "local", "index"), [(True, 1, 0), (False, 1, 1), (False, 6, 2)])
 def test_rank_exports_local_rank_valid_as_device_index(
-        four_gpus: list[Any], own: bool, local: int, index: int) -> None:
-    spec = RankSpec(rank=local, world_size=8, local_rank=local, local_world=8, address="local",
-                    host="127.0.0.1", master_addr="127.0.0.1", master_port=1, run_id="t",
-                    attempt=0, checkpoint_dir=None, own_gpu_first=own)
+    four_gpus: list[Any], own: bool, local: int, index: int
+) -> None:
+    spec = RankSpec(
+        rank=local,
+        world_size=8,
+        local_rank=local,
+        local_world=8,
+        address="local",
+        host="127.0.0.1",
+        master_addr="127.0.0.1",
+        master_port=1,
+        run_id="t",
+        attempt=0,
+        checkpoint_dir=None,
+        own_gpu_first=own,
+    )
     out = rank_task(spec, FunctionStrategy(_env_of_rank), None, sink=lambda e: None)["result"]
-    assert out == {"LOCAL_RANK": str(index), "device": torch.device("cuda", index),
-                   "local_rank": index}
+    assert out == {
+        "LOCAL_RANK": str(index),
+        "device": torch.device("cuda", index),
+        "local_rank": index,
+    }
     assert four_gpus == [torch.device("cuda", index)]
     assert "LOCAL_RANK" not in os.environ  # restored after the rank
 
@@ -76,8 +98,10 @@ def test_rank_exports_local_rank_valid_as_device_index(
 def test_nccl_env_and_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NCCL_SOCKET_IFNAME", raising=False)
     monkeypatch.delenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", raising=False)
-    assert _gpu.nccl_env("eth1") == {"TORCH_NCCL_ASYNC_ERROR_HANDLING": "2",
-                                     "NCCL_SOCKET_IFNAME": "eth1"}
+    assert _gpu.nccl_env("eth1") == {
+        "TORCH_NCCL_ASYNC_ERROR_HANDLING": "2",
+        "NCCL_SOCKET_IFNAME": "eth1",
+    }
     monkeypatch.setenv("NCCL_SOCKET_IFNAME", "ib0")  # the user's choice wins
     assert "NCCL_SOCKET_IFNAME" not in _gpu.nccl_env("eth1")
     assert _gpu.group_timeout_s("nccl", 60.0) == _gpu.NCCL_MIN_TIMEOUT_S
@@ -88,7 +112,8 @@ def test_nccl_env_and_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sticky_cuda_errors() -> None:
     assert _gpu.is_sticky_cuda_error(
         "rank 1 on worker tcp://x failed: RuntimeError: CUDA error: an illegal memory access "
-        "was encountered")
+        "was encountered"
+    )
     assert _gpu.is_sticky_cuda_error("RuntimeError: CUDA error: device-side assert triggered")
     assert not _gpu.is_sticky_cuda_error("torch.OutOfMemoryError: CUDA out of memory.")
     assert not _gpu.is_sticky_cuda_error("ValueError: bad shape")
@@ -111,13 +136,13 @@ def test_throughput_clock_waits_for_the_gpu(monkeypatch: pytest.MonkeyPatch) -> 
     assert len(calls) == 1
 
 
-def test_checkpoint_keeps_the_rank_gpu_rng(monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
+def test_checkpoint_keeps_the_rank_gpu_rng(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     state = torch.arange(16, dtype=torch.uint8)
     restored: list[Any] = []
     monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: state.clone())
-    monkeypatch.setattr(torch.cuda, "set_rng_state",
-                        lambda s, device=None: restored.append((s, device)))
+    monkeypatch.setattr(
+        torch.cuda, "set_rng_state", lambda s, device=None: restored.append((s, device))
+    )
     dev = torch.device("cuda", 1)
     path = save_checkpoint({"rng": rng_state(dev)}, tmp_path / "latest.pt")
     loaded = load_checkpoint(path)  # weights_only=True
@@ -129,9 +154,13 @@ def test_checkpoint_keeps_the_rank_gpu_rng(monkeypatch: pytest.MonkeyPatch,
 
 
 def _info(*caps: tuple[int, int] | None) -> dict[str, dict[str, Any]]:
-    return {f"w{i}": {"gpus": [] if cc is False else [{"name": f"gpu{i}",
-                                                        "compute_capability": cc}],
-                      "visible": None} for i, cc in enumerate(caps)}
+    return {
+        f"w{i}": {
+            "gpus": [] if cc is False else [{"name": f"gpu{i}", "compute_capability": cc}],
+            "visible": None,
+        }
+        for i, cc in enumerate(caps)
+    }
 
 
 def test_precision_choice_by_compute_capability() -> None:
@@ -153,6 +182,7 @@ def test_fit_auto_precision_on_cpu_is_fp32() -> None:
 
     assert choose_precision() == "fp32"
     data = TensorDataset(torch.randn(16, 4), torch.randint(0, 2, (16,)))
-    res = fit(torch.nn.Linear(4, 2), data, epochs=1, batch_size=16, precision="auto",
-              progress=False)
+    res = fit(
+        torch.nn.Linear(4, 2), data, epochs=1, batch_size=16, precision="auto", progress=False
+    )
     assert res.config["precision"] == "fp32"

@@ -95,14 +95,16 @@ def _gone(p: psutil.Process) -> bool:
 def test_child_dies_with_its_parent(tmp_path: Any) -> None:
     """A SIGKILLed parent (a lost worker) takes its running child and fork server along."""
     script, pid_file = tmp_path / "parent.py", tmp_path / "child.pid"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, time
         from lepton_nb.train import _procs as procs
         def hang():
             open({str(pid_file)!r}, "w").write(str(os.getpid()))
             time.sleep(600)
         procs.run_in_process(hang, warm=("json",))
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     parent = subprocess.Popen([sys.executable, str(script)], env=env)
     try:

@@ -66,7 +66,17 @@ def test_fit_takes_a_strategy_object() -> None:
 def test_rankspec_is_built_with_keywords() -> None:
     with pytest.raises(TypeError):
         RankSpec(0, 1, 0, 1, "a", "h", "h", 1, "r", 0, None)  # type: ignore[misc]
-    spec = RankSpec(rank=1, world_size=2, local_rank=1, local_world=2, address="tcp://a:1",
-                    host="a", master_addr="a", master_port=1234, run_id="r", attempt=0,
-                    checkpoint_dir=None)
+    spec = RankSpec(
+        rank=1,
+        world_size=2,
+        local_rank=1,
+        local_world=2,
+        address="tcp://a:1",
+        host="a",
+        master_addr="a",
+        master_port=1234,
+        run_id="r",
+        attempt=0,
+        checkpoint_dir=None,
+    )
     assert spec.timeout_s == 60.0 and spec.threads == 1

@@ -22,9 +22,21 @@ def trace(curve: LossCurve, name: str) -> object:
 def feed(curve: LossCurve, steps: int, ranks: int = 2) -> None:
     curve.on_train_start({"strategy": "ddp", "world_size": ranks, "epochs": 1, "run_id": "r"})
     for s in range(steps):
-        curve.on_events([{"kind": "step", "rank": r, "step": s, "epoch": 0, "time": 0.0,
-                          "loss": 1.0 / (s + 1) + r, "samples_per_s": 50.0, "lr": 1e-3}
-                         for r in range(ranks)])
+        curve.on_events(
+            [
+                {
+                    "kind": "step",
+                    "rank": r,
+                    "step": s,
+                    "epoch": 0,
+                    "time": 0.0,
+                    "loss": 1.0 / (s + 1) + r,
+                    "samples_per_s": 50.0,
+                    "lr": 1e-3,
+                }
+                for r in range(ranks)
+            ]
+        )
 
 
 def test_fit_callback_fills_the_figure_widget() -> None:
@@ -83,8 +95,9 @@ def test_controls_smoothing_log_scale_and_ranks() -> None:
 
 def test_long_runs_draw_a_downsampled_view_and_keep_everything() -> None:
     curve = LossCurve(redraw_interval=60, max_points=500)
-    curve.on_events([{"kind": "step", "rank": 0, "step": s, "loss": 1.0 / (s + 1)}
-                     for s in range(100_000)])
+    curve.on_events(
+        [{"kind": "step", "rank": 0, "step": s, "loss": 1.0 / (s + 1)} for s in range(100_000)]
+    )
     curve.finalize()
     assert len(trace(curve, "mean loss").x) <= 500
     assert len(curve.history) == 100_000
@@ -109,8 +122,9 @@ def test_bad_input_is_counted_shown_as_gaps_and_marked() -> None:
 def test_finalize_outside_a_kernel_returns_the_static_bundle() -> None:
     curve = LossCurve(redraw_interval=0)
     feed(curve, 5)
-    curve.on_events([{"kind": "epoch", "rank": 0, "step": 4, "epoch": 0, "val_loss": 0.4,
-                      "val_accuracy": 0.8}])
+    curve.on_events(
+        [{"kind": "epoch", "rank": 0, "step": 4, "epoch": 0, "val_loss": 0.4, "val_accuracy": 0.8}]
+    )
     curve.on_train_end({"status": "succeeded", "history": None, "metrics": {}})
     assert curve.finalized
     bundle = curve.finalize()
@@ -143,8 +157,9 @@ def test_a_second_run_starts_afresh() -> None:
     assert len(curve.history) == 6
 
 
-@pytest.mark.parametrize("kwargs", [{"smoothing": 1.0}, {"smoothing": -0.1},
-                                    {"redraw_interval": -1}, {"max_points": 2}])
+@pytest.mark.parametrize(
+    "kwargs", [{"smoothing": 1.0}, {"smoothing": -0.1}, {"redraw_interval": -1}, {"max_points": 2}]
+)
 def test_bad_configuration_says_what_to_fix(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError) as err:
         LossCurve(**kwargs)
@@ -207,13 +222,35 @@ def test_constant_lr_axis_starts_at_zero() -> None:
 def test_world_changes_are_drawn_apart_from_restarts_and_summarised() -> None:
     curve = LossCurve(redraw_interval=0)
     curve.on_train_start({"strategy": "ddp", "world_size": 1, "run_id": "r"})
-    curve.on_events([{"kind": "step", "rank": 0, "step": s, "attempt": 0, "world_size": 1,
-                      "loss": 1.0} for s in range(5)])
-    curve.on_events([{"kind": "world", "rank": -1, "step": 4, "epoch": None, "time": 0.0,
-                      "attempt": 1, "old_size": 1, "new_size": 2, "restart": False,
-                      "reason": "worker joined: tcp://127.0.0.1:4"}])
-    curve.on_events([{"kind": "step", "rank": r, "step": s, "attempt": 1, "world_size": 2,
-                      "loss": 0.5} for s in range(5, 8) for r in range(2)])
+    curve.on_events(
+        [
+            {"kind": "step", "rank": 0, "step": s, "attempt": 0, "world_size": 1, "loss": 1.0}
+            for s in range(5)
+        ]
+    )
+    curve.on_events(
+        [
+            {
+                "kind": "world",
+                "rank": -1,
+                "step": 4,
+                "epoch": None,
+                "time": 0.0,
+                "attempt": 1,
+                "old_size": 1,
+                "new_size": 2,
+                "restart": False,
+                "reason": "worker joined: tcp://127.0.0.1:4",
+            }
+        ]
+    )
+    curve.on_events(
+        [
+            {"kind": "step", "rank": r, "step": s, "attempt": 1, "world_size": 2, "loss": 0.5}
+            for s in range(5, 8)
+            for r in range(2)
+        ]
+    )
     fig = curve.widget.children[1]
     assert [a.text for a in fig.layout.annotations] == ["world 1\u21922"]
     line = fig.layout.shapes[0].line

@@ -35,17 +35,26 @@ def test_per_rank_lines_and_mean_per_step() -> None:
 
 def test_async_ranks_out_of_order_steps_are_merged_sorted() -> None:
     data = CurveData()
-    data.ingest([step(0, 0, loss=1.0), step(0, 2, loss=3.0), step(1, 1, loss=2.0),
-                 step(1, 2, loss=5.0)])
+    data.ingest(
+        [step(0, 0, loss=1.0), step(0, 2, loss=3.0), step(1, 1, loss=2.0), step(1, 2, loss=5.0)]
+    )
     x, y = data.xy(info(data, "mean:loss"))
     assert x.tolist() == [0, 1, 2] and y.tolist() == [1.0, 2.0, 4.0]
 
 
 def test_bad_values_are_gaps_and_counted_never_a_crash() -> None:
     data = CurveData()
-    data.ingest([step(0, 0, loss=1.0), step(0, 1, loss=float("nan")), step(0, 2, loss="oops"),
-                 step(0, 3, loss=float("inf")), step(0, 4, loss=None), step(0, 5, loss=2.0),
-                 {"kind": "step", "rank": 0, "step": "x", "loss": 1.0}])
+    data.ingest(
+        [
+            step(0, 0, loss=1.0),
+            step(0, 1, loss=float("nan")),
+            step(0, 2, loss="oops"),
+            step(0, 3, loss=float("inf")),
+            step(0, 4, loss=None),
+            step(0, 5, loss=2.0),
+            {"kind": "step", "rank": 0, "step": "x", "loss": 1.0},
+        ]
+    )
     assert data.bad_values["loss"] == 4 and data.bad_values["step"] == 1
     _, y = data.xy(info(data, "rank0:loss"))
     assert y[0] == 1.0 and y[-1] == 2.0 and np.isnan(y[1:5]).all()
@@ -85,8 +94,12 @@ def test_steps_going_backwards_mark_a_restart_and_replace_redone_steps() -> None
 def test_restart_event_marks_once_with_its_attempt() -> None:
     data = CurveData()
     data.ingest([step(0, s, loss=1.0) for s in range(5)])
-    data.ingest([{"kind": "restart", "rank": 0, "step": 3, "attempt": 1, "reason": "died"},
-                 step(0, 3, loss=0.5)])
+    data.ingest(
+        [
+            {"kind": "restart", "rank": 0, "step": 3, "attempt": 1, "reason": "died"},
+            step(0, 3, loss=0.5),
+        ]
+    )
     assert [m.label for m in data.marks] == ["restart (attempt 1)"]
     assert data.restarts == 1
 
@@ -94,8 +107,19 @@ def test_restart_event_marks_once_with_its_attempt() -> None:
 def test_epoch_events_give_val_traces_and_epoch_marks() -> None:
     data = CurveData()
     data.ingest([step(0, s, loss=1.0) for s in range(10)])
-    data.ingest([{"kind": "epoch", "rank": r, "step": 9, "epoch": 0, "val_loss": 0.5 + r,
-                  "val_accuracy": 0.9} for r in range(2)])
+    data.ingest(
+        [
+            {
+                "kind": "epoch",
+                "rank": r,
+                "step": 9,
+                "epoch": 0,
+                "val_loss": 0.5 + r,
+                "val_accuracy": 0.9,
+            }
+            for r in range(2)
+        ]
+    )
     assert [m.label for m in data.marks] == ["epoch 0"]
     val = info(data, "epoch:val_loss")
     assert val.role == "epoch" and data.xy(val)[1].tolist() == [1.0]
@@ -154,8 +178,10 @@ def test_series_and_agg_primitives() -> None:
     assert agg.sums()[1].tolist() == [1.0, 1.0, 1.0, 1.0]
 
 
-@pytest.mark.parametrize(("value", "expected"), [(1, 1.0), (True, 1.0), ("1", None),
-                                                  (math.nan, None), (None, None), ([1], None)])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1, 1.0), (True, 1.0), ("1", None), (math.nan, None), (None, None), ([1], None)],
+)
 def test_to_number(value: object, expected: float | None) -> None:
     assert to_number(value) == expected
 
@@ -207,29 +233,40 @@ def test_smoothed_mean_stays_right_across_a_restart() -> None:
 
 
 def world(attempt: int, old: int, new: int, s: int, reason: str = "worker joined") -> dict:
-    return {"kind": "world", "rank": -1, "step": s, "epoch": None, "time": 0.0,
-            "attempt": attempt, "old_size": old, "new_size": new, "reason": reason,
-            "restart": False}
+    return {
+        "kind": "world",
+        "rank": -1,
+        "step": s,
+        "epoch": None,
+        "time": 0.0,
+        "attempt": attempt,
+        "old_size": old,
+        "new_size": new,
+        "reason": reason,
+        "restart": False,
+    }
 
 
 def test_world_changes_are_marked_and_not_counted_as_restarts() -> None:
     data = CurveData()
     data.ingest([step(0, s, loss=1.0, attempt=0, world_size=1) for s in range(6)])
     data.ingest([world(1, 1, 2, 5)])  # grow at the step-5 checkpoint
-    data.ingest([step(r, s, loss=0.5, attempt=1, world_size=2) for s in range(6, 9)
-                 for r in range(2)])
+    data.ingest(
+        [step(r, s, loss=0.5, attempt=1, world_size=2) for s in range(6, 9) for r in range(2)]
+    )
     data.ingest([world(2, 2, 1, 7, "worker lost: tcp://x")])  # shrink back to step 7
     data.ingest([step(1, 9, loss=9.0, attempt=1, world_size=2)])  # the old world's straggler
     data.ingest([step(0, s, loss=0.25, attempt=2, world_size=1) for s in range(8, 10)])
     assert [(m.step, m.label, m.kind) for m in data.marks] == [
-        (5, "world 1\u21922", "world"), (7, "world 2\u21921", "world")]
+        (5, "world 1\u21922", "world"),
+        (7, "world 2\u21921", "world"),
+    ]
     assert data.restarts == 0 and data.world_changes == 2 and data.world_size == 1
     # the shrink redid step 8: its new value replaced the old, nothing was counted bad
     x, y = data.xy(info(data, "mean:loss"))
     assert x.tolist() == list(range(10)) and y.tolist()[7:] == [0.5, 0.25, 0.25]
     assert not data.bad_values
-    assert {t.key for t in data.traces()} == {"rank0:loss", "rank1:loss", "mean:loss",
-                                             "ema:loss"}
+    assert {t.key for t in data.traces()} == {"rank0:loss", "rank1:loss", "mean:loss", "ema:loss"}
     assert data.columns["reason"][6] == "worker joined"  # kept in the history
 
 
