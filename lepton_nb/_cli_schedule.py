@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import time
 from datetime import datetime
 from typing import Any
@@ -110,6 +111,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         ensure_runner(store.jobs, args.max_parallel, args.idle_exit)
 
     scheduler = Scheduler(store, tick=args.tick, on_fire=kick)
+    _stop_on_signals()
     print(f"lepton-nb scheduler on {store.jobs.path} (Ctrl-C stops it)", flush=True)
     if store.jobs.queued_ids():
         kick()
@@ -120,6 +122,18 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     finally:
         scheduler.stop()
     return 0
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM (systemd, docker stop, a supervisor) both stop the scheduler cleanly.
+    SIGINT is set explicitly: a process started in the background by a non-interactive shell
+    inherits SIGINT ignored, and Python then leaves it ignored."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 __all__ = ["add_parsers", "cmd_schedule", "cmd_scheduler"]

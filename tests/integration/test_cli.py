@@ -174,6 +174,35 @@ def test_scheduler_process_fires_a_due_schedule(make_nb: MakeNB, tmp_path: Path)
     assert "lepton-nb: interrupted" in out
 
 
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_scheduler_stops_on_a_signal_even_when_started_with_sigint_ignored(
+    tmp_path: Path, sig: str
+) -> None:
+    """A background job of a non-interactive shell starts with SIGINT ignored (and Python keeps
+    it so): the scheduler still stops on Ctrl-C, and on SIGTERM as supervisors send it."""
+    import signal
+
+    env = {**os.environ, "LEPTON_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lepton_nb.cli", "scheduler", "--tick", "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert proc.stdout is not None
+        assert "lepton-nb scheduler on" in proc.stdout.readline()
+        proc.send_signal(getattr(signal, sig))
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "lepton-nb: interrupted" in out, out
+    assert "Traceback" not in out, out
+
+
 def test_run_with_a_profile_runs_on_that_cluster(
     make_nb: MakeNB, tmp_path: Path, cluster2: Any
 ) -> None:
