@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -133,6 +134,48 @@ def dask_cli() -> list[str]:
     """The ``dask`` command (``dask scheduler``, ``dask worker``) of this environment."""
     exe = shutil.which("dask")
     return [exe] if exe else [sys.executable, "-m", "dask"]
+
+
+DaskProcesses = Callable[..., AbstractContextManager[tuple[str, list[Any]]]]
+
+
+@pytest.fixture(scope="session")
+def dask_processes(free_port: Callable[[], int], dask_cli: list[str]) -> DaskProcesses:
+    """``with dask_processes(nthreads=1, nanny=True, env=None) as (address, procs)``: a real
+    ``dask scheduler`` and one ``dask worker`` (``procs[1]``) on loopback, as separate processes;
+    both are ended when the block exits (a test may kill the worker first)."""
+
+    @contextmanager
+    def start(
+        nthreads: int = 1, nanny: bool = True, env: dict[str, str] | None = None
+    ) -> Iterator[tuple[str, list[Any]]]:
+        port = free_port()
+        address = f"tcp://127.0.0.1:{port}"
+        quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        scheduler = [*dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port)]
+        procs = [subprocess.Popen([*scheduler, "--dashboard-address", "127.0.0.1:0"], **quiet)]
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.2)
+            worker = [*dask_cli, "worker", address, "--nthreads", str(nthreads)]
+            worker += ["--host", "127.0.0.1", "--no-dashboard"] + ([] if nanny else ["--no-nanny"])
+            procs.append(subprocess.Popen(worker, env=env, **quiet))
+            yield address, procs
+        finally:
+            for p in reversed(procs):
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+    return start
 
 
 MakeNB = Callable[..., Path]

@@ -185,6 +185,32 @@ def _local_ranks(
     return [out]
 
 
+def _ranks(
+    client: Any,
+    strategy: Strategy,
+    payload: Any,
+    hub: EventHub,
+    run_id: str,
+    checkpoint_dir: str | None,
+    storage_options: dict[str, Any] | None,
+    **driver: Any,
+) -> list[Any]:
+    """Run the ranks: in this process without a cluster, else on the cluster's workers
+    (``driver``: :func:`run_ranks`' keywords)."""
+    if client is None:
+        return _local_ranks(strategy, payload, hub, run_id, checkpoint_dir, storage_options)
+    return run_ranks(
+        client,
+        strategy,
+        payload,
+        hub,
+        run_id=run_id,
+        checkpoint_dir=checkpoint_dir,
+        storage_options=storage_options,
+        **driver,
+    )
+
+
 def fit(
     model: Any,
     train_data: Any,
@@ -309,23 +335,20 @@ def fit(
     metrics: dict[str, Any] = {}
     try:
         announce_resume(hub, ckpt, storage_options)
-        if client is None:
-            results = _local_ranks(strat, payload, hub, run_id, ckpt, storage_options)
-        else:
-            results = run_ranks(
-                client,
-                strat,
-                payload,
-                hub,
-                run_id=run_id,
-                n_workers=n_workers,
-                max_restarts=max_restarts,
-                checkpoint_dir=ckpt,
-                collective_timeout_s=collective_timeout_s,
-                replace_timeout_s=replace_timeout_s,
-                storage_options=storage_options,
-                elastic=elastic,
-            )
+        results = _ranks(
+            client,
+            strat,
+            payload,
+            hub,
+            run_id,
+            ckpt,
+            storage_options,
+            n_workers=n_workers,
+            max_restarts=max_restarts,
+            collective_timeout_s=collective_timeout_s,
+            replace_timeout_s=replace_timeout_s,
+            elastic=elastic,
+        )
         status = "succeeded"
     except SchedulerLost:
         tmp = None  # keep the checkpoints the error message points to
@@ -429,23 +452,20 @@ def run(
     status = "failed"
     try:
         with fw.checkpoint_location(checkpoint_dir) as ckpt:
-            if client is None:
-                results = _local_ranks(strat, None, hub, run_id, ckpt, storage_options)
-            else:
-                results = run_ranks(
-                    client,
-                    strat,
-                    None,
-                    hub,
-                    run_id=run_id,
-                    n_workers=n_workers,
-                    max_restarts=max_restarts,
-                    checkpoint_dir=ckpt,
-                    collective_timeout_s=collective_timeout_s,
-                    replace_timeout_s=replace_timeout_s,
-                    storage_options=storage_options,
-                    elastic=elastic,
-                )
+            results = _ranks(
+                client,
+                strat,
+                None,
+                hub,
+                run_id,
+                ckpt,
+                storage_options,
+                n_workers=n_workers,
+                max_restarts=max_restarts,
+                collective_timeout_s=collective_timeout_s,
+                replace_timeout_s=replace_timeout_s,
+                elastic=elastic,
+            )
         status = "succeeded"
     finally:
         history = hub.history()

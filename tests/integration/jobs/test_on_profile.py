@@ -3,11 +3,10 @@ job fails it with reason `worker lost` (the job is not left waiting for another 
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dask.config
 import nbformat
@@ -20,57 +19,21 @@ from lepton_nb.jobs.store import JobStore, _pid_alive
 pytestmark = pytest.mark.integration
 
 
-def test_a_worker_dying_under_a_profile_job_fails_it(
-    tmp_path: Path, free_port: Callable[[], int], dask_cli: list[str]
-) -> None:
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [
-        subprocess.Popen(
-            [
-                *dask_cli,
-                "scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--dashboard-address",
-                "127.0.0.1:0",
-            ],
-            **quiet,
+def test_a_worker_dying_under_a_profile_job_fails_it(tmp_path: Path, dask_processes: Any) -> None:
+    with dask_processes(nanny=False) as (address, procs):
+        pid_file = tmp_path / "kernel.pid"
+        nb = nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_code_cell(
+                    f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+                    "time.sleep(300)"
+                )
+            ]
         )
-    ]
-    procs.append(
-        subprocess.Popen(
-            [
-                *dask_cli,
-                "worker",
-                address,
-                "--nthreads",
-                "1",
-                "--no-nanny",
-                "--host",
-                "127.0.0.1",
-                "--no-dashboard",
-            ],
-            **quiet,
-        )
-    )
-    pid_file = tmp_path / "kernel.pid"
-    nb = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_code_cell(
-                f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-                "time.sleep(300)"
-            )
-        ]
-    )
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
-    nbformat.write(nb, tmp_path / "long.ipynb")
-    store = JobStore(tmp_path / "jobs.sqlite")
-    done: list[JobRecord] = []
-    try:
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
+        nbformat.write(nb, tmp_path / "long.ipynb")
+        store = JobStore(tmp_path / "jobs.sqlite")
+        done: list[JobRecord] = []
         with dask.config.set(
             {"lepton.profiles.one": {"kind": "remote", "address": address, "timeout": 60}}
         ):
@@ -101,7 +64,3 @@ def test_a_worker_dying_under_a_profile_job_fails_it(
         while _pid_alive(kernel) and time.monotonic() < deadline:
             time.sleep(0.2)  # ipykernel notices its parent is gone and exits
         assert not _pid_alive(kernel), "the kernel outlived its worker"
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,61 +32,26 @@ class Farm:
 
 
 @pytest.fixture(scope="module")
-def farm(free_port: Any, dask_cli: list[str]) -> Iterator[Farm]:
+def farm(free_port: Any, dask_processes: Any) -> Iterator[Farm]:
     """`dask scheduler` + one `dask worker` (no nanny: its pid is the kernels' parent), and the
     profiles `farm` (remote, at that scheduler) and `gone` (remote, nothing listening)."""
-    port, mark = free_port(), secrets.token_hex(4)
-    address = f"tcp://127.0.0.1:{port}"
+    mark = secrets.token_hex(4)
     env = {
         **os.environ,
         "LEPTON_TEST_WORKER": mark,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
-    procs = [
-        subprocess.Popen(
-            [
-                *dask_cli,
-                "scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--dashboard-address",
-                "127.0.0.1:0",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
-    profiles = {
-        "farm": {"kind": "remote", "address": address, "timeout": 20},
-        "gone": {"kind": "remote", "address": f"tcp://127.0.0.1:{free_port()}", "timeout": 2},
-    }
-    # the detached runner reads them from its environment (inherited from this server)
-    names = {
-        f"DASK_LEPTON__PROFILES__{p.upper()}__{k.upper()}": str(v)
-        for p, keys in profiles.items()
-        for k, v in keys.items()
-    }
-    try:
-        procs.append(
-            subprocess.Popen(
-                [
-                    *dask_cli,
-                    "worker",
-                    address,
-                    "--nthreads",
-                    "2",
-                    "--no-nanny",
-                    "--host",
-                    "127.0.0.1",
-                    "--no-dashboard",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+    with dask_processes(nthreads=2, nanny=False, env=env) as (address, procs):
+        profiles = {
+            "farm": {"kind": "remote", "address": address, "timeout": 20},
+            "gone": {"kind": "remote", "address": f"tcp://127.0.0.1:{free_port()}", "timeout": 2},
+        }
+        # the detached runner reads them from its environment (inherited from this server)
+        names = {
+            f"DASK_LEPTON__PROFILES__{p.upper()}__{k.upper()}": str(v)
+            for p, keys in profiles.items()
+            for k, v in keys.items()
+        }
         from distributed import Client
 
         with Client(address, timeout=60) as c:
@@ -96,11 +60,6 @@ def farm(free_port: Any, dask_cli: list[str]) -> Iterator[Farm]:
             for k, v in names.items():
                 mp.setenv(k, v)
             yield Farm(address, procs[1].pid, mark)
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
 
 
 @pytest.fixture
